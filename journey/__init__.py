@@ -1,0 +1,3 @@
+"""journey: a customer-journey stream processor on Apache Kafka."""
+
+__version__ = "0.1.0"

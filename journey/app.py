@@ -1,0 +1,99 @@
+"""The composition root: create_app(settings) builds the whole worker from one settings object."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from journey.engine import Engine
+from journey.ingest import IngestPolicy
+from journey.metrics import Metrics
+from journey.settings import Settings
+from journey.topics import Topics
+from journey.worker import Channels, declare, install_agents
+
+log = logging.getLogger(__name__)
+
+# aiohttp takes the charset separately and refuses it inside content_type.
+_METRICS_CONTENT_TYPE = "; ".join(
+    part for part in CONTENT_TYPE_LATEST.split("; ") if not part.startswith("charset")
+)
+
+
+@dataclass(frozen=True)
+class JourneyApp:
+    """The built application: the Faust app and what it was built from."""
+
+    faust: faust.App
+    settings: Settings
+    topics: Topics
+    channels: Channels
+    metrics: Metrics
+
+
+def create_app(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    engine: Engine | None = None,
+) -> JourneyApp:
+    """Build the Faust app. Parameters other than settings default to production values."""
+    metrics = metrics if metrics is not None else Metrics()
+    engine = engine if engine is not None else Engine()
+    topics = Topics.for_settings(settings)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
+        broker_credentials=_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        consumer_auto_offset_reset="earliest",
+        # Consistency between table state and committed offsets relies on Faust
+        # flushing the producer before it commits; keep the window short.
+        broker_commit_interval=1.0,
+        producer_linger_ms=5,
+        # opentracing is not used; avoid Faust looking for it.
+    )
+    channels = declare(app, topics)
+    install_agents(
+        app,
+        channels,
+        engine=engine,
+        metrics=metrics,
+        policy=IngestPolicy(),
+        batch_max=settings.batch_max_events,
+        batch_within_s=settings.batch_within_ms / 1000,
+    )
+    _install_pages(app, metrics)
+    return JourneyApp(app, settings, topics, channels, metrics)
+
+
+def _install_pages(app: faust.App, metrics: Metrics) -> None:
+    @app.page("/metrics")
+    async def prometheus_metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry), content_type=_METRICS_CONTENT_TYPE)
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "rebalancing": bool(app.rebalancing)})
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.kafka_security_protocol == "PLAINTEXT" or settings.kafka_username is None:
+        return None
+    password = settings.kafka_password.get_secret_value() if settings.kafka_password else ""
+    return faust.SASLCredentials(
+        username=settings.kafka_username,
+        password=password,
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=None,
+    )

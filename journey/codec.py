@@ -1,0 +1,97 @@
+"""Bytes on the wire to and from the engine's types and the published contracts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from journey.contracts import StageChanged, Touchpoint, TriggerEmitted
+from journey.engine.events import Event, from_epoch_ms, to_epoch_ms
+from journey.engine.outputs import StageChange, TriggerRequest
+
+
+def touchpoint_to_bytes(touchpoint: Touchpoint) -> bytes:
+    """The canonical JSON of an accepted touchpoint, as put on the internal events topic."""
+    return touchpoint.model_dump_json(exclude_none=True).encode()
+
+
+def event_from_touchpoint(tp: Touchpoint) -> Event:
+    return Event(
+        event_id=tp.event_id,
+        customer_id=tp.customer_id,
+        type=tp.type,
+        at_ms=to_epoch_ms(tp.occurred_at),
+        channel=tp.channel,
+        source=tp.source,
+        campaign=tp.campaign,
+        amount=tp.amount,
+        currency=tp.currency,
+        timezone=tp.timezone,
+        properties=tp.properties,
+    )
+
+
+def event_from_bytes(data: bytes) -> Event:
+    """Decode a record of the internal events topic, which the ingest stage already validated.
+
+    The hot path: it skips pydantic and reads the canonical JSON directly.
+    """
+    raw: dict[str, Any] = orjson.loads(data)
+    return Event(
+        event_id=raw["event_id"],
+        customer_id=raw["customer_id"],
+        type=raw["type"],
+        at_ms=_parse_ms(raw["occurred_at"]),
+        channel=raw.get("channel"),
+        source=raw.get("source"),
+        campaign=raw.get("campaign"),
+        amount=raw.get("amount"),
+        currency=raw.get("currency"),
+        timezone=raw.get("timezone"),
+        properties=raw.get("properties") or {},
+    )
+
+
+def _parse_ms(text: str) -> int:
+    from datetime import datetime
+
+    return to_epoch_ms(datetime.fromisoformat(text))
+
+
+def stage_change_record(change: StageChange) -> StageChanged:
+    return StageChanged(
+        change_id=change.change_id,
+        customer_id=change.customer_id,
+        journey=change.journey,
+        from_stage=change.from_stage,
+        to_stage=change.to_stage,
+        cause_event_id=change.cause_event_id,
+        occurred_at=from_epoch_ms(change.at_ms),
+        seconds_in_previous_stage=(
+            None if change.ms_in_previous_stage is None else change.ms_in_previous_stage / 1000
+        ),
+    )
+
+
+def trigger_record(request: TriggerRequest) -> TriggerEmitted:
+    return TriggerEmitted(
+        trigger_id=request.trigger_id,
+        customer_id=request.customer_id,
+        journey=request.journey,
+        rule=request.rule,
+        kind="service" if request.kind == "service" else "marketing",
+        reason=request.reason,
+        details=request.details,
+        occurred_at=from_epoch_ms(request.at_ms),
+        valid_until=(
+            None if request.valid_for_ms is None
+            else from_epoch_ms(request.at_ms + request.valid_for_ms)
+        ),
+        stage=request.stage,
+        channel=request.channel,
+    )
+
+
+def record_bytes(record: StageChanged | TriggerEmitted) -> bytes:
+    return record.model_dump_json().encode()

@@ -1,0 +1,65 @@
+"""Prometheus metrics of the worker. Takes a registry; no label ever carries a customer id."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Batches are processed in milliseconds; default buckets (5 ms .. 10 s) would hide that.
+_BATCH_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+_BATCH_SIZE_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class Metrics:
+    """Every metric the worker exports, registered on one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events_accepted = Counter(
+            "journey_events_accepted_total", "Touchpoints that passed validation.", registry=r
+        )
+        self.events_dead_lettered = Counter(
+            "journey_events_dead_lettered_total",
+            "Records sent to the dead-letter topic, by reason code.",
+            ["reason"],
+            registry=r,
+        )
+        self.events_duplicate = Counter(
+            "journey_events_duplicate_total",
+            "Touchpoints dropped because their event_id was already seen within the horizon.",
+            registry=r,
+        )
+        self.events_processed = Counter(
+            "journey_events_processed_total",
+            "Touchpoints applied to journey state.",
+            registry=r,
+        )
+        self.stage_changes = Counter(
+            "journey_stage_changes_total",
+            "Stage changes emitted, by journey and target stage.",
+            ["journey", "to_stage"],
+            registry=r,
+        )
+        self.triggers_emitted = Counter(
+            "journey_triggers_emitted_total",
+            "Triggers emitted to the triggers topic, by journey and rule.",
+            ["journey", "rule"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "journey_batch_events",
+            "Events per batch taken by the journey agent.",
+            buckets=_BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "journey_batch_seconds",
+            "Time to apply one batch to state and queue its outputs.",
+            buckets=_BATCH_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.customers_tracked = Gauge(
+            "journey_customers_tracked",
+            "Customers with state in the partitions this worker owns.",
+            registry=r,
+        )

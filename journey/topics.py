@@ -1,0 +1,47 @@
+"""The one place where topic names, keys and partition counts are declared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from journey.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic of the pipeline: its full name, what keys it and what each record holds."""
+
+    name: str
+    key: str
+    record: str
+    partitions: int
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Every topic journey reads or writes, named for one deployment."""
+
+    touchpoints: TopicSpec
+    events: TopicSpec
+    stage_changes: TopicSpec
+    triggers: TopicSpec
+    dead_letters: TopicSpec
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Topics:
+        p, n = settings.topic_prefix, settings.partitions
+        return cls(
+            touchpoints=TopicSpec(f"{p}touchpoints", "any (ignored)", "Touchpoint JSON", n),
+            events=TopicSpec(
+                f"{p}journey-events", "customer_id", "Touchpoint JSON (validated)", n,
+                internal=True,
+            ),
+            stage_changes=TopicSpec(f"{p}stage-changes", "customer_id", "StageChanged", n),
+            triggers=TopicSpec(f"{p}triggers", "customer_id", "TriggerEmitted", n),
+            dead_letters=TopicSpec(f"{p}dead-letters", "source key", "DeadLetter", n),
+        )
+
+    def all(self) -> tuple[TopicSpec, ...]:
+        return (self.touchpoints, self.events, self.stage_changes, self.triggers,
+                self.dead_letters)
