@@ -1,44 +1,57 @@
-"""The `journey` command line: run a worker, send touchpoints, run the demo."""
+"""The `journey` command line. Each command group lives in its own module with a register()."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from journey.settings import Settings
 
+Handler = Callable[[argparse.Namespace, Settings], int]
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="journey", description=__doc__)
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="journey",
+        description="Customer-journey stream processor. Settings come from JOURNEY_* variables.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("worker", help="run a journey worker (settings from JOURNEY_* variables)")
+    worker = sub.add_parser("worker", help="run a journey worker")
+    worker.set_defaults(handler=_worker)
+
     demo = sub.add_parser("demo", help="start a worker, feed sample touchpoints, show results")
-    demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for output")
-    topics = sub.add_parser("topics", help="print the topics of this deployment")
-    topics.add_argument("--json", action="store_true")
+    demo.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for output")
+    demo.set_defaults(handler=_demo)
 
-    args = parser.parse_args(argv)
-    settings = Settings()
-    if args.command == "worker":
-        return run_worker(settings)
-    if args.command == "demo":
-        from journey.demo import run_demo
+    topics = sub.add_parser("topics", help="list (and with --create, create) the topics")
+    topics.add_argument("--create", action="store_true", help="create missing topics")
+    topics.set_defaults(handler=_topics)
 
-        return run_demo(settings, timeout_s=args.timeout)
-    if args.command == "topics":
-        from journey.topics import Topics
-
-        for spec in Topics.for_settings(settings).all():
-            print(f"{spec.name}\tkey={spec.key}\tpartitions={spec.partitions}\t{spec.record}")
-        return 0
-    parser.error(f"unknown command {args.command}")
-    return 2
+    for register in _command_modules():
+        register(sub)
+    return parser
 
 
-def run_worker(settings: Settings) -> int:
+def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
+    """Command groups kept in their own modules, each exposing register(subparsers)."""
+    return []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic names each bad variable; show that, not a traceback.
+        print(f"journey: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    return handler(args, settings)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker
 
     from journey.app import create_app
@@ -49,6 +62,26 @@ def run_worker(settings: Settings) -> int:
     ensure_topics(settings, built.topics)
     worker = Worker(built.faust, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from journey.demo import run_demo
+
+    return run_demo(settings, timeout_s=args.timeout)
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from journey.topics import Topics
+
+    topics = Topics.for_settings(settings)
+    if args.create:
+        from journey.kafka_client import ensure_topics
+
+        for name in ensure_topics(settings, topics):
+            print(f"created {name}")
+    for spec in topics.all():
+        print(f"{spec.name}\tkey={spec.key}\tpartitions={spec.partitions}\t{spec.record}")
     return 0
 
 
