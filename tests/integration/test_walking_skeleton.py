@@ -1,0 +1,84 @@
+"""End to end on the real broker: a touchpoint becomes state, a stage change, a trigger, a metric."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from journey.settings import Settings
+from journey.topics import Topics
+from tests.support.kafka import WorkerProcess, consume, iter_json, produce, produce_json
+
+pytestmark = pytest.mark.integration
+
+
+def _topics(prefix: str) -> Topics:
+    return Topics.for_settings(Settings(topic_prefix=prefix))
+
+
+def test_first_purchase_moves_customer_to_customer_stage_and_emits_trigger(
+    kafka_bootstrap: str, topic_prefix: str, worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    # Given a running worker
+    worker = worker_factory()
+    topics = _topics(topic_prefix)
+
+    # When a customer visits and then buys
+    produce_json(kafka_bootstrap, topics.touchpoints.name, [
+        {"event_id": "e-1", "customer_id": "cust-1", "type": "site_visit",
+         "occurred_at": "2026-03-01T10:00:00+00:00", "channel": "web", "source": "google"},
+        {"event_id": "e-2", "customer_id": "cust-1", "type": "purchase",
+         "occurred_at": "2026-03-02T10:00:00+00:00", "amount": 49.0, "currency": "EUR"},
+    ])
+
+    # Then the stage changes lead -> customer appear, keyed by customer
+    changes = consume(kafka_bootstrap, topics.stage_changes.name, expect=2)
+    assert [(c["from_stage"], c["to_stage"]) for c in iter_json(changes)] == [
+        (None, "lead"), ("lead", "customer")]
+    assert {r.key for r in changes} == {b"cust-1"}
+    to_customer = list(iter_json(changes))[1]
+    assert to_customer["cause_event_id"] == "e-2"
+    assert to_customer["seconds_in_previous_stage"] == 86400.0
+
+    # And one trigger for the first purchase
+    triggers = list(iter_json(consume(kafka_bootstrap, topics.triggers.name, expect=1)))
+    assert len(triggers) == 1
+    assert triggers[0]["rule"] == "first_purchase_follow_up"
+    assert triggers[0]["customer_id"] == "cust-1"
+
+    # And the counters on /metrics say so, without customer ids in any label
+    assert worker.metric("journey_triggers_emitted_total",
+                         {"rule": "first_purchase_follow_up"}) == 1.0
+    assert worker.metric("journey_stage_changes_total", {"to_stage": "customer"}) == 1.0
+    assert worker.metric("journey_events_accepted_total") == 2.0
+    assert "cust-1" not in worker.metrics_text()
+
+
+def test_garbage_record_is_dead_lettered_and_the_worker_keeps_going(
+    kafka_bootstrap: str, topic_prefix: str, worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    # Given a running worker
+    worker = worker_factory()
+    topics = _topics(topic_prefix)
+
+    # When garbage arrives before a valid purchase
+    produce(kafka_bootstrap, topics.touchpoints.name, [b"\xff\xfenot json"], key=b"k")
+    produce_json(kafka_bootstrap, topics.touchpoints.name, [
+        {"event_id": "e-9", "customer_id": "cust-9", "type": "purchase",
+         "occurred_at": "2026-03-02T10:00:00+00:00", "amount": 5.0},
+    ])
+
+    # Then the garbage is in the dead-letter topic with its original bytes and reason
+    letters = list(iter_json(consume(kafka_bootstrap, topics.dead_letters.name, expect=1)))
+    assert len(letters) == 1
+    assert letters[0]["reason"] == "not_utf8"
+    import base64
+
+    assert base64.b64decode(letters[0]["original_value_b64"]) == b"\xff\xfenot json"
+    assert letters[0]["source_topic"] == topics.touchpoints.name
+
+    # And the valid purchase still went through
+    triggers = list(iter_json(consume(kafka_bootstrap, topics.triggers.name, expect=1)))
+    assert [t["customer_id"] for t in triggers] == ["cust-9"]
+    assert worker.metric("journey_events_dead_lettered_total", {"reason": "not_utf8"}) == 1.0

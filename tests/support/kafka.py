@@ -1,0 +1,193 @@
+"""Test support: a real local Kafka broker (deploy/kafka/kafka.sh) and journey worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[2]
+KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
+TEST_PORT = int(os.environ.get("JOURNEY_TEST_KAFKA_PORT", "19192"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def broker_start() -> str:
+    subprocess.run([str(KAFKA_SH), "start"], check=True, env={**os.environ,
+                   "KAFKA_PORT": str(TEST_PORT)})
+    return f"127.0.0.1:{TEST_PORT}"
+
+
+def broker_stop() -> None:
+    subprocess.run([str(KAFKA_SH), "stop"], check=False, env={**os.environ,
+                   "KAFKA_PORT": str(TEST_PORT)})
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}-"
+
+
+@dataclass
+class WorkerProcess:
+    """A `journey worker` subprocess with its own topic prefix, app id and web port."""
+
+    bootstrap: str
+    prefix: str
+    data_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    web_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "JOURNEY_KAFKA_BOOTSTRAP": self.bootstrap,
+            "JOURNEY_TOPIC_PREFIX": self.prefix,
+            "JOURNEY_APP_ID": f"{self.prefix}app",
+            "JOURNEY_WEB_PORT": str(self.web_port),
+            "JOURNEY_DATA_DIR": str(self.data_dir),
+            "JOURNEY_BATCH_WITHIN_MS": "20",
+            **self.extra_env,
+        }
+
+    def start(self) -> WorkerProcess:
+        self.log_path = self.data_dir / f"worker-{self.web_port}.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "journey.cli", "worker"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            )
+        self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with suppress(OSError):
+                with urllib.request.urlopen(self.url("/health"), timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not healthy after {timeout_s}s:\n{self.log_tail()}")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.web_port}{path}"
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(self.url("/metrics"), timeout=5) as resp:
+            return str(resp.read().decode())
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """The value of one sample read from /metrics, or None when absent."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        for family in text_string_to_metric_families(self.metrics_text()):
+            for sample in family.samples:
+                if sample.name == name and (labels or {}) == {
+                    k: v for k, v in sample.labels.items() if k in (labels or {})
+                }:
+                    return float(sample.value)
+        return None
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for value in values:
+            producer.send(topic, value=value, key=key)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def produce_json(bootstrap: str, topic: str, docs: list[dict[str, Any]]) -> None:
+    """Send documents keyed by their customer_id, as the contract asks platforms to."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for doc in docs:
+            key = str(doc.get("customer_id", "")).encode() or None
+            producer.send(topic, value=json.dumps(doc).encode(), key=key)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def consume(
+    bootstrap: str, topic: str, *, expect: int, timeout_s: float = 60.0
+) -> list[Any]:
+    """Read a topic from the beginning until `expect` records arrived or the time is up."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        consumer_timeout_ms=500,
+    )
+    try:
+        consumer.subscribe([topic])
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while len(records) < expect and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        # Give late duplicates a moment to show up, so tests can assert "exactly".
+        for batch in consumer.poll(timeout_ms=1000).values():
+            records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        return sum(consumer.end_offsets(tps).values())
+    finally:
+        consumer.close()
+
+
+def iter_json(records: list[Any]) -> Iterator[dict[str, Any]]:
+    for record in records:
+        yield json.loads(record.value)

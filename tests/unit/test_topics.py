@@ -1,0 +1,19 @@
+"""Topic names are declared once and carry the deployment's prefix."""
+
+from __future__ import annotations
+
+from journey.settings import Settings
+from journey.topics import Topics
+
+
+def test_every_topic_carries_the_prefix_and_the_partition_count() -> None:
+    topics = Topics.for_settings(Settings(topic_prefix="acme-", partitions=6))
+    names = [t.name for t in topics.all()]
+    assert all(n.startswith("acme-") for n in names)
+    assert len(set(names)) == len(names)
+    assert {t.partitions for t in topics.all()} == {6}
+
+
+def test_only_the_events_topic_is_internal() -> None:
+    topics = Topics.for_settings(Settings())
+    assert [t.name for t in topics.all() if t.internal] == ["journey-events"]
