@@ -10,7 +10,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from journey.settings import Settings
-from journey.topics import TopicSpec, Topics
+from journey.topics import Topics, TopicSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""End to end on the real broker: a touchpoint becomes state, a stage change, a trigger, a metric."""
+"""End to end on the real broker: a touchpoint becomes state, stage change, trigger, metric."""
 
 from __future__ import annotations
 

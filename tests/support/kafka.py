@@ -86,10 +86,9 @@ class WorkerProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
-            with suppress(OSError):
-                with urllib.request.urlopen(self.url("/health"), timeout=1) as resp:
-                    if resp.status == 200:
-                        return
+            with suppress(OSError), urllib.request.urlopen(self.url("/health"), timeout=1) as r:
+                if r.status == 200:
+                    return
             time.sleep(0.2)
         raise TimeoutError(f"worker not healthy after {timeout_s}s:\n{self.log_tail()}")
 
