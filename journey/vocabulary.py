@@ -19,7 +19,7 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     ),
     "commerce": (
         "offer_sent", "contract_signed", "invoice_issued", "payment", "purchase", "refund",
-        "shipment_received", "first_use",
+        "shipment_received", "first_use", "loyalty_joined",
     ),
     "service": (
         "support_ticket", "complaint", "complaint_response", "incident", "feedback",

@@ -3,9 +3,23 @@
 Nothing in this package imports Faust, Kafka, Prometheus or reads the wall clock.
 """
 
-from journey.engine.core import Engine, Step
+from journey.engine.core import Engine, EngineConfig, Step
+from journey.engine.definitions import JourneyDefinition, load_definitions, load_preset
 from journey.engine.events import Event
-from journey.engine.outputs import Output, StageChange, TriggerRequest
+from journey.engine.outputs import Output, StageChange, TriggerRequest, TriggerSuppressed
 from journey.engine.state import CustomerState
 
-__all__ = ["CustomerState", "Engine", "Event", "Output", "StageChange", "Step", "TriggerRequest"]
+__all__ = [
+    "CustomerState",
+    "Engine",
+    "EngineConfig",
+    "Event",
+    "JourneyDefinition",
+    "Output",
+    "StageChange",
+    "Step",
+    "TriggerRequest",
+    "TriggerSuppressed",
+    "load_definitions",
+    "load_preset",
+]

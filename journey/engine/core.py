@@ -1,58 +1,144 @@
-"""The engine: applies one event to one customer's state and says what to publish."""
+"""The engine: applies one event to one customer's state and says what to publish.
+
+Pure and deterministic: no I/O and no wall clock. Time is the events' time.
+
+Late events. An event older than the customer's newest event time minus the allowed
+lateness is late. Policy ``count_only`` (default) lets it update counters, attribution,
+consent and scores (they do not depend on order) but never moves a stage or fires a
+trigger, since those would act on a past that has already been acted on; policy ``drop``
+ignores it except for consent. Either way it is counted in ``late_events``. Opt-outs are
+always applied, however late: no marketing trigger may follow an opt-out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
+from journey.engine.definitions import LIFECYCLE, JourneyDefinition, RuleSpec
+from journey.engine.duration import DAY_MS
 from journey.engine.events import Event
 from journey.engine.outputs import Output, StageChange, TriggerRequest
-from journey.engine.state import CustomerState, JourneyPosition
+from journey.engine.policy import ConsentPolicy, TriggerPolicy
+from journey.engine.predicates import Check
+from journey.engine.state import PURCHASE_HISTORY, CustomerState, JourneyPosition, Touch, decay
+from journey.vocabulary import CATEGORIES
 
-LIFECYCLE = "lifecycle"
+#: Events that count as interacting with content (temperature "hot" needs them regularly).
+ENGAGEMENT_TYPES = frozenset(
+    {"email_opened", "email_clicked", "content_view", "site_visit", "webinar_attended",
+     "minibook_downloaded", "paid_link_clicked", "live_event_attended", "survey_answered",
+     "consultation", "messenger_message", "lead_magnet_download"}
+)
+LEAD_CAPTURE_TYPES = frozenset(CATEGORIES["lead_capture"])
+#: Statuses a touch brings a customer back from.
+_ASLEEP = frozenset({"dormant", "lost"})
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Engine-wide choices, each a documented default (DOMAIN.md marks seed vs choice)."""
+
+    allowed_lateness_ms: int = DAY_MS
+    late_policy: Literal["count_only", "drop"] = "count_only"
+    dedupe_horizon_ms: int = 7 * DAY_MS
+    dedupe_max_ids: int = 512
+    #: seed 001: "regular customer from 3 purchases"
+    regular_from_purchases: int = 3
+    #: choice: loyal from 10 purchases, or on joining a loyalty programme
+    loyal_from_purchases: int = 10
+    #: choice: "interacts regularly" = decayed engagement of 3+ with a 14-day half-life
+    hot_engagement: float = 3.0
+    engagement_half_life_ms: int = 14 * DAY_MS
 
 
 @dataclass(slots=True)
 class Step:
-    """The result of applying one event: the new state and the outputs, in order."""
+    """The result of applying one event: the new state, the outputs in order, and a note
+    ("duplicate" or "late") when the event was not fully applied."""
 
     state: CustomerState
     outputs: list[Output] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    spec: RuleSpec
+    check: Check
+    stages: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledJourney:
+    """A definition with its predicates compiled once."""
+
+    definition: JourneyDefinition
+    names: tuple[str, ...]
+    entries: tuple[Check, ...]
+    backward: dict[str, tuple[int, ...]]
+    rules: tuple[_Rule, ...]
+    points: dict[str, float]
+    half_life_ms: int | None
+
+    @classmethod
+    def compile(cls, d: JourneyDefinition) -> CompiledJourney:
+        hl = d.scoring.half_life
+        names = tuple(s.name for s in d.stages)
+        backward: dict[str, list[int]] = {}
+        for move in d.backward:
+            backward.setdefault(move.from_stage, []).append(names.index(move.to_stage))
+        return cls(
+            definition=d,
+            names=names,
+            entries=tuple(s.entry.compile(hl) for s in d.stages),
+            backward={k: tuple(sorted(v)) for k, v in backward.items()},
+            rules=tuple(
+                _Rule(r, r.when.compile(hl), None if r.stages is None else frozenset(r.stages))
+                for r in d.rules
+            ),
+            points=dict(d.scoring.points),
+            half_life_ms=hl,
+        )
 
 
 class Engine:
-    """Pure and deterministic: no I/O, no wall clock; time comes from the events."""
+    """Runs every configured journey definition over a customer's events."""
 
+    def __init__(
+        self,
+        definitions: Sequence[JourneyDefinition] = (),
+        *,
+        config: EngineConfig | None = None,
+        policy: TriggerPolicy | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.policy: TriggerPolicy = policy or ConsentPolicy()
+        self.journeys = tuple(CompiledJourney.compile(d) for d in definitions)
+
+    # ----- public -------------------------------------------------------------------------
     def apply(self, state: CustomerState | None, event: Event) -> Step:
         if state is None:
             state = CustomerState(customer_id=event.customer_id)
+        if event.event_id in state.recent_ids:
+            return Step(state, note="duplicate")
+        cfg = self.config
+        late = state.touches > 0 and event.at_ms < state.max_event_ms - cfg.allowed_lateness_ms
+        if late:
+            state.late_events += 1
+            self._apply_consent(state, event)
+            if cfg.late_policy == "drop":
+                return Step(state, note="late")
+        self._remember_id(state, event)
+        self._count(state, event)
+        if late:
+            return Step(state, note="late")
         outputs: list[Output] = []
-        state.touches += 1
-        if state.first_touch_ms is None:
-            state.first_touch_ms = event.at_ms
-        if state.last_touch_ms is None or event.at_ms > state.last_touch_ms:
-            state.last_touch_ms = event.at_ms
-        position = state.journeys.setdefault(LIFECYCLE, JourneyPosition())
-        if position.stage is None:
-            self._move(state, position, "lead", event, outputs)
-        if event.type == "purchase":
-            state.purchases += 1
-            state.spend += event.amount or 0.0
-            if state.purchases == 1:
-                self._move(state, position, "customer", event, outputs)
-                outputs.append(
-                    TriggerRequest(
-                        customer_id=state.customer_id,
-                        journey=LIFECYCLE,
-                        rule="first_purchase_follow_up",
-                        reason="first_purchase",
-                        episode=event.event_id,
-                        at_ms=event.at_ms,
-                        stage=position.stage,
-                        channel=event.channel,
-                        details={"amount": event.amount},
-                    )
-                )
+        self._advance_status(state, event, outputs)
+        for journey in self.journeys:
+            self._advance_journey(journey, state, event, outputs)
         return Step(state, outputs)
 
     def apply_all(
@@ -66,28 +152,242 @@ class Engine:
             outputs.extend(step.outputs)
         return outputs
 
+    # ----- counters, attribution, consent ------------------------------------------------
+    def _remember_id(self, state: CustomerState, event: Event) -> None:
+        ids = state.recent_ids
+        ids[event.event_id] = event.at_ms
+        horizon = max(state.max_event_ms, event.at_ms) - self.config.dedupe_horizon_ms
+        if len(ids) > self.config.dedupe_max_ids or next(iter(ids.values())) < horizon:
+            keep = sorted(((t, i) for i, t in ids.items() if t >= horizon), reverse=True)
+            state.recent_ids = {i: t for t, i in sorted(keep[: self.config.dedupe_max_ids])}
+
+    def _count(self, state: CustomerState, event: Event) -> None:
+        at = event.at_ms
+        newest = at >= state.max_event_ms
+        state.touches += 1
+        state.counts[event.type] = state.counts.get(event.type, 0) + 1
+        if state.first_touch is None or at < state.first_touch.at_ms:
+            state.first_touch = Touch(at, event.type, event.channel, event.source, event.campaign)
+            state.referred = state.referred or event.source == "referral"
+        if newest:
+            state.max_event_ms = at
+            state.last_touch_ms = at
+            state.last_channel = event.channel or state.last_channel
+            state.timezone = event.timezone or state.timezone
+        etype = event.type
+        if etype == "purchase":
+            self._count_purchase(state, event)
+        elif etype in LEAD_CAPTURE_TYPES:
+            state.has_contact = True
+            if state.lead_ms is None or at < state.lead_ms:
+                state.lead_ms = at
+            if etype == "newsletter_subscribe" and not state.opted_out:
+                state.subscribed = True
+        elif etype == "referral":
+            if event.properties.get("rewarded"):
+                state.referrals_rewarded += 1
+            else:
+                state.referrals_unpaid += 1
+        elif etype == "complaint":
+            if state.open_complaint_ms is None:
+                state.open_complaint_ms = at
+        elif etype == "complaint_response":
+            state.open_complaint_ms = None
+        if etype in ENGAGEMENT_TYPES:
+            hl = self.config.engagement_half_life_ms
+            if at >= state.engagement_ms:
+                state.engagement = decay(state.engagement, state.engagement_ms, at, hl) + 1.0
+                state.engagement_ms = at
+            else:
+                state.engagement += decay(1.0, at, state.engagement_ms, hl)
+        self._apply_consent(state, event)
+        state.temperature = self._temperature(state)
+
+    def _count_purchase(self, state: CustomerState, event: Event) -> None:
+        at = event.at_ms
+        state.purchases += 1
+        state.spend += event.amount or 0.0
+        state.has_contact = True
+        if state.first_purchase_ms is None or at < state.first_purchase_ms:
+            state.first_purchase_ms = at
+        if state.last_purchase_ms is None or at > state.last_purchase_ms:
+            state.last_purchase_ms = at
+        bisect.insort(state.purchase_times, at)
+        del state.purchase_times[:-PURCHASE_HISTORY]
+
+    @staticmethod
+    def _apply_consent(state: CustomerState, event: Event) -> None:
+        if event.type not in ("opt_out", "opt_in"):
+            return
+        # The latest decision by event time wins, whatever order they arrive in.
+        if state.consent_ms is not None and event.at_ms < state.consent_ms:
+            return
+        state.consent_ms = event.at_ms
+        state.opted_out = event.type == "opt_out"
+        if state.opted_out:
+            state.subscribed = False
+
+    def _temperature(self, state: CustomerState) -> str:
+        """seed 001: cold = no contacts; warm = referral or left contacts; hot = subscribed
+        and interacting regularly."""
+        engaged = decay(state.engagement, state.engagement_ms, state.max_event_ms,
+                        self.config.engagement_half_life_ms)
+        if state.subscribed and engaged >= self.config.hot_engagement:
+            return "hot"
+        if state.has_contact or state.referred:
+            return "warm"
+        return "cold"
+
+    # ----- lifecycle status -----------------------------------------------------------------
+    def commercial_status(self, state: CustomerState) -> str:
+        """The status a customer's purchases alone earn them."""
+        cfg = self.config
+        if state.purchases >= cfg.loyal_from_purchases or state.counts.get("loyalty_joined"):
+            return "loyal"
+        if state.purchases >= cfg.regular_from_purchases:
+            return "regular"
+        if state.purchases >= 1:
+            return "customer"
+        return "lead"
+
+    def _advance_status(self, state: CustomerState, event: Event, outputs: list[Output]) -> None:
+        current = state.status
+        earned = self.commercial_status(state)
+        if current is None:
+            target = earned
+        elif current in _ASLEEP:
+            target = "reactivated"
+        elif current == "reactivated":
+            target = earned if event.type == "purchase" else current
+        elif current == "at_risk":
+            target = earned if state.open_complaint_ms is None else current
+        elif current == "inactive_lead":
+            target = earned if earned != "lead" or event.type in ENGAGEMENT_TYPES else current
+        else:
+            target = earned if _rank(earned) > _rank(current) else current
+        if target != current:
+            set_status(state, target, event.event_id, event.at_ms, outputs)
+
+    # ----- journeys -----------------------------------------------------------------------
+    def _advance_journey(
+        self, j: CompiledJourney, state: CustomerState, event: Event, outputs: list[Output]
+    ) -> None:
+        name = j.definition.name
+        position = state.journeys.get(name)
+        if position is None:
+            position = state.journeys[name] = JourneyPosition()
+        points = j.points.get(event.type)
+        if points:
+            position.add_points(points, event.at_ms, j.half_life_ms)
+        target = self._next_stage(j, state, event, position)
+        if target is not None:
+            self._move(j, state, position, target, event, outputs)
+        for rule in j.rules:
+            self._maybe_fire(j, rule, state, event, position, outputs)
+
+    @staticmethod
+    def _next_stage(
+        j: CompiledJourney, state: CustomerState, event: Event, position: JourneyPosition
+    ) -> int | None:
+        entries = j.entries
+        current = -1 if position.stage is None else j.names.index(position.stage)
+        if j.definition.in_order:
+            nxt = current + 1
+            if nxt < len(entries) and entries[nxt](event, state, position):
+                return nxt
+        else:
+            for idx in range(len(entries) - 1, current, -1):
+                if entries[idx](event, state, position):
+                    return idx
+        if position.stage is not None:
+            for idx in j.backward.get(position.stage, ()):
+                if entries[idx](event, state, position):
+                    return idx
+        return None
+
     @staticmethod
     def _move(
+        j: CompiledJourney,
         state: CustomerState,
         position: JourneyPosition,
-        to_stage: str,
+        idx: int,
         event: Event,
         outputs: list[Output],
     ) -> None:
         previous = position.stage
+        to_stage = j.names[idx]
         spent = None
         if previous is not None:
-            spent = event.at_ms - position.entered_ms[previous]
+            spent = max(0, event.at_ms - position.entered_ms.get(previous, event.at_ms))
         position.stage = to_stage
         position.entered_ms[to_stage] = event.at_ms
-        outputs.append(
-            StageChange(
-                customer_id=state.customer_id,
-                journey=LIFECYCLE,
-                from_stage=previous,
-                to_stage=to_stage,
-                cause_event_id=event.event_id,
-                at_ms=event.at_ms,
-                ms_in_previous_stage=spent,
-            )
+        outputs.append(StageChange(state.customer_id, j.definition.name, previous, to_stage,
+                                   event.event_id, event.at_ms, spent))
+
+    def _maybe_fire(
+        self,
+        j: CompiledJourney,
+        rule: _Rule,
+        state: CustomerState,
+        event: Event,
+        position: JourneyPosition,
+        outputs: list[Output],
+    ) -> None:
+        spec = rule.spec
+        if rule.stages is not None and position.stage not in rule.stages:
+            return
+        fired = position.fired.get(spec.name)
+        if fired is not None:
+            if spec.once:
+                return
+            if spec.every is not None and event.at_ms - fired[1] < spec.every:
+                return
+        if not rule.check(event, state, position):
+            return
+        position.fired[spec.name] = [(fired[0] if fired else 0) + 1, event.at_ms]
+        episode = "once" if spec.once else event.event_id
+        score = position.score_at(event.at_ms, j.half_life_ms)
+        request = TriggerRequest(
+            customer_id=state.customer_id,
+            journey=j.definition.name,
+            rule=spec.name,
+            reason=spec.trigger.reason,
+            episode=episode,
+            at_ms=event.at_ms,
+            kind=spec.trigger.kind,
+            priority=spec.trigger.priority,
+            stage=position.stage,
+            status=state.status,
+            temperature=state.temperature,
+            score=round(score, 6),
+            channel=spec.trigger.channel or state.last_channel,
+            valid_for_ms=spec.trigger.valid_for,
+            details={
+                "cause_event_id": event.event_id,
+                "cause_event_type": event.type,
+                "touches": state.touches,
+                "purchases": state.purchases,
+                "spend": round(state.spend, 2),
+            },
         )
+        outputs.append(self.policy.decide(state, request))
+
+
+_RANK = {"lead": 0, "inactive_lead": 0, "customer": 1, "reactivated": 1, "regular": 2,
+         "loyal": 3}
+
+
+def _rank(status: str) -> int:
+    return _RANK.get(status, 0)
+
+
+def set_status(
+    state: CustomerState, status: str, cause: str, at_ms: int, outputs: list[Output]
+) -> None:
+    """Move the lifecycle status, as a stage change of the built-in lifecycle journey."""
+    previous = state.status
+    spent = None if state.status_ms is None else max(0, at_ms - state.status_ms)
+    state.status = status
+    state.status_ms = at_ms
+    outputs.append(StageChange(state.customer_id, LIFECYCLE, previous, status, cause, at_ms,
+                               spent))

@@ -1,4 +1,4 @@
-"""What the engine asks the shell to publish: stage changes and trigger requests."""
+"""What the engine asks the shell to publish: stage changes, triggers and suppressions."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ def stable_id(*parts: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StageChange:
+    """A move in a journey; journey "lifecycle" carries lifecycle status changes."""
+
     customer_id: str
     journey: str
     from_stage: str | None
@@ -25,8 +27,8 @@ class StageChange:
 
     @property
     def change_id(self) -> str:
-        return stable_id("stage", self.customer_id, self.journey, self.to_stage,
-                         self.cause_event_id)
+        return stable_id("stage", self.customer_id, self.journey, str(self.from_stage),
+                         self.to_stage, self.cause_event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,11 @@ class TriggerRequest:
     episode: str
     at_ms: int
     kind: str = "marketing"
+    priority: int = 50
     stage: str | None = None
+    status: str | None = None
+    temperature: str | None = None
+    score: float | None = None
     channel: str | None = None
     valid_for_ms: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
@@ -50,4 +56,16 @@ class TriggerRequest:
         return stable_id("trigger", self.customer_id, self.journey, self.rule, self.episode)
 
 
-Output = StageChange | TriggerRequest
+@dataclass(frozen=True, slots=True)
+class TriggerSuppressed:
+    """The policy held a trigger back; recorded for audit, never sent."""
+
+    request: TriggerRequest
+    reason: str
+
+    @property
+    def customer_id(self) -> str:
+        return self.request.customer_id
+
+
+Output = StageChange | TriggerRequest | TriggerSuppressed

@@ -1,13 +1,49 @@
-"""Per-customer journey state: compact, versioned, and serialisable to JSON bytes."""
+"""Per-customer journey state: compact, versioned, and serialisable to JSON bytes.
+
+Version history (from_dict reads every one of them):
+  1  the walking skeleton: counters and one lifecycle position.
+  2  attribution, purchase gaps, temperature, consent, status, referrals, scores, dedupe.
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: How many recent purchase times are kept for gap statistics.
+PURCHASE_HISTORY = 16
+
+
+@dataclass(slots=True)
+class Touch:
+    """A touch worth remembering: the first one, for attribution."""
+
+    at_ms: int
+    type: str
+    channel: str | None = None
+    source: str | None = None
+    campaign: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at_ms": self.at_ms, "type": self.type, "channel": self.channel,
+                "source": self.source, "campaign": self.campaign}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Touch:
+        return cls(raw["at_ms"], raw["type"], raw.get("channel"), raw.get("source"),
+                   raw.get("campaign"))
+
+
+def decay(value: float, from_ms: int, to_ms: int, half_life_ms: int | None) -> float:
+    """value, decayed with the half-life from one event time to another (never grows)."""
+    if half_life_ms is None or to_ms <= from_ms or value == 0.0:
+        return value
+    return value * math.pow(0.5, (to_ms - from_ms) / half_life_ms)
 
 
 @dataclass(slots=True)
@@ -16,13 +52,36 @@ class JourneyPosition:
 
     stage: str | None = None
     entered_ms: dict[str, int] = field(default_factory=dict)
+    score: float = 0.0
+    score_ms: int = 0
+    #: rule name -> [times fired, event time of the last firing]
+    fired: dict[str, list[int]] = field(default_factory=dict)
+
+    def score_at(self, at_ms: int, half_life_ms: int | None) -> float:
+        return decay(self.score, self.score_ms, at_ms, half_life_ms)
+
+    def add_points(self, points: float, at_ms: int, half_life_ms: int | None) -> None:
+        """Add points earned at at_ms; the sum is kept at the latest event time, so the
+        result does not depend on the order the events arrived in."""
+        if at_ms >= self.score_ms:
+            self.score = decay(self.score, self.score_ms, at_ms, half_life_ms) + points
+            self.score_ms = at_ms
+        else:
+            self.score += decay(points, at_ms, self.score_ms, half_life_ms)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "entered_ms": self.entered_ms}
+        return {"stage": self.stage, "entered_ms": self.entered_ms, "score": self.score,
+                "score_ms": self.score_ms, "fired": self.fired}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> JourneyPosition:
-        return cls(stage=raw.get("stage"), entered_ms=dict(raw.get("entered_ms", {})))
+        return cls(
+            stage=raw.get("stage"),
+            entered_ms=dict(raw.get("entered_ms", {})),
+            score=raw.get("score", 0.0),
+            score_ms=raw.get("score_ms", 0),
+            fired={k: list(v) for k, v in raw.get("fired", {}).items()},
+        )
 
 
 @dataclass(slots=True)
@@ -30,40 +89,160 @@ class CustomerState:
     """Everything the engine remembers about one customer."""
 
     customer_id: str
+    # touches and attribution
     touches: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    first_touch: Touch | None = None
+    last_touch_ms: int | None = None
+    last_channel: str | None = None
+    max_event_ms: int = 0
+    timezone: str | None = None
+    # commerce
     purchases: int = 0
     spend: float = 0.0
-    first_touch_ms: int | None = None
-    last_touch_ms: int | None = None
+    first_purchase_ms: int | None = None
+    last_purchase_ms: int | None = None
+    purchase_times: list[int] = field(default_factory=list)
+    # temperature inputs
+    has_contact: bool = False
+    referred: bool = False
+    subscribed: bool = False
+    engagement: float = 0.0
+    engagement_ms: int = 0
+    temperature: str = "cold"
+    # consent and lifecycle
+    opted_out: bool = False
+    consent_ms: int | None = None
+    status: str | None = None
+    status_ms: int | None = None
+    lead_ms: int | None = None
+    open_complaint_ms: int | None = None
+    referrals_unpaid: int = 0
+    referrals_rewarded: int = 0
+    late_events: int = 0
     journeys: dict[str, JourneyPosition] = field(default_factory=dict)
+    #: event_id -> event time, for duplicate detection within the horizon
+    recent_ids: dict[str, int] = field(default_factory=dict)
 
+    # ----- derived -----------------------------------------------------------------------
+    @property
+    def average_spend(self) -> float | None:
+        return self.spend / self.purchases if self.purchases else None
+
+    @property
+    def mean_gap_ms(self) -> float | None:
+        """Mean time between purchases: exact over all purchases, whatever their order."""
+        if self.purchases < 2 or self.first_purchase_ms is None or self.last_purchase_ms is None:
+            return None
+        return (self.last_purchase_ms - self.first_purchase_ms) / (self.purchases - 1)
+
+    @property
+    def gap_stddev_ms(self) -> float | None:
+        """Standard deviation of the gaps between the recent purchases kept."""
+        times = self.purchase_times
+        if len(times) < 3:
+            return None
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        mean = sum(gaps) / len(gaps)
+        return math.sqrt(sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1))
+
+    # ----- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
             "v": STATE_VERSION,
             "customer_id": self.customer_id,
             "touches": self.touches,
+            "counts": self.counts,
+            "first_touch": None if self.first_touch is None else self.first_touch.to_dict(),
+            "last_touch_ms": self.last_touch_ms,
+            "last_channel": self.last_channel,
+            "max_event_ms": self.max_event_ms,
+            "timezone": self.timezone,
             "purchases": self.purchases,
             "spend": self.spend,
-            "first_touch_ms": self.first_touch_ms,
-            "last_touch_ms": self.last_touch_ms,
-            "journeys": {k: p.to_dict() for k, p in sorted(self.journeys.items())},
+            "first_purchase_ms": self.first_purchase_ms,
+            "last_purchase_ms": self.last_purchase_ms,
+            "purchase_times": self.purchase_times,
+            "has_contact": self.has_contact,
+            "referred": self.referred,
+            "subscribed": self.subscribed,
+            "engagement": self.engagement,
+            "engagement_ms": self.engagement_ms,
+            "temperature": self.temperature,
+            "opted_out": self.opted_out,
+            "consent_ms": self.consent_ms,
+            "status": self.status,
+            "status_ms": self.status_ms,
+            "lead_ms": self.lead_ms,
+            "open_complaint_ms": self.open_complaint_ms,
+            "referrals_unpaid": self.referrals_unpaid,
+            "referrals_rewarded": self.referrals_rewarded,
+            "late_events": self.late_events,
+            "journeys": {k: p.to_dict() for k, p in self.journeys.items()},
+            "recent_ids": self.recent_ids,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> CustomerState:
+        version = raw.get("v", 1)
+        if version > STATE_VERSION:
+            raise ValueError(
+                f"state version {version} is newer than this worker reads ({STATE_VERSION})"
+            )
+        if version == 1:
+            raw = _upgrade_v1(raw)
+        first = raw.get("first_touch")
         return cls(
             customer_id=raw["customer_id"],
             touches=raw.get("touches", 0),
+            counts=dict(raw.get("counts", {})),
+            first_touch=None if first is None else Touch.from_dict(first),
+            last_touch_ms=raw.get("last_touch_ms"),
+            last_channel=raw.get("last_channel"),
+            max_event_ms=raw.get("max_event_ms", 0),
+            timezone=raw.get("timezone"),
             purchases=raw.get("purchases", 0),
             spend=raw.get("spend", 0.0),
-            first_touch_ms=raw.get("first_touch_ms"),
-            last_touch_ms=raw.get("last_touch_ms"),
+            first_purchase_ms=raw.get("first_purchase_ms"),
+            last_purchase_ms=raw.get("last_purchase_ms"),
+            purchase_times=list(raw.get("purchase_times", [])),
+            has_contact=raw.get("has_contact", False),
+            referred=raw.get("referred", False),
+            subscribed=raw.get("subscribed", False),
+            engagement=raw.get("engagement", 0.0),
+            engagement_ms=raw.get("engagement_ms", 0),
+            temperature=raw.get("temperature", "cold"),
+            opted_out=raw.get("opted_out", False),
+            consent_ms=raw.get("consent_ms"),
+            status=raw.get("status"),
+            status_ms=raw.get("status_ms"),
+            lead_ms=raw.get("lead_ms"),
+            open_complaint_ms=raw.get("open_complaint_ms"),
+            referrals_unpaid=raw.get("referrals_unpaid", 0),
+            referrals_rewarded=raw.get("referrals_rewarded", 0),
+            late_events=raw.get("late_events", 0),
             journeys={k: JourneyPosition.from_dict(v) for k, v in raw.get("journeys", {}).items()},
+            recent_ids=dict(raw.get("recent_ids", {})),
         )
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.to_dict(), option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(self.to_dict())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CustomerState:
         return cls.from_dict(orjson.loads(data))
+
+
+def _upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept the lifecycle status as the stage of a journey named lifecycle."""
+    upgraded = dict(raw)
+    journeys = dict(raw.get("journeys", {}))
+    lifecycle = journeys.pop("lifecycle", None)
+    if lifecycle is not None and lifecycle.get("stage") is not None:
+        upgraded["status"] = lifecycle["stage"]
+        upgraded["status_ms"] = lifecycle.get("entered_ms", {}).get(lifecycle["stage"])
+    upgraded["journeys"] = journeys
+    upgraded["max_event_ms"] = raw.get("last_touch_ms") or 0
+    if raw.get("purchases"):
+        upgraded["has_contact"] = True
+    return upgraded

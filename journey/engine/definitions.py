@@ -1,0 +1,194 @@
+"""Journey definitions: data (YAML) that names stages, entry criteria, moves and rules.
+
+A definition with an error is rejected at load time; the message names the file, the
+path inside it and what is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from journey.engine.duration import DurationMs
+from journey.engine.predicates import Predicate
+from journey.vocabulary import BUILTIN_TYPES
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+#: The engine's own journey: lifecycle statuses. Definitions may not use this name.
+LIFECYCLE = "lifecycle"
+
+
+class DefinitionError(ValueError):
+    """A journey definition is invalid. The message says where and what."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class StageSpec(_Spec):
+    name: Name
+    description: str = ""
+    entry: Predicate = Field(
+        default_factory=Predicate, description="When a customer enters; empty: any event."
+    )
+
+
+class BackwardMove(_Spec):
+    from_stage: Name = Field(alias="from")
+    to_stage: Name = Field(alias="to")
+
+
+class TriggerSpec(_Spec):
+    reason: Name
+    kind: Literal["marketing", "service"] = "marketing"
+    valid_for: DurationMs | None = Field(None, description="Offer lifetime, e.g. 7d.")
+    channel: str | None = Field(None, description="Default: the customer's last channel.")
+    priority: int = Field(50, ge=0, le=100, description="Higher wins when triggers compete.")
+
+
+class RuleSpec(_Spec):
+    name: Name
+    description: str = ""
+    when: Predicate
+    trigger: TriggerSpec
+    once: bool = Field(True, description="Fire at most once per customer in this journey.")
+    every: DurationMs | None = Field(
+        None, description="With once: false, the least event time between two firings."
+    )
+    stages: list[Name] | None = Field(None, description="Only while in one of these stages.")
+
+
+class ScoringSpec(_Spec):
+    points: dict[Name, float] = Field(default_factory=dict)
+    half_life: DurationMs | None = Field(None, description="Score halves after this long.")
+
+
+class JourneyDefinition(_Spec):
+    name: Name
+    title: str = ""
+    description: str = ""
+    source: str = Field("", description="Where the model comes from (seed, book, practice).")
+    in_order: bool = Field(
+        True, description="Stages are entered one after another; no stage is skipped."
+    )
+    stages: list[StageSpec] = Field(min_length=1)
+    backward: list[BackwardMove] = Field(default_factory=list)
+    rules: list[RuleSpec] = Field(default_factory=list)
+    scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+    custom_types: list[Name] = Field(
+        default_factory=list, description="Event types this journey uses beyond the vocabulary."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JourneyDefinition:
+        if self.name == LIFECYCLE:
+            raise ValueError(f"the name {LIFECYCLE!r} is reserved for lifecycle statuses")
+        names = [s.name for s in self.stages]
+        _no_duplicates("stage", names)
+        _no_duplicates("rule", [r.name for r in self.rules])
+        index = {n: i for i, n in enumerate(names)}
+        for move in self.backward:
+            for end in (move.from_stage, move.to_stage):
+                if end not in index:
+                    raise ValueError(f"backward move names unknown stage {end!r}")
+            if index[move.to_stage] >= index[move.from_stage]:
+                raise ValueError(
+                    f"backward move {move.from_stage} -> {move.to_stage} does not go backward"
+                )
+        for rule in self.rules:
+            for stage in rule.stages or ():
+                if stage not in index:
+                    raise ValueError(f"rule {rule.name!r} names unknown stage {stage!r}")
+        known = BUILTIN_TYPES | set(self.custom_types)
+        used = set(self.scoring.points)
+        for stage_spec in self.stages:
+            used |= stage_spec.entry.event_types()
+        for rule in self.rules:
+            used |= rule.when.event_types()
+        unknown = sorted(used - known)
+        if unknown:
+            raise ValueError(
+                f"unknown event types {unknown}; fix the spelling or list them in custom_types"
+            )
+        return self
+
+    def stage_index(self, name: str) -> int:
+        return [s.name for s in self.stages].index(name)
+
+
+def _no_duplicates(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} {name!r} is defined twice")
+        seen.add(name)
+
+
+def parse_definition(text: str, origin: str) -> JourneyDefinition:
+    """Parse and validate YAML text; errors name `origin`, the path inside it, and the problem."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"{origin}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DefinitionError(f"{origin}: a journey definition is a mapping at the top level")
+    try:
+        return JourneyDefinition.model_validate(doc)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"{origin}: {where}: {err['msg']}")
+        raise DefinitionError("\n".join(problems)) from None
+
+
+def load_definition(path: Path) -> JourneyDefinition:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DefinitionError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_definition(text, str(path))
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("journey.presets")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> JourneyDefinition:
+    folder = resources.files("journey.presets")
+    resource = folder.joinpath(f"{name}.yaml")
+    if not resource.is_file():
+        raise DefinitionError(f"no preset named {name!r}; presets: {', '.join(preset_names())}")
+    return parse_definition(resource.read_text(encoding="utf-8"), f"preset:{name}")
+
+
+def load_definitions(specs: Iterable[str]) -> list[JourneyDefinition]:
+    """Load each spec: a preset name, or a path to a YAML file. Names must be unique."""
+    loaded: list[JourneyDefinition] = []
+    for spec in specs:
+        spec = spec.strip()
+        if not spec:
+            continue
+        path = Path(spec)
+        is_file = spec.endswith((".yaml", ".yml")) or path.exists()
+        loaded.append(load_definition(path) if is_file else load_preset(spec))
+    names = [d.name for d in loaded]
+    for name in set(names):
+        if names.count(name) > 1:
+            raise DefinitionError(f"two definitions are named {name!r}")
+    return loaded
