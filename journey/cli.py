@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Command groups kept in their own modules, each exposing register(subparsers)."""
-    return []
+    from journey.churn.cli import register as churn
+
+    return [churn]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
