@@ -17,7 +17,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from journey.engine.definitions import LIFECYCLE, JourneyDefinition, RuleSpec
+from journey.churn.alive import ChurnParams
+from journey.engine.definitions import (
+    LIFECYCLE,
+    DetectionSpec,
+    DetectionsSpec,
+    JourneyDefinition,
+    RuleSpec,
+)
+from journey.engine.detections import (
+    KINDS,
+    Due,
+    TemperatureRules,
+    dormant_after_ms,
+    journey_dues,
+    p_alive_at,
+)
 from journey.engine.duration import DAY_MS
 from journey.engine.events import Event
 from journey.engine.outputs import Output, StageChange, TriggerRequest
@@ -33,6 +48,8 @@ ENGAGEMENT_TYPES = frozenset(
      "consultation", "messenger_message", "lead_magnet_download"}
 )
 LEAD_CAPTURE_TYPES = frozenset(CATEGORIES["lead_capture"])
+#: The built-in journey whose stages are the temperature (cold, warm, hot).
+TEMPERATURE = "temperature"
 #: Statuses a touch brings a customer back from.
 _ASLEEP = frozenset({"dormant", "lost"})
 
@@ -52,6 +69,10 @@ class EngineConfig:
     #: choice: "interacts regularly" = decayed engagement of 3+ with a 14-day half-life
     hot_engagement: float = 3.0
     engagement_half_life_ms: int = 14 * DAY_MS
+    #: choice: 90 days without any touch and a contact has gone cold again
+    cold_after_ms: int = 90 * DAY_MS
+    #: fitted BG/NBD or MBG/NBD parameters; without them the churn_risk detection is off
+    churn: ChurnParams | None = None
 
 
 @dataclass(slots=True)
@@ -69,6 +90,12 @@ class _Rule:
     spec: RuleSpec
     check: Check
     stages: frozenset[str] | None
+    types: frozenset[str] | None
+
+
+#: Per event type: each stage's entry check (None where the type cannot match) and the rules
+#: that can fire on that type.
+_Plan = tuple[tuple[Check | None, ...], tuple[_Rule, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +105,24 @@ class CompiledJourney:
     definition: JourneyDefinition
     names: tuple[str, ...]
     entries: tuple[Check, ...]
+    entry_types: tuple[frozenset[str] | None, ...]
     backward: dict[str, tuple[int, ...]]
     rules: tuple[_Rule, ...]
     points: dict[str, float]
     half_life_ms: int | None
+    plans: dict[str, _Plan] = field(default_factory=dict)
+
+    def plan(self, event_type: str) -> _Plan:
+        """What can match an event of this type; computed once per type."""
+        found = self.plans.get(event_type)
+        if found is None:
+            entries = tuple(
+                check if types is None or event_type in types else None
+                for check, types in zip(self.entries, self.entry_types, strict=True)
+            )
+            rules = tuple(r for r in self.rules if r.types is None or event_type in r.types)
+            found = self.plans[event_type] = (entries, rules)
+        return found
 
     @classmethod
     def compile(cls, d: JourneyDefinition) -> CompiledJourney:
@@ -94,9 +135,11 @@ class CompiledJourney:
             definition=d,
             names=names,
             entries=tuple(s.entry.compile(hl) for s in d.stages),
+            entry_types=tuple(s.entry.possible_types() for s in d.stages),
             backward={k: tuple(sorted(v)) for k, v in backward.items()},
             rules=tuple(
-                _Rule(r, r.when.compile(hl), None if r.stages is None else frozenset(r.stages))
+                _Rule(r, r.when.compile(hl), None if r.stages is None else frozenset(r.stages),
+                      r.when.possible_types())
                 for r in d.rules
             ),
             points=dict(d.scoring.points),
@@ -117,6 +160,9 @@ class Engine:
         self.config = config or EngineConfig()
         self.policy: TriggerPolicy = policy or ConsentPolicy()
         self.journeys = tuple(CompiledJourney.compile(d) for d in definitions)
+        cfg = self.config
+        self.temperature = TemperatureRules(cfg.hot_engagement, cfg.engagement_half_life_ms,
+                                            cfg.cold_after_ms)
 
     # ----- public -------------------------------------------------------------------------
     def apply(self, state: CustomerState | None, event: Event) -> Step:
@@ -136,6 +182,7 @@ class Engine:
         if late:
             return Step(state, note="late")
         outputs: list[Output] = []
+        self._update_temperature(state, event.at_ms, event.event_id, outputs)
         self._advance_status(state, event, outputs)
         for journey in self.journeys:
             self._advance_journey(journey, state, event, outputs)
@@ -201,7 +248,6 @@ class Engine:
             else:
                 state.engagement += decay(1.0, at, state.engagement_ms, hl)
         self._apply_consent(state, event)
-        state.temperature = self._temperature(state)
 
     def _count_purchase(self, state: CustomerState, event: Event) -> None:
         at = event.at_ms
@@ -227,16 +273,118 @@ class Engine:
         if state.opted_out:
             state.subscribed = False
 
-    def _temperature(self, state: CustomerState) -> str:
-        """seed 001: cold = no contacts; warm = referral or left contacts; hot = subscribed
-        and interacting regularly."""
-        engaged = decay(state.engagement, state.engagement_ms, state.max_event_ms,
-                        self.config.engagement_half_life_ms)
-        if state.subscribed and engaged >= self.config.hot_engagement:
-            return "hot"
-        if state.has_contact or state.referred:
-            return "warm"
-        return "cold"
+    def _update_temperature(
+        self, state: CustomerState, at_ms: int, cause: str, outputs: list[Output]
+    ) -> None:
+        """Temperature changes come out as stage changes of the built-in journey "temperature"."""
+        now = self.temperature.at(state, at_ms)
+        if now == state.temperature and state.temperature_ms is not None:
+            return
+        previous = None if state.temperature_ms is None else state.temperature
+        spent = None if state.temperature_ms is None else max(0, at_ms - state.temperature_ms)
+        state.temperature = now
+        state.temperature_ms = at_ms
+        outputs.append(StageChange(state.customer_id, TEMPERATURE, previous, now, cause, at_ms,
+                                   spent))
+
+    # ----- time: detections in event time -----------------------------------------------
+    def next_deadline(self, state: CustomerState) -> int | None:
+        """The earliest event time at which on_time() would change this customer, or None."""
+        moments = [due.at_ms for _, due in self._dues(state)]
+        temp = self.temperature.next_change_ms(state)
+        if temp is not None:
+            moments.append(temp)
+        return min(moments) if moments else None
+
+    def on_time(self, state: CustomerState, now_ms: int) -> Step:
+        """Fire every detection whose deadline is at or before now_ms (the watermark), in
+        deadline order. Each happens at its own deadline, not at now_ms, so the outcome
+        does not depend on when the watermark got there."""
+        outputs: list[Output] = []
+        for _ in range(64):  # bounded: each round fires one detection or stops
+            dues = [(at, order, idx, due) for idx, due in self._dues(state)
+                    if (at := due.at_ms) <= now_ms for order in (KINDS.index(due.kind),)]
+            temp_at = self.temperature.next_change_ms(state)
+            if temp_at is not None and temp_at <= now_ms:
+                dues.append((temp_at, -1, -1, Due(temp_at, "temperature", temp_at)))
+            if not dues:
+                break
+            _, _, idx, due = min(dues, key=lambda d: (d[0], d[1], d[2]))
+            if due.kind == "temperature":
+                self._update_temperature(state, due.at_ms, f"detection:temperature:{due.at_ms}",
+                                         outputs)
+            else:
+                self._fire_detection(self.journeys[idx], state, due, outputs)
+        return Step(state, outputs)
+
+    def _dues(self, state: CustomerState) -> list[tuple[int, Due]]:
+        found: list[tuple[int, Due]] = []
+        churn = self.config.churn
+        for idx, j in enumerate(self.journeys):
+            position = state.journeys.get(j.definition.name)
+            if position is None:
+                continue
+            for due in journey_dues(j.definition.detections, state, position, churn):
+                found.append((idx, due))
+        return found
+
+    def _fire_detection(
+        self, j: CompiledJourney, state: CustomerState, due: Due, outputs: list[Output]
+    ) -> None:
+        spec = j.definition.detections
+        position = state.journeys[j.definition.name]
+        fired = position.fired.get(due.kind)
+        position.fired[due.kind] = [(fired[0] if fired else 0) + 1, due.anchor]
+        cause = f"detection:{due.kind}:{due.anchor}"
+        status, rule, reason, kind = _DETECTIONS[due.kind]
+        d: DetectionSpec = getattr(spec, due.kind)
+        details = self._detection_details(spec, state, due)
+        if kind == "marketing" and due.kind != "lost":
+            state.reactivation_ms = due.at_ms
+        if state.status != status:
+            set_status(state, status, cause, due.at_ms, outputs)
+        request = TriggerRequest(
+            customer_id=state.customer_id,
+            journey=j.definition.name,
+            rule=rule,
+            reason=reason,
+            episode=f"{due.kind}:{due.anchor}",
+            at_ms=due.at_ms,
+            kind=kind,
+            priority=d.priority,
+            stage=position.stage,
+            status=state.status,
+            temperature=state.temperature,
+            score=round(position.score_at(due.at_ms, j.half_life_ms), 6),
+            channel=d.channel or state.last_channel,
+            valid_for_ms=d.valid_for,
+            details=details,
+        )
+        outputs.append(self.policy.decide(state, request))
+
+    def _detection_details(
+        self, spec: DetectionsSpec, state: CustomerState, due: Due
+    ) -> dict[str, object]:
+        """The values that made a detection fire, for the trigger's details."""
+        details: dict[str, object] = {"anchor_ms": due.anchor}
+        if due.kind == "complaint":
+            details["respond_within_h"] = spec.complaint.respond_within / 3_600_000
+        elif due.kind == "inactive_lead":
+            details["after_days"] = spec.inactive_lead.after / DAY_MS
+        elif due.kind == "lost":
+            details["after_days"] = spec.lost.after / DAY_MS
+        elif due.kind == "dormant":
+            gap = state.mean_gap_ms
+            details.update(
+                quiet_days=round((due.at_ms - due.anchor) / DAY_MS, 3),
+                typical_gap_days=None if gap is None else round(gap / DAY_MS, 3),
+                threshold_days=round(dormant_after_ms(spec, state) / DAY_MS, 3),
+            )
+        elif due.kind == "churn_risk" and self.config.churn is not None:
+            p = p_alive_at(self.config.churn, state, due.at_ms)
+            details.update(threshold=spec.churn_risk.threshold, model=self.config.churn.model,
+                           p_alive=None if p is None else round(p, 6))
+        return details
 
     # ----- lifecycle status -----------------------------------------------------------------
     def commercial_status(self, state: CustomerState) -> str:
@@ -279,29 +427,40 @@ class Engine:
         points = j.points.get(event.type)
         if points:
             position.add_points(points, event.at_ms, j.half_life_ms)
-        target = self._next_stage(j, state, event, position)
+        entries, rules = j.plan(event.type)
+        target = self._next_stage(j, entries, state, event, position)
         if target is not None:
             self._move(j, state, position, target, event, outputs)
-        for rule in j.rules:
+        fired = position.fired
+        for rule in rules:
+            if rule.spec.once and rule.spec.name in fired:
+                continue
             self._maybe_fire(j, rule, state, event, position, outputs)
 
     @staticmethod
     def _next_stage(
-        j: CompiledJourney, state: CustomerState, event: Event, position: JourneyPosition
+        j: CompiledJourney,
+        entries: tuple[Check | None, ...],
+        state: CustomerState,
+        event: Event,
+        position: JourneyPosition,
     ) -> int | None:
-        entries = j.entries
         current = -1 if position.stage is None else j.names.index(position.stage)
         if j.definition.in_order:
             nxt = current + 1
-            if nxt < len(entries) and entries[nxt](event, state, position):
-                return nxt
+            if nxt < len(entries):
+                check = entries[nxt]
+                if check is not None and check(event, state, position):
+                    return nxt
         else:
             for idx in range(len(entries) - 1, current, -1):
-                if entries[idx](event, state, position):
+                check = entries[idx]
+                if check is not None and check(event, state, position):
                     return idx
         if position.stage is not None:
             for idx in j.backward.get(position.stage, ()):
-                if entries[idx](event, state, position):
+                check = entries[idx]
+                if check is not None and check(event, state, position):
                     return idx
         return None
 
@@ -372,6 +531,16 @@ class Engine:
         )
         outputs.append(self.policy.decide(state, request))
 
+
+#: detection kind -> (status it sets, trigger rule, reason code, trigger kind)
+_DETECTIONS: dict[str, tuple[str, str, str, str]] = {
+    "complaint": ("at_risk", "complaint_escalation", "complaint_unanswered", "service"),
+    "inactive_lead": ("inactive_lead", "inactive_lead_reactivation", "inactive_lead",
+                      "marketing"),
+    "churn_risk": ("at_risk", "churn_risk_reactivation", "low_p_alive", "marketing"),
+    "dormant": ("dormant", "dormant_wake_up", "sleeping_customer", "marketing"),
+    "lost": ("lost", "win_back", "no_reaction", "marketing"),
+}
 
 _RANK = {"lead": 0, "inactive_lead": 0, "customer": 1, "reactivated": 1, "regular": 2,
          "loyal": 3}

@@ -77,6 +77,63 @@ class ScoringSpec(_Spec):
     half_life: DurationMs | None = Field(None, description="Score halves after this long.")
 
 
+class DetectionSpec(_Spec):
+    enabled: bool = True
+    valid_for: DurationMs | None = Field(14 * 86_400_000, description="Offer lifetime.")
+    priority: int = Field(50, ge=0, le=100)
+    channel: str | None = None
+
+
+class InactiveLeadSpec(DetectionSpec):
+    """seed 004: a lead who does not buy within one month becomes inactive."""
+
+    after: DurationMs = Field(30 * 86_400_000, description="seed 004: one month (30d).")
+
+
+class DormantSpec(DetectionSpec):
+    """A customer sleeps when the time since their last purchase exceeds k times their own
+    typical gap; with too few purchases to have a gap, after a global threshold (choice)."""
+
+    gap_multiplier: float = Field(2.0, gt=1.0, description="k (choice: 2).")
+    min_purchases: int = Field(3, ge=2, description="Purchases needed to trust the gap.")
+    min_quiet: DurationMs = Field(7 * 86_400_000, description="Never sooner than this.")
+    fallback: DurationMs = Field(90 * 86_400_000, description="Without a gap (choice: 90d).")
+    priority: int = Field(60, ge=0, le=100)
+
+
+class ChurnRiskSpec(DetectionSpec):
+    """BG/NBD or MBG/NBD P(alive) below a threshold (needs fitted parameters)."""
+
+    threshold: float = Field(0.3, gt=0.0, lt=1.0, description="P(alive) below this: at risk.")
+    priority: int = Field(65, ge=0, le=100)
+
+
+class ComplaintSpec(DetectionSpec):
+    """seed 004: a customer turns toxic when the response is missing, not at the incident."""
+
+    respond_within: DurationMs = Field(48 * 3_600_000, description="choice: 48h.")
+    valid_for: DurationMs | None = Field(2 * 86_400_000)
+    priority: int = Field(95, ge=0, le=100)
+
+
+class LostSpec(DetectionSpec):
+    """No reaction within this period after the last reactivation attempt: lost (history kept)."""
+
+    after: DurationMs = Field(60 * 86_400_000, description="choice: 60d.")
+    valid_for: DurationMs | None = Field(30 * 86_400_000)
+    priority: int = Field(40, ge=0, le=100)
+
+
+class DetectionsSpec(_Spec):
+    """Time-driven detections of this journey; each fires a status change and a trigger."""
+
+    inactive_lead: InactiveLeadSpec = Field(default_factory=InactiveLeadSpec)
+    dormant: DormantSpec = Field(default_factory=DormantSpec)
+    churn_risk: ChurnRiskSpec = Field(default_factory=ChurnRiskSpec)
+    complaint: ComplaintSpec = Field(default_factory=ComplaintSpec)
+    lost: LostSpec = Field(default_factory=LostSpec)
+
+
 class JourneyDefinition(_Spec):
     name: Name
     title: str = ""
@@ -89,6 +146,7 @@ class JourneyDefinition(_Spec):
     backward: list[BackwardMove] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+    detections: DetectionsSpec = Field(default_factory=DetectionsSpec)
     custom_types: list[Name] = Field(
         default_factory=list, description="Event types this journey uses beyond the vocabulary."
     )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from journey.vocabulary import category_of
+from journey.vocabulary import CATEGORIES, category_of
 
 if TYPE_CHECKING:
     from journey.engine.events import Event
@@ -125,6 +125,35 @@ class Predicate(BaseModel):
             return checks[0]
         return _all(checks)
 
+    def possible_types(self) -> frozenset[str] | None:
+        """The event types that can satisfy this predicate, or None when any type can.
+
+        Lets the engine skip predicates that cannot hold for an event's type.
+        """
+        bounds: list[frozenset[str]] = []
+        if (types := _as_set(self.type)) is not None:
+            bounds.append(types)
+        if (cats := _as_set(self.category)) is not None and "custom" not in cats:
+            bounds.append(frozenset(t for c in cats for t in CATEGORIES.get(c, ())))
+        for sub in self.all_of or ():
+            if (sub_types := sub.possible_types()) is not None:
+                bounds.append(sub_types)
+        if self.any_of is not None:
+            union: set[str] = set()
+            for sub in self.any_of:
+                sub_types = sub.possible_types()
+                if sub_types is None:
+                    break
+                union |= sub_types
+            else:
+                bounds.append(frozenset(union))
+        if not bounds:
+            return None
+        result = bounds[0]
+        for bound in bounds[1:]:
+            result &= bound
+        return result
+
     def event_types(self) -> set[str]:
         """Event types this predicate names anywhere (for validation against the vocabulary)."""
         found = set(_as_set(self.type) or ())
@@ -171,11 +200,30 @@ def _type_count(event_type: str, cmp: Compare) -> Check:
 
 
 def _any(checks: list[Check]) -> Check:
-    return lambda e, s, p: any(f(e, s, p) for f in checks)
+    def some(e: Event, s: CustomerState, p: JourneyPosition) -> bool:
+        for f in checks:  # noqa: SIM110 - a plain loop is faster than any() over a genexpr
+            if f(e, s, p):
+                return True
+        return False
+
+    return some
 
 
 def _all(checks: list[Check]) -> Check:
-    return lambda e, s, p: all(f(e, s, p) for f in checks)
+    if len(checks) == 2:
+        first, second = checks
+        return lambda e, s, p: first(e, s, p) and second(e, s, p)
+    if len(checks) == 3:
+        a, b, c = checks
+        return lambda e, s, p: a(e, s, p) and b(e, s, p) and c(e, s, p)
+
+    def every(e: Event, s: CustomerState, p: JourneyPosition) -> bool:
+        for f in checks:  # noqa: SIM110 - a plain loop is faster than all() over a genexpr
+            if not f(e, s, p):
+                return False
+        return True
+
+    return every
 
 
 def _not(check: Check) -> Check:

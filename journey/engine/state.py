@@ -110,6 +110,7 @@ class CustomerState:
     engagement: float = 0.0
     engagement_ms: int = 0
     temperature: str = "cold"
+    temperature_ms: int | None = None
     # consent and lifecycle
     opted_out: bool = False
     consent_ms: int | None = None
@@ -117,6 +118,8 @@ class CustomerState:
     status_ms: int | None = None
     lead_ms: int | None = None
     open_complaint_ms: int | None = None
+    #: event time of the last reactivation attempt (a detection), for the "lost" rule
+    reactivation_ms: int | None = None
     referrals_unpaid: int = 0
     referrals_rewarded: int = 0
     late_events: int = 0
@@ -169,12 +172,14 @@ class CustomerState:
             "engagement": self.engagement,
             "engagement_ms": self.engagement_ms,
             "temperature": self.temperature,
+            "temperature_ms": self.temperature_ms,
             "opted_out": self.opted_out,
             "consent_ms": self.consent_ms,
             "status": self.status,
             "status_ms": self.status_ms,
             "lead_ms": self.lead_ms,
             "open_complaint_ms": self.open_complaint_ms,
+            "reactivation_ms": self.reactivation_ms,
             "referrals_unpaid": self.referrals_unpaid,
             "referrals_rewarded": self.referrals_rewarded,
             "late_events": self.late_events,
@@ -212,12 +217,14 @@ class CustomerState:
             engagement=raw.get("engagement", 0.0),
             engagement_ms=raw.get("engagement_ms", 0),
             temperature=raw.get("temperature", "cold"),
+            temperature_ms=raw.get("temperature_ms"),
             opted_out=raw.get("opted_out", False),
             consent_ms=raw.get("consent_ms"),
             status=raw.get("status"),
             status_ms=raw.get("status_ms"),
             lead_ms=raw.get("lead_ms"),
             open_complaint_ms=raw.get("open_complaint_ms"),
+            reactivation_ms=raw.get("reactivation_ms"),
             referrals_unpaid=raw.get("referrals_unpaid", 0),
             referrals_rewarded=raw.get("referrals_rewarded", 0),
             late_events=raw.get("late_events", 0),
