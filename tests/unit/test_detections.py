@@ -122,8 +122,8 @@ def test_hot_contact_cools_to_warm_then_cold_when_quiet() -> None:
     temps = [(o.from_stage, o.to_stage) for o in step.outputs
              if isinstance(o, StageChange) and o.journey == "temperature"]
     assert temps == [("hot", "warm"), ("warm", "cold")]
-    cold_at = [o.at_ms for o in step.outputs
-               if isinstance(o, StageChange) and o.to_stage == "cold"][0]
+    cold_at = next(o.at_ms for o in step.outputs
+               if isinstance(o, StageChange) and o.to_stage == "cold")
     assert cold_at == state.last_touch_ms + 90 * DAY_MS
 
 
