@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -22,6 +32,50 @@ EventType = Annotated[
 Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
+def _iso_time(value: Any) -> Any:
+    """Event time is ISO 8601 text; a number (or digits in a string) is refused, not guessed.
+
+    Parsed here so that strict JSON validation gets a datetime and checks its offset.
+    """
+    if not isinstance(value, str):
+        return value  # strict validation names the wrong type
+    if value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("must be an ISO 8601 time with a UTC offset, not epoch seconds")
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value[:40]!r} is not an ISO 8601 time") from None
+    return value
+
+
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):  # True == 1 in Python; in the contract it is not a version
+        raise ValueError("must be the number 1, not a boolean")
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _iana_zone(value: str) -> str:
+    if not _known_zone(value):
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Warsaw)")
+    return value
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
+TimeZone = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_iana_zone)
+]
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
@@ -29,13 +83,15 @@ class _Record(BaseModel):
 class Touchpoint(_Record):
     """One contact of a person with the company, as the platform reports it."""
 
-    schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Version of this contract.")
+    schema_version: Annotated[Literal[1], BeforeValidator(_not_a_boolean)] = Field(
+        SCHEMA_VERSION, description="Version of this contract."
+    )
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
         description="Idempotency key: the same event sent twice carries the same id."
     )
     customer_id: CustomerId
     type: EventType
-    occurred_at: AwareDatetime = Field(description="Event time, ISO 8601 with a UTC offset.")
+    occurred_at: EventTime = Field(description="Event time, ISO 8601 with a UTC offset.")
     channel: Label | None = Field(None, description="Where it happened: email, facebook, store…")
     source: Label | None = Field(None, description="Traffic source, for first-touch attribution.")
     campaign: Label | None = None
@@ -45,7 +101,7 @@ class Touchpoint(_Record):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = Field(
         None, description="ISO 4217 code of amount."
     )
-    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+    timezone: TimeZone | None = Field(
         None, description="The person's IANA time zone, e.g. Europe/Warsaw (for quiet hours)."
     )
     properties: dict[str, Any] = Field(
@@ -86,8 +142,25 @@ class TriggerEmitted(_Record):
     details: dict[str, Any] = Field(default_factory=dict, description="Values that made it fire.")
     occurred_at: AwareDatetime = Field(description="Event time of the episode.")
     valid_until: AwareDatetime | None = Field(None, description="Offer expiry, if any.")
-    stage: str | None = None
+    priority: int = Field(50, description="Higher wins when triggers compete for a customer.")
+    stage: str | None = Field(None, description="The customer's stage in this journey.")
+    status: str | None = Field(None, description="Lifecycle status: lead, customer, regular…")
+    temperature: Literal["cold", "warm", "hot"] | None = None
+    score: float | None = Field(None, description="Readiness score in this journey, decayed.")
     channel: str | None = Field(None, description="Preferred channel to reach the customer.")
+
+
+class TriggerAudited(_Record):
+    """A trigger the policy did not send now: suppressed, deferred or held out, and why."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    trigger_id: str
+    customer_id: CustomerId
+    journey: str
+    rule: str
+    decision: Literal["suppressed", "deferred", "held_out"]
+    reason: str = Field(description="Why, e.g. opted_out, contact_budget, quiet_hours.")
+    occurred_at: AwareDatetime = Field(description="Event time of the episode.")
 
 
 class DeadLetter(_Record):
@@ -102,4 +175,6 @@ class DeadLetter(_Record):
     source_offset: int
     original_key_b64: str | None = Field(None, description="Original key bytes, base64.")
     original_value_b64: str = Field(description="Original value bytes, base64, unchanged.")
-    dead_lettered_at: datetime = Field(description="Wall-clock time the worker rejected it.")
+    dead_lettered_at: AwareDatetime = Field(
+        description="Wall-clock time the worker rejected it."
+    )

@@ -1,6 +1,9 @@
 """Decoding and validation of raw touchpoint records: each is accepted or rejected with a reason.
 
 The decoder is pure (the caller passes the current time) and never raises on bad input.
+Fields are checked against their JSON types strictly (no "12" for a number, no true for
+1, no epoch number for a date-time), as the published JSON Schema says. A touchpoint it
+accepts can always be written in the canonical encoding and read back by the engine.
 
 Reason codes (stable; dashboards and alerts key on them):
 
@@ -18,15 +21,18 @@ timezone_missing       occurred_at has no UTC offset
 future_timestamp       occurred_at is further ahead than the allowed clock skew
 invalid_amount         amount is negative, not finite or not a number
 unsupported_schema     schema_version is not one this worker reads
-invalid_value          any other constraint of the contract
+invalid_value          any other constraint of the contract, including an occurred_at
+                       outside the representable UTC range and a number in properties
+                       that is not finite or does not fit in 64 bits
 ====================== ============================================================
 """
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -34,6 +40,20 @@ from pydantic_core import ErrorDetails
 from journey.contracts import Touchpoint
 from journey.engine.events import to_epoch_ms
 from journey.vocabulary import BUILTIN_TYPES
+
+if TYPE_CHECKING:
+    from journey.settings import Settings
+
+#: Every reason code decode() can return.
+REASONS: frozenset[str] = frozenset({
+    "not_utf8", "invalid_json", "not_an_object", "payload_too_large", "missing_field",
+    "unexpected_field", "wrong_type", "invalid_customer_id", "unknown_event_type",
+    "timezone_missing", "future_timestamp", "invalid_amount", "unsupported_schema",
+    "invalid_value",
+})
+
+# The canonical codec (orjson) reads integers in this range exactly; others it cannot.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +78,21 @@ class IngestPolicy:
         return event_type in BUILTIN_TYPES or event_type in self.extra_types
 
 
+def policy_from_settings(settings: Settings) -> IngestPolicy:
+    """The validation policy a deployment's settings ask for."""
+    return IngestPolicy(
+        max_payload_bytes=settings.max_payload_bytes,
+        max_future_skew_ms=settings.max_future_skew_s * 1000,
+        accept_unknown_types=settings.accept_unknown_types,
+        extra_types=frozenset(settings.extra_event_types),
+    )
+
+
 _TYPE_ERRORS = {
     "string_type", "int_type", "float_type", "bool_type", "dict_type", "list_type",
     "int_parsing", "float_parsing", "model_type", "datetime_type", "int_from_float",
 }
+_SHOWN_INPUT_CHARS = 40
 
 
 def decode(raw: bytes | None, *, policy: IngestPolicy, now_ms: int) -> Touchpoint | Rejection:
@@ -74,19 +105,17 @@ def decode(raw: bytes | None, *, policy: IngestPolicy, now_ms: int) -> Touchpoin
             f"record is {len(raw)} bytes; the limit is {policy.max_payload_bytes}",
         )
     try:
-        text = raw.decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Rejection("not_utf8", f"bytes are not UTF-8 at position {exc.start}")
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        return Rejection("invalid_json", f"not JSON: {exc}")
-    if not isinstance(doc, dict):
-        return Rejection("not_an_object", f"expected a JSON object, got {_json_kind(doc)}")
-    try:
-        touchpoint = Touchpoint.model_validate(doc)
+        # Strict JSON mode: JSON types must match the schema; date-times still parse from text.
+        touchpoint = Touchpoint.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         return _rejection_from(exc.errors()[0])
+    problem = _unencodable(touchpoint)
+    if problem is not None:
+        return problem
     if not policy.accept_unknown_types and not policy.knows(touchpoint.type):
         return Rejection(
             "unknown_event_type",
@@ -110,12 +139,18 @@ def _rejection_from(error: ErrorDetails) -> Rejection:
     kind = error["type"]
     head = str(error["loc"][0]) if error["loc"] else ""
     what = f"{field}: {error['msg']}"
+    if kind == "json_invalid":
+        return Rejection("invalid_json", f"not JSON: {error['msg'].removeprefix('Invalid JSON: ')}")
+    if not error["loc"]:
+        kind_of = _json_kind(error["input"])
+        return Rejection("not_an_object", f"expected a JSON object, got {kind_of}")
     if kind == "missing":
         return Rejection("missing_field", f"{field} is required", field)
     if kind == "extra_forbidden":
         return Rejection("unexpected_field", f"{field} is not a field of the contract", field)
     if head == "schema_version":
-        return Rejection("unsupported_schema", f"schema_version {error['input']!r} is not 1", field)
+        shown = _shorten(repr(error["input"]))
+        return Rejection("unsupported_schema", f"schema_version {shown} is not 1", field)
     if head == "customer_id" and kind not in _TYPE_ERRORS:
         return Rejection("invalid_customer_id", what, field)
     if head == "amount":
@@ -127,8 +162,32 @@ def _rejection_from(error: ErrorDetails) -> Rejection:
     return Rejection("invalid_value", what, field)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def _unencodable(touchpoint: Touchpoint) -> Rejection | None:
+    """A rejection when the touchpoint could not survive the canonical encoding, else None."""
+    try:
+        touchpoint.occurred_at.astimezone(UTC)
+    except OverflowError:
+        return Rejection(
+            "invalid_value", "occurred_at is outside the range of dates in UTC", "occurred_at"
+        )
+    pending: list[tuple[str, Any]] = [("properties", touchpoint.properties)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            pending.extend((f"{path}.{i}", v) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return Rejection("invalid_value", f"{path}: {value} is not a finite number", path)
+        elif type(value) is int and not _INT_MIN <= value <= _INT_MAX:
+            return Rejection("invalid_value", f"{path}: integer does not fit in 64 bits", path)
+    return None
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= _SHOWN_INPUT_CHARS:
+        return text
+    return text[: _SHOWN_INPUT_CHARS - 1] + "…"
 
 
 def _json_kind(value: Any) -> str:
