@@ -171,6 +171,13 @@ class JourneyDefinition(_Spec):
             for stage in rule.stages or ():
                 if stage not in index:
                     raise ValueError(f"rule {rule.name!r} names unknown stage {stage!r}")
+        named = set()
+        for stage_spec in self.stages:
+            named |= stage_spec.entry.stage_names()
+        for rule in self.rules:
+            named |= rule.when.stage_names()
+        if unknown_stages := sorted(named - set(index)):
+            raise ValueError(f"'reached' names unknown stages {unknown_stages}")
         known = BUILTIN_TYPES | set(self.custom_types)
         used = set(self.scoring.points)
         for stage_spec in self.stages:

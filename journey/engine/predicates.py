@@ -7,6 +7,7 @@ A predicate is a mapping; all of its keys must hold (AND). For example::
     purchases: {gte: 3}       # a counter of the customer, after this event
     counts: {property_viewing: {gte: 3}}   # per-type event counts
     properties: {product: crown}           # event properties: value, list or comparison
+    reached: satisfied        # stages of this journey entered before (all listed)
     any: [{type: referral}, {source: referral}]
     not: {channel: sms}
 """
@@ -81,6 +82,9 @@ class Predicate(BaseModel):
     counts: dict[str, Compare] | None = None
     temperature: OneOrMany | None = None
     status: OneOrMany | None = None
+    reached: OneOrMany | None = Field(
+        None, description="Stages of this journey the customer has entered before (all of them)."
+    )
     any_of: list[Predicate] | None = Field(None, alias="any")
     all_of: list[Predicate] | None = Field(None, alias="all")
     not_: Predicate | None = Field(None, alias="not")
@@ -113,6 +117,8 @@ class Predicate(BaseModel):
             checks.append(_state_attr_in("temperature", temps))
         if (statuses := _as_set(self.status)) is not None:
             checks.append(_state_attr_in("status", statuses))
+        if (reached := _as_set(self.reached)) is not None:
+            checks.append(_reached(reached))
         if self.any_of is not None:
             checks.append(_any([sub.compile(half_life_ms) for sub in self.any_of]))
         if self.all_of is not None:
@@ -154,6 +160,15 @@ class Predicate(BaseModel):
             result &= bound
         return result
 
+    def stage_names(self) -> set[str]:
+        """Stages this predicate names anywhere (for validation against the journey)."""
+        found = set(_as_set(self.reached) or ())
+        for sub in (self.any_of or []) + (self.all_of or []):
+            found |= sub.stage_names()
+        if self.not_ is not None:
+            found |= self.not_.stage_names()
+        return found
+
     def event_types(self) -> set[str]:
         """Event types this predicate names anywhere (for validation against the vocabulary)."""
         found = set(_as_set(self.type) or ())
@@ -181,6 +196,10 @@ def _event_attr_in(name: str, allowed: frozenset[str]) -> Check:
 
 def _state_attr_in(name: str, allowed: frozenset[str]) -> Check:
     return lambda e, s, p: getattr(s, name) in allowed
+
+
+def _reached(stages: frozenset[str]) -> Check:
+    return lambda e, s, p: stages.issubset(p.entered_ms)
 
 
 def _category_in(allowed: frozenset[str]) -> Check:

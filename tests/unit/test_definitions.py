@@ -68,3 +68,8 @@ def test_two_definitions_with_the_same_name_are_refused(tmp_path: Path) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError, match="cannot read"):
         load_definitions([str(tmp_path / "nope.yaml")])
+
+
+def test_reached_must_name_a_stage_of_the_journey() -> None:
+    msg = _error("name: s\nstages:\n  - {name: a}\n  - {name: b, entry: {reached: zz}}\n")
+    assert "'reached' names unknown stages ['zz']" in msg
