@@ -9,9 +9,11 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from journey.engine import Engine
-from journey.ingest import IngestPolicy
+from journey.churn.alive import read_params_file
+from journey.engine import Engine, EngineConfig, load_definitions
+from journey.ingest import policy_from_settings
 from journey.metrics import Metrics
+from journey.processor import BatchProcessor
 from journey.settings import Settings
 from journey.topics import Topics
 from journey.worker import Channels, declare, install_agents
@@ -43,7 +45,7 @@ def create_app(
 ) -> JourneyApp:
     """Build the Faust app. Parameters other than settings default to production values."""
     metrics = metrics if metrics is not None else Metrics()
-    engine = engine if engine is not None else Engine()
+    engine = engine if engine is not None else build_engine(settings)
     topics = Topics.for_settings(settings)
     app = faust.App(
         settings.app_id,
@@ -67,14 +69,32 @@ def create_app(
     install_agents(
         app,
         channels,
-        engine=engine,
+        processor=BatchProcessor(
+            engine,
+            allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+            sources=topics.touchpoints.partitions,
+        ),
         metrics=metrics,
-        policy=IngestPolicy(),
+        policy=policy_from_settings(settings),
         batch_max=settings.batch_max_events,
         batch_within_s=settings.batch_within_ms / 1000,
+        tick_interval_s=settings.tick_interval_ms / 1000,
     )
     _install_pages(app, metrics)
     return JourneyApp(app, settings, topics, channels, metrics)
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The engine for a deployment; raises DefinitionError on a bad journey definition."""
+    config = EngineConfig(
+        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+        late_policy=settings.late_policy,
+        dedupe_horizon_ms=settings.dedupe_horizon_s * 1000,
+        regular_from_purchases=settings.regular_from_purchases,
+        loyal_from_purchases=settings.loyal_from_purchases,
+        churn=None if settings.churn_params is None else read_params_file(settings.churn_params),
+    )
+    return Engine(load_definitions(settings.definitions), config=config)
 
 
 def _install_pages(app: faust.App, metrics: Metrics) -> None:

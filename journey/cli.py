@@ -38,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Command groups kept in their own modules, each exposing register(subparsers)."""
     from journey.churn.cli import register as churn
+    from journey.producer_cli import register as producer
+    from journey.schemas import register as schemas
 
-    return [churn]
+    return [producer, schemas, churn]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import orjson
 
-from journey.contracts import StageChanged, Touchpoint, TriggerEmitted
+from journey.contracts import StageChanged, Touchpoint, TriggerAudited, TriggerEmitted
 from journey.engine.events import Event, from_epoch_ms, to_epoch_ms
-from journey.engine.outputs import StageChange, TriggerRequest
+from journey.engine.outputs import StageChange, TriggerRequest, TriggerSuppressed
 
 
 def touchpoint_to_bytes(touchpoint: Touchpoint) -> bytes:
@@ -54,8 +55,6 @@ def event_from_bytes(data: bytes) -> Event:
 
 
 def _parse_ms(text: str) -> int:
-    from datetime import datetime
-
     return to_epoch_ms(datetime.fromisoformat(text))
 
 
@@ -88,10 +87,37 @@ def trigger_record(request: TriggerRequest) -> TriggerEmitted:
             None if request.valid_for_ms is None
             else from_epoch_ms(request.at_ms + request.valid_for_ms)
         ),
+        priority=request.priority,
         stage=request.stage,
+        status=request.status,
+        temperature=_temperature(request.temperature),
+        score=request.score,
         channel=request.channel,
     )
 
 
-def record_bytes(record: StageChanged | TriggerEmitted) -> bytes:
+def audit_record(suppressed: TriggerSuppressed) -> TriggerAudited:
+    request = suppressed.request
+    return TriggerAudited(
+        trigger_id=request.trigger_id,
+        customer_id=request.customer_id,
+        journey=request.journey,
+        rule=request.rule,
+        decision="suppressed",
+        reason=suppressed.reason,
+        occurred_at=from_epoch_ms(request.at_ms),
+    )
+
+
+def _temperature(value: str | None) -> Literal["cold", "warm", "hot"] | None:
+    if value == "cold":
+        return "cold"
+    if value == "warm":
+        return "warm"
+    if value == "hot":
+        return "hot"
+    return None
+
+
+def record_bytes(record: StageChanged | TriggerEmitted | TriggerAudited) -> bytes:
     return record.model_dump_json().encode()

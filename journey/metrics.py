@@ -29,6 +29,11 @@ class Metrics:
             "Touchpoints dropped because their event_id was already seen within the horizon.",
             registry=r,
         )
+        self.events_late = Counter(
+            "journey_events_late_total",
+            "Touchpoints older than the allowed lateness (handled by the late-event policy).",
+            registry=r,
+        )
         self.events_processed = Counter(
             "journey_events_processed_total",
             "Touchpoints applied to journey state.",
@@ -46,6 +51,12 @@ class Metrics:
             ["journey", "rule"],
             registry=r,
         )
+        self.triggers_suppressed = Counter(
+            "journey_triggers_suppressed_total",
+            "Triggers the policy held back, by journey, rule and reason.",
+            ["journey", "rule", "reason"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "journey_batch_events",
             "Events per batch taken by the journey agent.",
@@ -56,6 +67,29 @@ class Metrics:
             "journey_batch_seconds",
             "Time to apply one batch to state and queue its outputs.",
             buckets=_BATCH_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.ticks_sent = Counter(
+            "journey_ticks_sent_total",
+            "Timer rounds in which this worker appended ticks to its partitions.",
+            registry=r,
+        )
+        self.ticks_received = Counter(
+            "journey_ticks_received_total", "Tick records read from the events topic.",
+            registry=r,
+        )
+        self.ticks_malformed = Counter(
+            "journey_ticks_malformed_total", "Tick records that could not be read (ignored).",
+            registry=r,
+        )
+        self.detections_due = Counter(
+            "journey_detections_due_total",
+            "Customers whose deadline the watermark passed (each checked for detections).",
+            registry=r,
+        )
+        self.customers_armed = Gauge(
+            "journey_customers_armed",
+            "Customers with a pending deadline after the last due-index rebuild.",
             registry=r,
         )
         self.customers_tracked = Gauge(

@@ -26,6 +26,7 @@ class Topics:
     events: TopicSpec
     stage_changes: TopicSpec
     triggers: TopicSpec
+    trigger_audit: TopicSpec
     dead_letters: TopicSpec
 
     @classmethod
@@ -39,9 +40,10 @@ class Topics:
             ),
             stage_changes=TopicSpec(f"{p}stage-changes", "customer_id", "StageChanged", n),
             triggers=TopicSpec(f"{p}triggers", "customer_id", "TriggerEmitted", n),
+            trigger_audit=TopicSpec(f"{p}trigger-audit", "customer_id", "TriggerAudited", n),
             dead_letters=TopicSpec(f"{p}dead-letters", "source key", "DeadLetter", n),
         )
 
     def all(self) -> tuple[TopicSpec, ...]:
         return (self.touchpoints, self.events, self.stage_changes, self.triggers,
-                self.dead_letters)
+                self.trigger_audit, self.dead_letters)

@@ -32,20 +32,25 @@ def test_first_purchase_moves_customer_to_customer_stage_and_emits_trigger(
          "occurred_at": "2026-03-02T10:00:00+00:00", "amount": 49.0, "currency": "EUR"},
     ])
 
-    # Then the stage changes lead -> customer appear, keyed by customer
-    changes = consume(kafka_bootstrap, topics.stage_changes.name, expect=2)
-    assert [(c["from_stage"], c["to_stage"]) for c in iter_json(changes)] == [
+    # Then the lifecycle status moves lead -> customer, keyed by customer
+    records = consume(kafka_bootstrap, topics.stage_changes.name, expect=4)
+    assert {r.key for r in records} == {b"cust-1"}
+    lifecycle = [c for c in iter_json(records) if c["journey"] == "lifecycle"]
+    assert [(c["from_stage"], c["to_stage"]) for c in lifecycle] == [
         (None, "lead"), ("lead", "customer")]
-    assert {r.key for r in changes} == {b"cust-1"}
-    to_customer = list(iter_json(changes))[1]
-    assert to_customer["cause_event_id"] == "e-2"
-    assert to_customer["seconds_in_previous_stage"] == 86400.0
+    assert lifecycle[1]["cause_event_id"] == "e-2"
+    assert lifecycle[1]["seconds_in_previous_stage"] == 86400.0
+    # And the touchpoint journey moves acquaintance -> first_purchase
+    journey = [(c["from_stage"], c["to_stage"]) for c in iter_json(records)
+               if c["journey"] == "touchpoint_journey"]
+    assert journey == [(None, "acquaintance"), ("acquaintance", "first_purchase")]
 
-    # And one trigger for the first purchase
-    triggers = list(iter_json(consume(kafka_bootstrap, topics.triggers.name, expect=1)))
-    assert len(triggers) == 1
-    assert triggers[0]["rule"] == "first_purchase_follow_up"
-    assert triggers[0]["customer_id"] == "cust-1"
+    # And exactly one first-purchase trigger, with a deterministic id
+    triggers = list(iter_json(consume(kafka_bootstrap, topics.triggers.name, expect=3)))
+    first = [t for t in triggers if t["rule"] == "first_purchase_follow_up"]
+    assert len(first) == 1
+    assert first[0]["customer_id"] == "cust-1"
+    assert first[0]["status"] == "customer"
 
     # And the counters on /metrics say so, without customer ids in any label
     assert worker.metric("journey_triggers_emitted_total",
@@ -79,6 +84,7 @@ def test_garbage_record_is_dead_lettered_and_the_worker_keeps_going(
     assert letters[0]["source_topic"] == topics.touchpoints.name
 
     # And the valid purchase still went through
-    triggers = list(iter_json(consume(kafka_bootstrap, topics.triggers.name, expect=1)))
-    assert [t["customer_id"] for t in triggers] == ["cust-9"]
+    triggers = list(iter_json(consume(kafka_bootstrap, topics.triggers.name, expect=2)))
+    assert {t["customer_id"] for t in triggers} == {"cust-9"}
+    assert "first_purchase_follow_up" in {t["rule"] for t in triggers}
     assert worker.metric("journey_events_dead_lettered_total", {"reason": "not_utf8"}) == 1.0

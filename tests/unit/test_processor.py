@@ -1,0 +1,126 @@
+"""The batch processor: ticks advance event time, detections wait for the watermark,
+each customer is written once per batch, and the due index is rebuilt from state."""
+
+from __future__ import annotations
+
+import orjson
+
+from journey.engine import CustomerState, StageChange, TriggerRequest
+from journey.engine.duration import DAY_MS
+from journey.engine.events import from_epoch_ms
+from journey.processor import BatchProcessor, PlainRecord
+from journey.timekeeping import TICK_HEADER, TICK_VALUE, DueIndex, encode_tick
+from tests.unit.engine_helpers import T0, definition, engine
+
+JOURNEY = definition("name: j\nstages: [{name: s, entry: {}}]\n")
+
+
+def event(n: int, cid: str, etype: str, day: float, partition: int = 0) -> PlainRecord:
+    doc = {"event_id": f"e{n}", "customer_id": cid, "type": etype,
+           "occurred_at": from_epoch_ms(T0 + int(day * DAY_MS)).isoformat()}
+    return PlainRecord(partition, orjson.dumps(doc))
+
+
+def tick(day: float, partition: int = 0) -> PlainRecord:
+    return PlainRecord(partition, encode_tick(T0 + int(day * DAY_MS), "test"),
+                       {TICK_HEADER: TICK_VALUE})
+
+
+def processor() -> BatchProcessor:
+    return BatchProcessor(engine(JOURNEY, allowed_lateness_ms=DAY_MS),
+                          allowed_lateness_ms=DAY_MS)
+
+
+def _dormant(outputs: list[object]) -> list[str]:
+    return [o.customer_id for o in outputs
+            if isinstance(o, TriggerRequest) and o.rule == "dormant_wake_up"]
+
+
+def test_detection_waits_for_a_tick_past_the_deadline() -> None:
+    proc = processor()
+    store: dict[str, CustomerState] = {}
+
+    def run(records: list[PlainRecord]) -> list[object]:
+        result = proc.process(records, store.get)
+        store.update({cid: state for cid, (state, _) in result.dirty.items()})
+        return list(result.outputs)
+
+    run([event(1, "a", "purchase", 0), event(2, "b", "purchase", 50)])
+    assert _dormant(run([tick(89)])) == []
+    assert _dormant(run([tick(91)])) == ["a"]
+    assert _dormant(run([tick(139)])) == []
+    assert _dormant(run([tick(141)])) == ["b"]
+
+
+def test_events_advance_the_watermark_minus_the_allowed_lateness() -> None:
+    proc = processor()
+    store: dict[str, CustomerState] = {}
+    result = proc.process([event(1, "a", "purchase", 0), event(2, "b", "site_visit", 90.5)],
+                          store.get)
+    assert _dormant(result.outputs) == []  # watermark 89.5 < deadline 90
+    result = proc.process([event(3, "b", "site_visit", 91.5)], store.get)
+    assert _dormant(result.outputs) == []  # a's state was not stored by the caller
+    store_all: dict[str, CustomerState] = {}
+    proc = processor()
+    result = proc.process([event(1, "a", "purchase", 0), event(2, "b", "site_visit", 91.5)],
+                          store_all.get)
+    assert _dormant(result.outputs) == ["a"]
+
+
+def test_each_partition_has_its_own_clock() -> None:
+    proc = processor()
+    result = proc.process([event(1, "a", "purchase", 0, partition=0), tick(200, partition=1)],
+                          {}.get)
+    assert _dormant(result.outputs) == []
+    assert proc.clock(0).watermark_ms < proc.clock(1).watermark_ms
+
+
+def test_each_customer_comes_out_once_per_batch_with_its_last_state() -> None:
+    proc = processor()
+    result = proc.process([event(i, "a", "site_visit", i) for i in range(5)], {}.get)
+    assert list(result.dirty) == ["a"]
+    assert result.dirty["a"][0].touches == 5
+    assert result.processed == 5
+
+
+def test_duplicates_and_malformed_ticks_are_counted_not_fatal() -> None:
+    proc = processor()
+    bad_tick = PlainRecord(0, b"not json", {TICK_HEADER: TICK_VALUE})
+    result = proc.process([event(1, "a", "site_visit", 0), event(1, "a", "site_visit", 0),
+                           bad_tick], {}.get)
+    assert (result.processed, result.duplicates, result.bad_ticks) == (1, 1, 1)
+
+
+def test_rebuild_re_arms_customers_from_stored_state() -> None:
+    first = processor()
+    store: dict[str, CustomerState] = {}
+    result = first.process([event(1, "a", "purchase", 0), event(2, "b", "purchase", 10)],
+                           store.get)
+    store.update({cid: state for cid, (state, _) in result.dirty.items()})
+    # A new worker takes over partition 0 with nothing in memory.
+    second = processor()
+    armed = second.rebuild([0], [(0, s) for s in store.values()])
+    assert armed == 2
+    out = second.process([tick(95)], store.get).outputs
+    assert _dormant(out) == ["a"]
+    assert [o.to_stage for o in out if isinstance(o, StageChange)
+            and o.journey == "lifecycle"] == ["dormant"]
+
+
+def test_rebuild_drops_partitions_no_longer_owned() -> None:
+    proc = processor()
+    proc.process([event(1, "a", "purchase", 0, partition=3)], {}.get)
+    proc.rebuild([0, 1], [])
+    assert sorted(proc.clocks) == [0, 1]
+
+
+def test_due_index_pops_only_due_customers_in_deadline_order_and_honours_re_arming() -> None:
+    index = DueIndex()
+    index.arm("a", 30)
+    index.arm("b", 10)
+    index.arm("c", 20)
+    index.arm("a", 5)  # re-armed earlier; the old entry is stale
+    index.arm("c", None)  # disarmed
+    assert index.pop_due(15) == ["a", "b"]
+    assert index.pop_due(100) == []
+    assert len(index) == 0
