@@ -11,10 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from journey.churn.alive import read_params_file
 from journey.engine import Engine, EngineConfig, load_definitions
+from journey.engine.policy import ContactBudget, QuietHours
 from journey.ingest import policy_from_settings
 from journey.metrics import Metrics
 from journey.processor import BatchProcessor
-from journey.settings import Settings
+from journey.settings import Settings, parse_budget, parse_quiet_hours
 from journey.topics import Topics
 from journey.worker import Channels, declare, install_agents
 
@@ -86,8 +87,22 @@ def create_app(
 
 def build_engine(settings: Settings) -> Engine:
     """The engine for a deployment; raises DefinitionError on a bad journey definition."""
+    hold_s = settings.trigger_hold_s
+    quiet = None
+    if settings.quiet_hours is not None:
+        quiet = QuietHours(*parse_quiet_hours(settings.quiet_hours))
+    budget = None
+    if settings.contact_budget is not None:
+        budget = ContactBudget(*parse_budget(settings.contact_budget))
     config = EngineConfig(
         allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+        trigger_hold_ms=(settings.allowed_lateness_s if hold_s is None else hold_s) * 1000,
+        quiet_hours=quiet,
+        contact_budget=budget,
+        holdout=settings.holdout_share,
+        holdout_salt=settings.holdout_salt,
+        default_timezone=settings.default_timezone,
+        offer_secret=settings.offer_code_secret.get_secret_value(),
         late_policy=settings.late_policy,
         dedupe_horizon_ms=settings.dedupe_horizon_s * 1000,
         regular_from_purchases=settings.regular_from_purchases,

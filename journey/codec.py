@@ -83,10 +83,9 @@ def trigger_record(request: TriggerRequest) -> TriggerEmitted:
         reason=request.reason,
         details=request.details,
         occurred_at=from_epoch_ms(request.at_ms),
-        valid_until=(
-            None if request.valid_for_ms is None
-            else from_epoch_ms(request.at_ms + request.valid_for_ms)
-        ),
+        valid_until=_time(request.valid_until_ms),
+        send_at=_time(request.send_at_ms),
+        offer_code=request.offer_code,
         priority=request.priority,
         stage=request.stage,
         status=request.status,
@@ -103,10 +102,25 @@ def audit_record(suppressed: TriggerSuppressed) -> TriggerAudited:
         customer_id=request.customer_id,
         journey=request.journey,
         rule=request.rule,
-        decision="suppressed",
+        kind="service" if request.kind == "service" else "marketing",
+        decision=_decision(suppressed.decision),
         reason=suppressed.reason,
         occurred_at=from_epoch_ms(request.at_ms),
+        decided_at=_time(suppressed.at_ms),
+        deferred_until=_time(suppressed.until_ms),
     )
+
+
+def _time(ms: int | None) -> datetime | None:
+    return None if ms is None else from_epoch_ms(ms)
+
+
+def _decision(value: str) -> Literal["suppressed", "deferred", "held_out"]:
+    if value == "deferred":
+        return "deferred"
+    if value == "held_out":
+        return "held_out"
+    return "suppressed"
 
 
 def _temperature(value: str | None) -> Literal["cold", "warm", "hot"] | None:

@@ -142,6 +142,12 @@ class TriggerEmitted(_Record):
     details: dict[str, Any] = Field(default_factory=dict, description="Values that made it fire.")
     occurred_at: AwareDatetime = Field(description="Event time of the episode.")
     valid_until: AwareDatetime | None = Field(None, description="Offer expiry, if any.")
+    send_at: AwareDatetime | None = Field(
+        None, description="Earliest time to act (after holds, delays and quiet hours)."
+    )
+    offer_code: str | None = Field(
+        None, description="Personal offer code, unique per customer and trigger."
+    )
     priority: int = Field(50, description="Higher wins when triggers compete for a customer.")
     stage: str | None = Field(None, description="The customer's stage in this journey.")
     status: str | None = Field(None, description="Lifecycle status: lead, customer, regular…")
@@ -158,9 +164,12 @@ class TriggerAudited(_Record):
     customer_id: CustomerId
     journey: str
     rule: str
+    kind: Literal["marketing", "service"] = "marketing"
     decision: Literal["suppressed", "deferred", "held_out"]
     reason: str = Field(description="Why, e.g. opted_out, contact_budget, quiet_hours.")
     occurred_at: AwareDatetime = Field(description="Event time of the episode.")
+    decided_at: AwareDatetime | None = Field(None, description="Event time of the decision.")
+    deferred_until: AwareDatetime | None = Field(None, description="For deferred: when next.")
 
 
 class DeadLetter(_Record):

@@ -50,7 +50,9 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
 
 def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     env = {**os.environ, "JOURNEY_TOPIC_PREFIX": settings.topic_prefix,
-           "JOURNEY_APP_ID": settings.app_id, "JOURNEY_LOG_LEVEL": "WARNING"}
+           "JOURNEY_APP_ID": settings.app_id, "JOURNEY_LOG_LEVEL": "WARNING",
+           # Frequent ticks so held triggers and due detections show up within seconds.
+           "JOURNEY_TICK_INTERVAL_MS": os.environ.get("JOURNEY_TICK_INTERVAL_MS", "1000")}
     log = Path(settings.data_dir) / "demo-worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -85,7 +87,8 @@ def _send(settings: Settings, topic: str, records: list[bytes]) -> None:
 def _collect(
     settings: Settings, topics: Topics, timeout_s: float, expected_dead: int
 ) -> dict[str, list[tuple[bytes | None, dict[str, Any]]]]:
-    names = [topics.stage_changes.name, topics.triggers.name, topics.dead_letters.name]
+    names = [topics.stage_changes.name, topics.triggers.name, topics.dead_letters.name,
+             topics.trigger_audit.name]
     c = consumer(settings, *names)
     seen: dict[str, list[tuple[bytes | None, dict[str, Any]]]] = {n: [] for n in names}
     deadline = time.monotonic() + timeout_s
@@ -97,13 +100,13 @@ def _collect(
                 for r in batch:
                     seen[r.topic].append((r.key, json.loads(r.value)))
                 quiet_since = time.monotonic()
-            done = len(seen[topics.dead_letters.name]) >= expected_dead and seen[names[0]]
-            if done and time.monotonic() - quiet_since > 3:
+            done = len(seen[topics.dead_letters.name]) >= expected_dead and seen[names[1]]
+            if done and time.monotonic() - quiet_since > 5:
                 break
     finally:
         c.close()
     return {"stage changes": seen[names[0]], "triggers": seen[names[1]],
-            "dead letters": seen[names[2]]}
+            "dead letters": seen[names[2]], "trigger audit": seen[names[3]]}
 
 
 def _show(seen: dict[str, list[tuple[bytes | None, dict[str, Any]]]]) -> None:
@@ -111,10 +114,14 @@ def _show(seen: dict[str, list[tuple[bytes | None, dict[str, Any]]]]) -> None:
     for _, r in sorted(seen["stage changes"], key=lambda kv: kv[1]["occurred_at"]):
         print(f"  {r['occurred_at']}  {r['customer_id']:<8} {r['journey']:<10} "
               f"{r['from_stage'] or '(new)'} -> {r['to_stage']}")
-    print("\n== triggers ==")
-    for _, r in seen["triggers"]:
+    print("\n== triggers (what downstream senders receive) ==")
+    for _, r in sorted(seen["triggers"], key=lambda kv: kv[1]["send_at"]):
+        print(f"  send {r['send_at']}  {r['customer_id']:<8} {r['rule']:<28} "
+              f"{r['kind']:<9} code={r['offer_code']}  id={r['trigger_id'][:12]}…")
+    print("\n== trigger audit (held back by the policy) ==")
+    for _, r in seen["trigger audit"]:
         print(f"  {r['occurred_at']}  {r['customer_id']:<8} {r['rule']:<28} "
-              f"id={r['trigger_id'][:12]}…  reason={r['reason']}")
+              f"{r['decision']}: {r['reason']}")
     print("\n== dead letters ==")
     for _, r in seen["dead letters"]:
         print(f"  {r['reason']:<18} {r['message'][:70]}")

@@ -51,10 +51,11 @@ class Metrics:
             ["journey", "rule"],
             registry=r,
         )
-        self.triggers_suppressed = Counter(
-            "journey_triggers_suppressed_total",
-            "Triggers the policy held back, by journey, rule and reason.",
-            ["journey", "rule", "reason"],
+        self.triggers_withheld = Counter(
+            "journey_triggers_withheld_total",
+            "Triggers the policy did not send now, by journey, rule, decision (suppressed, "
+            "deferred, held_out) and reason.",
+            ["journey", "rule", "decision", "reason"],
             registry=r,
         )
         self.batch_size = Histogram(

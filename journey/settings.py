@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,7 +75,7 @@ class Settings(BaseSettings):
         description="Journey definitions to run: preset names or YAML paths, a,b or a JSON list.",
     )
     allowed_lateness_s: int = Field(
-        24 * 3600, ge=0, description="How far behind a customer's newest event one may arrive."
+        3600, ge=0, description="How far behind a customer's newest event one may arrive."
     )
     late_policy: Literal["count_only", "drop"] = Field(
         "count_only", description="What a later event does: update counters only, or nothing."
@@ -84,8 +86,53 @@ class Settings(BaseSettings):
     churn_params: Path | None = Field(
         None, description="Parameters file from `journey churn fit`; enables churn_risk."
     )
+    # --- Trigger policy ------------------------------------------------------------------
+    trigger_hold_s: int | None = Field(
+        None, ge=0, description="Hold marketing triggers this long so a late opt-out is "
+        "honoured; default: the allowed lateness. Journeys may override.",
+    )
+    quiet_hours: str | None = Field(
+        "21:00-08:00", description="Local quiet hours for marketing (HH:MM-HH:MM); empty: none."
+    )
+    contact_budget: str | None = Field(
+        "3/7d", description="At most N marketing triggers per customer per window (N/7d)."
+    )
+    holdout_share: float = Field(0.0, ge=0.0, lt=1.0, description="Customers held out, 0-1.")
+    holdout_salt: str = Field("journey", description="Salt of the stable holdout hash.")
+    default_timezone: str = Field("UTC", description="IANA zone when events carry none.")
+    offer_code_secret: SecretStr = Field(
+        SecretStr(""), description="Key of the personal offer codes; keep it secret."
+    )
     regular_from_purchases: int = Field(3, ge=1, description="seed 001: regular from 3.")
     loyal_from_purchases: int = Field(10, ge=1, description="Loyal from this many purchases.")
+
+    @field_validator("quiet_hours", "contact_budget", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_format(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_quiet_hours(value)
+        return value
+
+    @field_validator("contact_budget")
+    @classmethod
+    def _budget_format(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_budget(value)
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
 
     @field_validator("extra_event_types", "definitions", mode="before")
     @classmethod
@@ -100,3 +147,27 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, object]:
         """The settings as a dict safe to log: secrets stay masked."""
         return self.model_dump(mode="json")
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time]:
+    """'21:00-08:00' -> (21:00, 08:00)."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not HH:MM-HH:MM, e.g. 21:00-08:00") from None
+    return start, end
+
+
+def parse_budget(text: str) -> tuple[int, int]:
+    """'3/7d' -> (3, window in ms)."""
+    from journey.engine.duration import parse_duration_ms
+
+    count, _, window = text.partition("/")
+    try:
+        n = int(count)
+        window_ms = parse_duration_ms(window.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not N/DURATION, e.g. 3/7d") from None
+    if n < 1 or window_ms <= 0:
+        raise ValueError(f"{text!r}: the count and the window must be positive")
+    return n, window_ms

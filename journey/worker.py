@@ -255,8 +255,8 @@ def _publish(output: Output, ch: Channels, metrics: Metrics) -> None:
         metrics.triggers_emitted.labels(output.journey, output.rule).inc()
     else:
         ch.trigger_audit.send_soon(key=key, value=codec.record_bytes(codec.audit_record(output)))
-        metrics.triggers_suppressed.labels(output.request.journey, output.request.rule,
-                                           output.reason).inc()
+        metrics.triggers_withheld.labels(output.request.journey, output.request.rule,
+                                         output.decision, output.reason).inc()
 
 
 def _partition(fevent: Any) -> int:

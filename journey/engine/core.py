@@ -6,15 +6,17 @@ Late events. An event older than the customer's newest event time minus the allo
 lateness is late. Policy ``count_only`` (default) lets it update counters, attribution,
 consent and scores (they do not depend on order) but never moves a stage or fires a
 trigger, since those would act on a past that has already been acted on; policy ``drop``
-ignores it except for consent. Either way it is counted in ``late_events``. Opt-outs are
-always applied, however late: no marketing trigger may follow an opt-out.
+ignores it except for consent. A late event older than the dedupe horizon is always
+dropped: its id may have been forgotten, and counting a re-sent purchase twice is worse
+than missing it. Either way it is counted in ``late_events``. Opt-outs are always applied,
+however late (the latest decision by event time wins): no marketing trigger may follow.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from journey.churn.alive import ChurnParams
@@ -35,8 +37,15 @@ from journey.engine.detections import (
 )
 from journey.engine.duration import DAY_MS
 from journey.engine.events import Event
-from journey.engine.outputs import Output, StageChange, TriggerRequest
-from journey.engine.policy import ConsentPolicy, TriggerPolicy
+from journey.engine.outputs import Output, StageChange, TriggerRequest, TriggerSuppressed
+from journey.engine.policy import (
+    ContactBudget,
+    JourneyPolicy,
+    QuietHours,
+    RulePolicy,
+    TriggerPolicy,
+    offer_code,
+)
 from journey.engine.predicates import Check
 from journey.engine.state import PURCHASE_HISTORY, CustomerState, JourneyPosition, Touch, decay
 from journey.vocabulary import CATEGORIES
@@ -73,6 +82,16 @@ class EngineConfig:
     cold_after_ms: int = 90 * DAY_MS
     #: fitted BG/NBD or MBG/NBD parameters; without them the churn_risk detection is off
     churn: ChurnParams | None = None
+    # Trigger policy defaults; each journey's `policy:` block may override the first four.
+    # The library defaults send at once; a deployment's settings choose safer ones.
+    trigger_hold_ms: int = 0
+    quiet_hours: QuietHours | None = None
+    holdout: float = 0.0
+    cooldown_ms: int | None = None
+    contact_budget: ContactBudget | None = None
+    default_timezone: str = "UTC"
+    holdout_salt: str = "journey"
+    offer_secret: str = field(default="", repr=False)
 
 
 @dataclass(slots=True)
@@ -110,6 +129,8 @@ class CompiledJourney:
     rules: tuple[_Rule, ...]
     points: dict[str, float]
     half_life_ms: int | None
+    policy: JourneyPolicy
+    delays: dict[str, int]
     plans: dict[str, _Plan] = field(default_factory=dict)
 
     def plan(self, event_type: str) -> _Plan:
@@ -125,7 +146,7 @@ class CompiledJourney:
         return found
 
     @classmethod
-    def compile(cls, d: JourneyDefinition) -> CompiledJourney:
+    def compile(cls, d: JourneyDefinition, config: EngineConfig) -> CompiledJourney:
         hl = d.scoring.half_life
         names = tuple(s.name for s in d.stages)
         backward: dict[str, list[int]] = {}
@@ -144,6 +165,8 @@ class CompiledJourney:
             ),
             points=dict(d.scoring.points),
             half_life_ms=hl,
+            policy=_journey_policy(d, config),
+            delays={r.name: r.delay for r in d.rules if r.delay},
         )
 
 
@@ -157,10 +180,13 @@ class Engine:
         config: EngineConfig | None = None,
         policy: TriggerPolicy | None = None,
     ) -> None:
-        self.config = config or EngineConfig()
-        self.policy: TriggerPolicy = policy or ConsentPolicy()
-        self.journeys = tuple(CompiledJourney.compile(d) for d in definitions)
-        cfg = self.config
+        self.config = cfg = config or EngineConfig()
+        self.policy = policy or TriggerPolicy(
+            budget=cfg.contact_budget, default_timezone=cfg.default_timezone,
+            holdout_salt=cfg.holdout_salt, offer_secret=cfg.offer_secret,
+        )
+        self.journeys = tuple(CompiledJourney.compile(d, cfg) for d in definitions)
+        self._by_name = {j.definition.name: j for j in self.journeys}
         self.temperature = TemperatureRules(cfg.hot_engagement, cfg.engagement_half_life_ms,
                                             cfg.cold_after_ms)
 
@@ -175,7 +201,10 @@ class Engine:
         if late:
             state.late_events += 1
             self._apply_consent(state, event)
-            if cfg.late_policy == "drop":
+            # Older than the dedupe horizon, it could be a re-sent event whose id was
+            # forgotten: counting it could count a purchase twice, so it is dropped.
+            beyond_horizon = event.at_ms < state.max_event_ms - cfg.dedupe_horizon_ms
+            if cfg.late_policy == "drop" or beyond_horizon:
                 return Step(state, note="late")
         self._remember_id(state, event)
         self._count(state, event)
@@ -186,6 +215,9 @@ class Engine:
         self._advance_status(state, event, outputs)
         for journey in self.journeys:
             self._advance_journey(journey, state, event, outputs)
+        # The customer's own event proves its time has come: release what is due by then.
+        while state.pending and state.pending[0][0] <= event.at_ms:
+            self._release_at(state, state.pending[0][0], outputs)
         return Step(state, outputs)
 
     def apply_all(
@@ -294,6 +326,8 @@ class Engine:
         temp = self.temperature.next_change_ms(state)
         if temp is not None:
             moments.append(temp)
+        if state.pending:
+            moments.append(state.pending[0][0])
         return min(moments) if moments else None
 
     def on_time(self, state: CustomerState, now_ms: int) -> Step:
@@ -301,16 +335,21 @@ class Engine:
         deadline order. Each happens at its own deadline, not at now_ms, so the outcome
         does not depend on when the watermark got there."""
         outputs: list[Output] = []
-        for _ in range(64):  # bounded: each round fires one detection or stops
+        for _ in range(256):  # bounded: each round fires one detection or release, or stops
             dues = [(at, order, idx, due) for idx, due in self._dues(state)
                     if (at := due.at_ms) <= now_ms for order in (KINDS.index(due.kind),)]
             temp_at = self.temperature.next_change_ms(state)
             if temp_at is not None and temp_at <= now_ms:
                 dues.append((temp_at, -1, -1, Due(temp_at, "temperature", temp_at)))
+            if state.pending and state.pending[0][0] <= now_ms:
+                release_at = state.pending[0][0]
+                dues.append((release_at, len(KINDS), -1, Due(release_at, "release", release_at)))
             if not dues:
                 break
             _, _, idx, due = min(dues, key=lambda d: (d[0], d[1], d[2]))
-            if due.kind == "temperature":
+            if due.kind == "release":
+                self._release_at(state, due.at_ms, outputs)
+            elif due.kind == "temperature":
                 self._update_temperature(state, due.at_ms, f"detection:temperature:{due.at_ms}",
                                          outputs)
             else:
@@ -339,9 +378,9 @@ class Engine:
         status, rule, reason, kind = _DETECTIONS[due.kind]
         d: DetectionSpec = getattr(spec, due.kind)
         details = self._detection_details(spec, state, due)
-        if kind == "marketing" and due.kind != "lost":
+        if due.kind in ("inactive_lead", "churn_risk", "dormant"):
             state.reactivation_ms = due.at_ms
-        if state.status != status:
+        if status and state.status != status:
             set_status(state, status, cause, due.at_ms, outputs)
         request = TriggerRequest(
             customer_id=state.customer_id,
@@ -360,7 +399,53 @@ class Engine:
             valid_for_ms=d.valid_for,
             details=details,
         )
-        outputs.append(self.policy.decide(state, request))
+        self._schedule(j, state, request)
+
+    # ----- trigger policy -------------------------------------------------------------------
+    @staticmethod
+    def _schedule(j: CompiledJourney, state: CustomerState, request: TriggerRequest) -> None:
+        """A fired trigger waits until its release time: its rule's delay, plus for marketing
+        the hold that lets a late opt-out be seen first."""
+        release = request.at_ms + j.delays.get(request.rule, 0)
+        if request.kind == "marketing":
+            release += j.policy.hold_ms
+        bisect.insort(state.pending, (release, request), key=_pending_order)
+
+    def _release_at(self, state: CustomerState, at_ms: int, outputs: list[Output]) -> None:
+        """Decide every trigger released at at_ms, higher priority first (they compete for
+        the contact budget)."""
+        due = [r for t, r in state.pending if t == at_ms]
+        state.pending = [(t, r) for t, r in state.pending if t != at_ms]
+        due.sort(key=lambda r: (-r.priority, r.trigger_id))
+        for request in due:
+            journey = self._by_name.get(request.journey)
+            jpolicy = journey.policy if journey is not None else JourneyPolicy()
+            decision = self.policy.decide(state, request, jpolicy, at_ms)
+            if decision.kind == "send":
+                outputs.append(self._send(state, request, at_ms))
+            elif decision.kind == "defer" and decision.until_ms is not None:
+                bisect.insort(state.pending, (decision.until_ms, request), key=_pending_order)
+                outputs.append(TriggerSuppressed(request, decision.reason, "deferred", at_ms,
+                                                 decision.until_ms))
+            else:
+                label = "held_out" if decision.kind == "hold_out" else "suppressed"
+                outputs.append(TriggerSuppressed(request, decision.reason, label, at_ms))
+
+    def _send(self, state: CustomerState, request: TriggerRequest, at_ms: int) -> TriggerRequest:
+        send_at = at_ms
+        if request.kind == "marketing":
+            # Contacts are recorded in time order, so the budget holds in every window.
+            if state.contacts:
+                send_at = max(send_at, state.contacts[-1])
+            state.contacts.append(send_at)
+            budget = self.config.contact_budget
+            if budget is not None:
+                state.contacts = [t for t in state.contacts if t > send_at - budget.window_ms]
+            else:
+                del state.contacts[:-16]
+        state.sent[f"{request.journey}/{request.rule}"] = send_at
+        return replace(request, send_at_ms=send_at,
+                       offer_code=offer_code(request.trigger_id, self.config.offer_secret))
 
     def _detection_details(
         self, spec: DetectionsSpec, state: CustomerState, due: Due
@@ -373,6 +458,8 @@ class Engine:
             details["after_days"] = spec.inactive_lead.after / DAY_MS
         elif due.kind == "lost":
             details["after_days"] = spec.lost.after / DAY_MS
+        elif due.kind == "low_season":
+            details.update(months=list(spec.low_season.months), season_start_ms=due.anchor)
         elif due.kind == "dormant":
             gap = state.mean_gap_ms
             details.update(
@@ -529,7 +616,7 @@ class Engine:
                 "spend": round(state.spend, 2),
             },
         )
-        outputs.append(self.policy.decide(state, request))
+        self._schedule(j, state, request)
 
 
 #: detection kind -> (status it sets, trigger rule, reason code, trigger kind)
@@ -540,7 +627,35 @@ _DETECTIONS: dict[str, tuple[str, str, str, str]] = {
     "churn_risk": ("at_risk", "churn_risk_reactivation", "low_p_alive", "marketing"),
     "dormant": ("dormant", "dormant_wake_up", "sleeping_customer", "marketing"),
     "lost": ("lost", "win_back", "no_reaction", "marketing"),
+    # an invitation, not a change of status
+    "low_season": ("", "low_season_invitation", "low_season", "marketing"),
 }
+
+def _pending_order(item: tuple[int, TriggerRequest]) -> tuple[int, str]:
+    return item[0], item[1].trigger_id
+
+
+def _journey_policy(d: JourneyDefinition, config: EngineConfig) -> JourneyPolicy:
+    spec = d.policy
+    quiet = config.quiet_hours
+    if spec.quiet_hours is not None:
+        q = spec.quiet_hours
+        quiet = QuietHours(q.start, q.end, q.action) if q.enabled else None
+    cooldown = spec.cooldown if spec.cooldown is not None else config.cooldown_ms
+    return JourneyPolicy(
+        hold_ms=spec.hold if spec.hold is not None else config.trigger_hold_ms,
+        quiet_hours=quiet,
+        holdout=spec.holdout if spec.holdout is not None else config.holdout,
+        cooldown_ms=cooldown,
+        rules={
+            name: RulePolicy(
+                cooldown_ms=r.cooldown if r.cooldown is not None else cooldown,
+                once=r.once, quiet_action=r.quiet_hours,
+            )
+            for name, r in spec.rules.items()
+        },
+    )
+
 
 _RANK = {"lead": 0, "inactive_lead": 0, "customer": 1, "reactivated": 1, "regular": 2,
          "loyal": 3}

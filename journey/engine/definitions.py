@@ -7,6 +7,7 @@ path inside it and what is wrong.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import time
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
@@ -29,6 +30,11 @@ Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 #: The engine's own journey: lifecycle statuses. Definitions may not use this name.
 LIFECYCLE = "lifecycle"
+#: Rule names of the triggers that time-driven detections fire.
+DETECTION_RULES = frozenset({
+    "complaint_escalation", "inactive_lead_reactivation", "churn_risk_reactivation",
+    "dormant_wake_up", "win_back", "low_season_invitation",
+})
 
 
 class DefinitionError(ValueError):
@@ -60,6 +66,33 @@ class TriggerSpec(_Spec):
     priority: int = Field(50, ge=0, le=100, description="Higher wins when triggers compete.")
 
 
+class QuietHoursSpec(_Spec):
+    """Local quiet hours; marketing triggers inside them are deferred (or dropped)."""
+
+    enabled: bool = True
+    start: time = Field(time(21, 0), description="Local start, e.g. 21:00.")
+    end: time = Field(time(8, 0), description="Local end, e.g. 08:00; before start wraps.")
+    action: Literal["defer", "drop"] = "defer"
+
+
+class RulePolicySpec(_Spec):
+    cooldown: DurationMs | None = Field(None, description="Least time between two sends.")
+    once: bool = Field(False, description="Send at most once per customer, ever (re-entry).")
+    quiet_hours: Literal["defer", "drop"] | None = None
+
+
+class PolicySpec(_Spec):
+    """How this journey's triggers are sent. Unset values take the deployment's defaults."""
+
+    hold: DurationMs | None = Field(
+        None, description="Wait before release so late opt-outs are honoured (marketing)."
+    )
+    quiet_hours: QuietHoursSpec | None = None
+    holdout: float | None = Field(None, ge=0.0, lt=1.0, description="Share held out, 0-1.")
+    cooldown: DurationMs | None = Field(None, description="Default cooldown of every rule.")
+    rules: dict[Name, RulePolicySpec] = Field(default_factory=dict)
+
+
 class RuleSpec(_Spec):
     name: Name
     description: str = ""
@@ -70,6 +103,7 @@ class RuleSpec(_Spec):
         None, description="With once: false, the least event time between two firings."
     )
     stages: list[Name] | None = Field(None, description="Only while in one of these stages.")
+    delay: DurationMs = Field(0, description="Release the trigger this long after it fires.")
 
 
 class ScoringSpec(_Spec):
@@ -124,6 +158,21 @@ class LostSpec(DetectionSpec):
     priority: int = Field(40, ge=0, le=100)
 
 
+class LowSeasonSpec(DetectionSpec):
+    """seed 003: low seasons (e.g. November-February for a photographer) are the time to
+    invite regular customers back, asleep or not. Off unless a journey turns it on."""
+
+    enabled: bool = False
+    months: list[Annotated[int, Field(ge=1, le=12)]] = Field(
+        default_factory=lambda: [11, 12, 1, 2], min_length=1, max_length=11
+    )
+    min_purchases: int = Field(
+        3, ge=1, description="Who counts as a regular customer (seed 001: from 3 purchases)."
+    )
+    valid_for: DurationMs | None = Field(30 * 86_400_000)
+    priority: int = Field(45, ge=0, le=100)
+
+
 class DetectionsSpec(_Spec):
     """Time-driven detections of this journey; each fires a status change and a trigger."""
 
@@ -132,6 +181,7 @@ class DetectionsSpec(_Spec):
     churn_risk: ChurnRiskSpec = Field(default_factory=ChurnRiskSpec)
     complaint: ComplaintSpec = Field(default_factory=ComplaintSpec)
     lost: LostSpec = Field(default_factory=LostSpec)
+    low_season: LowSeasonSpec = Field(default_factory=LowSeasonSpec)
 
 
 class JourneyDefinition(_Spec):
@@ -147,6 +197,7 @@ class JourneyDefinition(_Spec):
     rules: list[RuleSpec] = Field(default_factory=list)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     detections: DetectionsSpec = Field(default_factory=DetectionsSpec)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
     custom_types: list[Name] = Field(
         default_factory=list, description="Event types this journey uses beyond the vocabulary."
     )
@@ -178,6 +229,9 @@ class JourneyDefinition(_Spec):
             named |= rule.when.stage_names()
         if unknown_stages := sorted(named - set(index)):
             raise ValueError(f"'reached' names unknown stages {unknown_stages}")
+        known_rules = {r.name for r in self.rules} | DETECTION_RULES
+        if unknown_rules := sorted(set(self.policy.rules) - known_rules):
+            raise ValueError(f"policy names unknown rules {unknown_rules}")
         known = BUILTIN_TYPES | set(self.custom_types)
         used = set(self.scoring.points)
         for stage_spec in self.stages:

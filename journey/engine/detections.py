@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from journey.churn.alive import ChurnParams, p_alive, threshold_age
 from journey.engine.definitions import DetectionsSpec
@@ -18,7 +20,7 @@ from journey.engine.duration import DAY_MS
 from journey.engine.state import CustomerState, JourneyPosition, decay
 
 #: Order in which detections due at the same instant are handled.
-KINDS = ("complaint", "inactive_lead", "churn_risk", "dormant", "lost")
+KINDS = ("complaint", "inactive_lead", "churn_risk", "dormant", "lost", "low_season")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,11 @@ def journey_dues(
 ) -> list[Due]:
     """The detections of one journey that have not fired for their current anchor."""
     dues: list[Due] = []
+    if spec.low_season.enabled:
+        fired = position.fired.get("low_season")
+        season = low_season_due(spec, state, None if fired is None else fired[1])
+        if season is not None:
+            dues.append(season)
     for due in _candidates(spec, state, churn):
         fired = position.fired.get(due.kind)
         if fired is None or fired[1] != due.anchor:
@@ -69,6 +76,57 @@ def _candidates(
     if spec.lost.enabled and attempt is not None and (state.last_touch_ms or 0) <= attempt:
         found.append(Due(attempt + spec.lost.after, "lost", attempt))
     return found
+
+
+def low_season_due(
+    spec: DetectionsSpec, state: CustomerState, last_anchor: int | None
+) -> Due | None:
+    """The next low-season invitation: at the start of the season (or at once, if the
+    customer became regular during one), once per season; the season start is the anchor."""
+    s = spec.low_season
+    times = state.purchase_times
+    if state.purchases < s.min_purchases or not times:
+        return None
+    zone = _zone(state.timezone)
+    months = frozenset(s.months)
+    # When they became a regular: their k-th purchase, exact while the recent history holds it;
+    # otherwise it happened before the oldest purchase kept, and that one will do.
+    index = s.min_purchases - 1 - (state.purchases - len(times))
+    since = times[index] if index >= 0 else times[0]
+    start = _season_start(since, months, zone, containing=True)
+    if last_anchor is not None and start <= last_anchor:
+        start = _season_start(last_anchor + 1, months, zone, containing=False)
+    return Due(max(start, since), "low_season", start)
+
+
+def _season_start(at_ms: int, months: frozenset[int], zone: ZoneInfo, *, containing: bool) -> int:
+    """The start of the season holding at_ms (containing=True), else of the next one."""
+    local = datetime.fromtimestamp(at_ms / 1000, tz=zone)
+    year, month = local.year, local.month
+    if containing and month in months:
+        while _prev(year, month)[1] in months:  # walk back to the season's first month
+            year, month = _prev(year, month)
+        return _month_start(year, month, zone)
+    for _ in range(24):
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        if month in months and _prev(year, month)[1] not in months:
+            return _month_start(year, month, zone)
+    raise ValueError("a season needs at least one month outside it")
+
+
+def _prev(year: int, month: int) -> tuple[int, int]:
+    return (year - 1, 12) if month == 1 else (year, month - 1)
+
+
+def _month_start(year: int, month: int, zone: ZoneInfo) -> int:
+    return int(datetime(year, month, 1, tzinfo=zone).timestamp() * 1000)
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def dormant_after_ms(spec: DetectionsSpec, state: CustomerState) -> int:

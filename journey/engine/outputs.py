@@ -50,18 +50,36 @@ class TriggerRequest:
     channel: str | None = None
     valid_for_ms: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: set by the policy on release: when a sender may act, and the personal offer code
+    send_at_ms: int | None = None
+    offer_code: str | None = None
 
     @property
     def trigger_id(self) -> str:
         return stable_id("trigger", self.customer_id, self.journey, self.rule, self.episode)
 
+    @property
+    def valid_until_ms(self) -> int | None:
+        return None if self.valid_for_ms is None else self.at_ms + self.valid_for_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TriggerRequest:
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
 
 @dataclass(frozen=True, slots=True)
 class TriggerSuppressed:
-    """The policy held a trigger back; recorded for audit, never sent."""
+    """The policy did not send a trigger now: suppressed, deferred (until_ms) or held out.
+    Recorded for audit; a deferred trigger is released later with the same id."""
 
     request: TriggerRequest
     reason: str
+    decision: str = "suppressed"
+    at_ms: int | None = None
+    until_ms: int | None = None
 
     @property
     def customer_id(self) -> str:

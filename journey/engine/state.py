@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from journey.engine.outputs import TriggerRequest
+
 STATE_VERSION = 2
 #: How many recent purchase times are kept for gap statistics.
 PURCHASE_HISTORY = 16
@@ -123,6 +125,13 @@ class CustomerState:
     referrals_unpaid: int = 0
     referrals_rewarded: int = 0
     late_events: int = 0
+    # trigger policy
+    #: fired triggers waiting for release: (release time, request)
+    pending: list[tuple[int, TriggerRequest]] = field(default_factory=list)
+    #: send times of recent marketing triggers, for the contact budget
+    contacts: list[int] = field(default_factory=list)
+    #: "journey/rule" -> send time of the last trigger of that rule
+    sent: dict[str, int] = field(default_factory=dict)
     journeys: dict[str, JourneyPosition] = field(default_factory=dict)
     #: event_id -> event time, for duplicate detection within the horizon
     recent_ids: dict[str, int] = field(default_factory=dict)
@@ -183,6 +192,9 @@ class CustomerState:
             "referrals_unpaid": self.referrals_unpaid,
             "referrals_rewarded": self.referrals_rewarded,
             "late_events": self.late_events,
+            "pending": [[at, r.to_dict()] for at, r in self.pending],
+            "contacts": self.contacts,
+            "sent": self.sent,
             "journeys": {k: p.to_dict() for k, p in self.journeys.items()},
             "recent_ids": self.recent_ids,
         }
@@ -228,6 +240,9 @@ class CustomerState:
             referrals_unpaid=raw.get("referrals_unpaid", 0),
             referrals_rewarded=raw.get("referrals_rewarded", 0),
             late_events=raw.get("late_events", 0),
+            pending=[(at, TriggerRequest.from_dict(r)) for at, r in raw.get("pending", [])],
+            contacts=list(raw.get("contacts", [])),
+            sent=dict(raw.get("sent", {})),
             journeys={k: JourneyPosition.from_dict(v) for k, v in raw.get("journeys", {}).items()},
             recent_ids=dict(raw.get("recent_ids", {})),
         )

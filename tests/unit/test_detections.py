@@ -156,3 +156,44 @@ def test_detections_are_deterministic_and_independent_of_tick_granularity() -> N
     assert daily == run([300])
     assert daily == run(list(range(0, 300)))
     assert any("dormant_wake_up" in o for o in daily)
+
+
+SEASONAL = JOURNEY + """
+detections:
+  low_season: {enabled: true, months: [11, 12, 1, 2], min_purchases: 3}
+"""
+
+
+def _utc_ms(y: int, m: int, d: int) -> int:
+    from datetime import UTC, datetime
+
+    return int(datetime(y, m, d, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_regular_customers_are_invited_once_at_the_start_of_each_low_season() -> None:
+    eng = engine(definition(SEASONAL))
+    # Three purchases in spring 2026 make a regular customer (who then falls asleep: the
+    # low season is the time to invite them back).
+    state = _feed(eng, [ev(i, "purchase", 90 + i) for i in range(3)])
+    assert state.status == "regular"
+    step = eng.on_time(state, _utc_ms(2027, 12, 31))
+    invites = [o.at_ms for o in step.outputs if isinstance(o, TriggerRequest)
+               and o.rule == "low_season_invitation"]
+    assert invites == [_utc_ms(2026, 11, 1), _utc_ms(2027, 11, 1)]
+
+
+def test_a_customer_who_becomes_regular_in_season_is_invited_at_once() -> None:
+    eng = engine(definition(SEASONAL))
+    december = (_utc_ms(2026, 12, 10) - T0) / DAY_MS
+    state = _feed(eng, [ev(i, "purchase", december + i) for i in range(3)])
+    step = eng.on_time(state, _utc_ms(2026, 12, 20))
+    invites = [o.at_ms for o in step.outputs if isinstance(o, TriggerRequest)
+               and o.rule == "low_season_invitation"]
+    assert invites == [state.last_purchase_ms]
+
+
+def test_leads_are_not_invited_in_the_low_season() -> None:
+    eng = engine(definition(SEASONAL))
+    state = _feed(eng, [ev(1, "site_visit", 0)])
+    assert not [o for o in eng.on_time(state, _utc_ms(2027, 3, 1)).outputs
+                if isinstance(o, TriggerRequest) and o.rule == "low_season_invitation"]

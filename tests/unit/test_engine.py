@@ -100,7 +100,7 @@ def test_event_later_than_allowed_lateness_updates_counters_but_fires_nothing() 
     state = None
     for e in [ev(1, "site_visit", 10), ev(2, "signup", 11)]:
         state = eng.apply(state, e).state
-    step = eng.apply(state, ev(3, "purchase", 2, amount=5.0))
+    step = eng.apply(state, ev(3, "purchase", 8, amount=5.0))  # 3 days late, within dedupe
     assert step.note == "late"
     assert step.outputs == []
     assert step.state.purchases == 1
@@ -233,3 +233,14 @@ def test_each_definition_keeps_its_own_position() -> None:
     state, _ = _run(eng, [ev(1, "site_visit"), ev(2, "signup", 1)])
     assert state.journeys["linear"].stage == "b"
     assert state.journeys["touchpoint_journey"].stage == "subscribed"
+
+
+def test_a_late_event_beyond_the_dedupe_horizon_is_dropped_not_counted_twice() -> None:
+    eng = engine(allowed_lateness_ms=DAY_MS, dedupe_horizon_ms=7 * DAY_MS)
+    state = eng.apply(None, ev(1, "purchase", 0, amount=10.0)).state
+    state = eng.apply(state, ev(2, "site_visit", 30)).state
+    # The first purchase is sent again; its id was forgotten 23 days ago.
+    step = eng.apply(state, ev(1, "purchase", 0, amount=10.0))
+    assert step.note == "late"
+    assert step.state.purchases == 1
+    assert step.state.spend == 10.0
