@@ -63,6 +63,7 @@ def create_app(
         # Consistency between table state and committed offsets relies on Faust
         # flushing the producer before it commits; keep the window short.
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
         producer_linger_ms=5,
         # opentracing is not used; avoid Faust looking for it.
     )

@@ -40,6 +40,9 @@ class Flow:
     key: str
 
 
+#: Topics that are the worker's private storage, not part of the contract.
+PRIVATE = frozenset({"state_changelog"})
+
 # Keyed by the field names of Topics; a topic without a flow stops generation.
 FLOWS: dict[str, Flow] = {
     "touchpoints": Flow(
@@ -133,6 +136,8 @@ def asyncapi_document(
 def _flows_of(topics: Topics) -> dict[str, tuple[TopicSpec, Flow]]:
     named: dict[str, tuple[TopicSpec, Flow]] = {}
     for field in dataclasses.fields(topics):
+        if field.name in PRIVATE:
+            continue
         if field.name not in FLOWS:
             raise LookupError(f"topic {field.name!r} has no entry in journey.asyncapi.FLOWS")
         named[field.name] = (getattr(topics, field.name), FLOWS[field.name])

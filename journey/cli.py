@@ -59,11 +59,20 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker
 
     from journey.app import create_app
-    from journey.kafka_client import ensure_topics
+    from journey.engine.definitions import DefinitionError
+    from journey.kafka_client import TopicMismatchError, ensure_topics
 
     logging.basicConfig(level=settings.log_level)
-    built = create_app(settings)
-    ensure_topics(settings, built.topics)
+    try:
+        built = create_app(settings)
+        ensure_topics(settings, built.topics)
+    except (DefinitionError, TopicMismatchError, OSError, ValueError) as exc:
+        # The worker refuses to start on a bad journey definition or topic layout.
+        print(f"journey worker: {exc}", file=sys.stderr)
+        return 2
+    if not settings.offer_code_secret.get_secret_value():
+        logging.getLogger("journey").warning(
+            "JOURNEY_OFFER_CODE_SECRET is empty: offer codes can be guessed from trigger ids")
     worker = Worker(built.faust, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0

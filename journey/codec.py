@@ -79,6 +79,7 @@ def trigger_record(request: TriggerRequest) -> TriggerEmitted:
         customer_id=request.customer_id,
         journey=request.journey,
         rule=request.rule,
+        episode=request.episode,
         kind="service" if request.kind == "service" else "marketing",
         reason=request.reason,
         details=request.details,

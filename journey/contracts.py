@@ -135,6 +135,10 @@ class TriggerEmitted(_Record):
     customer_id: CustomerId
     journey: str
     rule: str = Field(description="Name of the rule that fired.")
+    episode: str = Field(
+        description="What fired it (an event id, 'once', or a detection and its anchor); "
+        "trigger_id is a hash of customer, journey, rule and episode."
+    )
     kind: Literal["marketing", "service"] = Field(
         "marketing", description="Service triggers are exempt from marketing opt-out."
     )

@@ -84,7 +84,8 @@ def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, in
 def _create(admin: KafkaAdminClient, spec: TopicSpec, replication: int) -> None:
     try:
         admin.create_topics(
-            [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication)]
+            [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication,
+                      topic_configs=dict(spec.configs))]
         )
         log.info("created topic %s with %d partitions", spec.name, spec.partitions)
     except TopicAlreadyExistsError:

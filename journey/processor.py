@@ -127,6 +127,9 @@ class BatchProcessor:
                 result.outputs.extend(step.outputs)
                 clock.due.arm(cid, engine.next_deadline(step.state))
                 moved = clock.advance(event.at_ms - self.allowed_lateness_ms)
+                deadline = clock.due.deadline_of(cid)
+                if not moved and deadline is not None and deadline <= clock.watermark_ms:
+                    moved = True  # this customer is already due: the watermark passed it
             if moved:
                 self._fire_due(clock, current, states, result, record)
         return result

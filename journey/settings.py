@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535, description="Port of /metrics and /health.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    session_timeout_s: float = Field(
+        30.0, ge=6.0, le=300.0,
+        description="Consumer group session timeout: how soon a dead worker's partitions move.",
+    )
+
     # --- Batching ----------------------------------------------------------------------
     batch_max_events: int = Field(
         2000, ge=1, le=100_000, description="Most events the journey agent takes per batch."

@@ -16,6 +16,8 @@ class TopicSpec:
     record: str
     partitions: int
     internal: bool = False
+    #: topic-level configs journey sets when it creates the topic
+    configs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class Topics:
     triggers: TopicSpec
     trigger_audit: TopicSpec
     dead_letters: TopicSpec
+    state_changelog: TopicSpec
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Topics:
@@ -42,8 +45,15 @@ class Topics:
             triggers=TopicSpec(f"{p}triggers", "customer_id", "TriggerEmitted", n),
             trigger_audit=TopicSpec(f"{p}trigger-audit", "customer_id", "TriggerAudited", n),
             dead_letters=TopicSpec(f"{p}dead-letters", "source key", "DeadLetter", n),
+            # Faust's changelog of the customer-state table, created up front (compacted and
+            # with the events topic's partition count) rather than raced for at start-up.
+            state_changelog=TopicSpec(
+                f"{settings.app_id}-customer-state-changelog", "customer_id",
+                "CustomerState JSON (internal)", n, internal=True,
+                configs=(("cleanup.policy", "compact"),),
+            ),
         )
 
     def all(self) -> tuple[TopicSpec, ...]:
         return (self.touchpoints, self.events, self.stage_changes, self.triggers,
-                self.trigger_audit, self.dead_letters)
+                self.trigger_audit, self.dead_letters, self.state_changelog)

@@ -81,9 +81,10 @@ def declare(app: faust.App, topics: Topics) -> Channels:
         states=app.Table(
             "customer-state",
             partitions=topics.events.partitions,
-            schema=faust.Schema(
-                key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-            ),
+            # bytes types make Faust use the raw codec for the changelog in both directions
+            # (a Schema alone sets the writer but not the recovery reader).
+            key_type=bytes,
+            value_type=bytes,
             help="Journey state per customer id (JSON bytes of CustomerState).",
         ),
     )
@@ -130,9 +131,15 @@ def install_agents(
                          sorted(owned), armed)
             result = processor.process(batch, lambda cid: _load(ch.states, cid),
                                        partition_of=_partition)
-            _write_states(ch.states, result)
             for output in result.outputs:
                 _publish(output, ch, metrics)
+            if result.outputs:
+                # Outputs reach the broker before the state that remembers them: if the
+                # worker dies in between, the replayed batch sees the old state and emits
+                # the same ids again (a duplicate), instead of deduplicating the events
+                # against a state whose outputs were lost.
+                await app.producer.flush()
+            _write_states(ch.states, result)
             _count(metrics, result, len(batch))
             metrics.batch_seconds.observe(time.perf_counter() - started)
             metrics.customers_tracked.set(len(ch.states))

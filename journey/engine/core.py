@@ -206,11 +206,17 @@ class Engine:
             beyond_horizon = event.at_ms < state.max_event_ms - cfg.dedupe_horizon_ms
             if cfg.late_policy == "drop" or beyond_horizon:
                 return Step(state, note="late")
+        outputs: list[Output] = []
+        if state.touches > 0:
+            # The customer's own event proves time has moved on: first fire what fell due
+            # before it (detections up to the allowed lateness, triggers up to the event),
+            # so the result does not depend on which other customers share the partition.
+            self._run_until(state, event.at_ms - cfg.allowed_lateness_ms, event.at_ms - 1,
+                            outputs)
         self._remember_id(state, event)
         self._count(state, event)
         if late:
-            return Step(state, note="late")
-        outputs: list[Output] = []
+            return Step(state, outputs, note="late")
         self._update_temperature(state, event.at_ms, event.event_id, outputs)
         self._advance_status(state, event, outputs)
         for journey in self.journeys:
@@ -335,13 +341,21 @@ class Engine:
         deadline order. Each happens at its own deadline, not at now_ms, so the outcome
         does not depend on when the watermark got there."""
         outputs: list[Output] = []
+        self._run_until(state, now_ms, now_ms, outputs)
+        return Step(state, outputs)
+
+    def _run_until(
+        self, state: CustomerState, detect_ms: int, release_ms: int, outputs: list[Output]
+    ) -> None:
+        """Fire detections and temperature changes due by detect_ms and release triggers
+        due by release_ms, in time order."""
         for _ in range(256):  # bounded: each round fires one detection or release, or stops
             dues = [(at, order, idx, due) for idx, due in self._dues(state)
-                    if (at := due.at_ms) <= now_ms for order in (KINDS.index(due.kind),)]
+                    if (at := due.at_ms) <= detect_ms for order in (KINDS.index(due.kind),)]
             temp_at = self.temperature.next_change_ms(state)
-            if temp_at is not None and temp_at <= now_ms:
+            if temp_at is not None and temp_at <= detect_ms:
                 dues.append((temp_at, -1, -1, Due(temp_at, "temperature", temp_at)))
-            if state.pending and state.pending[0][0] <= now_ms:
+            if state.pending and state.pending[0][0] <= release_ms:
                 release_at = state.pending[0][0]
                 dues.append((release_at, len(KINDS), -1, Due(release_at, "release", release_at)))
             if not dues:
@@ -354,7 +368,6 @@ class Engine:
                                          outputs)
             else:
                 self._fire_detection(self.journeys[idx], state, due, outputs)
-        return Step(state, outputs)
 
     def _dues(self, state: CustomerState) -> list[tuple[int, Due]]:
         found: list[tuple[int, Due]] = []

@@ -248,7 +248,9 @@ class CustomerState:
         )
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        # orjson's result keeps its whole growth buffer (~16 KiB) alive; a table holding
+        # millions of states must hold only the bytes, so copy them out.
+        return bytes(memoryview(orjson.dumps(self.to_dict())))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CustomerState:

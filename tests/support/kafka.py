@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +172,25 @@ def consume(
         # Give late duplicates a moment to show up, so tests can assert "exactly".
         for batch in consumer.poll(timeout_ms=1000).values():
             records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def consume_until(
+    bootstrap: str, topic: str, done: Callable[[list[Any]], bool], *, timeout_s: float = 60.0
+) -> list[Any]:
+    """Read a topic from the beginning until done(records so far) or the time is up."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    try:
+        consumer.subscribe([topic])
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while not done(records) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
         return records
     finally:
         consumer.close()

@@ -124,3 +124,15 @@ def test_due_index_pops_only_due_customers_in_deadline_order_and_honours_re_armi
     assert index.pop_due(15) == ["a", "b"]
     assert index.pop_due(100) == []
     assert len(index) == 0
+
+
+def test_detections_do_not_depend_on_which_customers_share_a_partition() -> None:
+    def run(b_partition: int) -> list[str]:
+        proc = processor()
+        result = proc.process([event(1, "a", "purchase", 0, partition=0),
+                               event(2, "b", "site_visit", 92, partition=b_partition),
+                               event(3, "a", "purchase", 93, partition=0)], {}.get)
+        return [f"{o.customer_id}:{o.rule}" for o in result.outputs
+                if isinstance(o, TriggerRequest) and o.rule == "dormant_wake_up"]
+
+    assert run(0) == run(1) == ["a:dormant_wake_up"]

@@ -17,6 +17,7 @@ from journey.engine import (
     TriggerSuppressed,
     load_preset,
 )
+from journey.engine.definitions import DETECTION_RULES
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -69,12 +70,15 @@ def moves(outputs: Iterable[Output], journey: str) -> list[tuple[str | None, str
 
 
 def fired(outputs: Iterable[Output]) -> list[str]:
-    """Names of the rules whose triggers went out, in order."""
-    return [o.rule for o in outputs if isinstance(o, TriggerRequest)]
+    """Names of the preset's own rules whose triggers went out, in order. Time-driven
+    detections (a customer quiet for months between sessions is dormant meanwhile) are
+    tested in tests/unit/test_detections.py, not here."""
+    return [o.rule for o in triggers(outputs)]
 
 
 def triggers(outputs: Iterable[Output]) -> list[TriggerRequest]:
-    return [o for o in outputs if isinstance(o, TriggerRequest)]
+    return [o for o in outputs
+            if isinstance(o, TriggerRequest) and o.rule not in DETECTION_RULES]
 
 
 def suppressed(outputs: Iterable[Output]) -> list[str]:

@@ -1,0 +1,107 @@
+"""Kill -9 a worker while triggers are being produced, start another: every episode keeps
+one trigger id, and no trigger is lost (at-least-once; duplicates carry the same id)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from journey.app import build_engine
+from journey.ingest import policy_from_settings
+from journey.offline import replay_lines
+from journey.processor import BatchProcessor
+from journey.settings import Settings
+from journey.topics import Topics
+from tests.support.kafka import (
+    WorkerProcess,
+    consume_until,
+    end_offsets,
+    iter_json,
+    produce_json,
+)
+
+pytestmark = pytest.mark.integration
+
+ENV = {
+    "JOURNEY_TICK_INTERVAL_MS": "300",
+    "JOURNEY_BATCH_MAX_EVENTS": "40",
+    "JOURNEY_SESSION_TIMEOUT_S": "8",
+    # No quiet hours or budget here: the comparison with the replay stays exact.
+    "JOURNEY_QUIET_HOURS": "",
+    "JOURNEY_CONTACT_BUDGET": "",
+}
+TYPES = ["site_visit", "lead_magnet_download", "purchase", "email_opened", "referral",
+         "incident", "newsletter_subscribe", "content_view", "purchase", "refund"]
+
+
+def _touchpoints(n: int, customers: int) -> list[dict[str, Any]]:
+    rng = random.Random(11)
+    start = datetime.now(UTC) - timedelta(days=3)
+    docs = []
+    for i in range(n):
+        doc: dict[str, Any] = {
+            "event_id": f"k-{i}", "customer_id": f"cust-{rng.randrange(customers)}",
+            "type": rng.choice(TYPES), "channel": "web",
+            "occurred_at": (start + timedelta(seconds=30 * i)).isoformat()}
+        if doc["type"] == "purchase":
+            doc["amount"] = 20.0
+            doc["properties"] = {"tier": rng.choice(["tripwire", "core"])}
+        docs.append(doc)
+    return docs
+
+
+def _expected_ids(docs: list[dict[str, Any]], settings: Settings) -> set[str]:
+    engine = build_engine(settings)
+    processor = BatchProcessor(engine, allowed_lateness_ms=settings.allowed_lateness_s * 1000)
+    lines = [json.dumps(d).encode() for d in docs]
+    now_ms = int(time.time() * 1000)
+    return {r["value"]["trigger_id"] for r in replay_lines(
+        lines, processor, policy_from_settings(settings), until_ms=now_ms)
+        if r["topic"] == "triggers"}
+
+
+def test_a_killed_and_restarted_worker_never_gives_an_episode_a_second_trigger_id(
+    kafka_bootstrap: str, topic_prefix: str, worker_factory: Callable[..., WorkerProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a worker and a stream of touchpoints that fire many triggers
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(topic_prefix=topic_prefix)
+    topics = Topics.for_settings(settings)
+    docs = _touchpoints(3000, 150)
+    expected = _expected_ids(docs, settings)
+    first = worker_factory(**ENV)
+    produce_json(kafka_bootstrap, topics.touchpoints.name, docs)
+
+    # When it is killed (SIGKILL, no clean shutdown) while triggers are coming out
+    deadline = time.monotonic() + 60
+    while end_offsets(kafka_bootstrap, topics.triggers.name) < len(expected) // 5:
+        assert time.monotonic() < deadline, "no triggers before the kill"
+        time.sleep(0.2)
+    first.kill()
+    killed_at = end_offsets(kafka_bootstrap, topics.triggers.name)
+    assert killed_at < len(expected), "the kill came too late to test anything"
+
+    # And another worker of the same app takes over
+    worker_factory(**ENV)
+
+    # Then every expected trigger arrives, and each episode has exactly one id
+    def all_arrived(got: list[Any]) -> bool:
+        return expected <= {r["trigger_id"] for r in iter_json(got)}
+
+    records = list(iter_json(consume_until(kafka_bootstrap, topics.triggers.name, all_arrived,
+                                           timeout_s=150)))
+    ids_of: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+    for r in records:
+        ids_of[(r["customer_id"], r["journey"], r["rule"], r["episode"])].add(r["trigger_id"])
+    assert all(len(ids) == 1 for ids in ids_of.values()), [
+        k for k, ids in ids_of.items() if len(ids) > 1]
+    assert {r["trigger_id"] for r in records} == expected
