@@ -39,19 +39,10 @@ def event_from_bytes(data: bytes) -> Event:
     The hot path: it skips pydantic and reads the canonical JSON directly.
     """
     raw: dict[str, Any] = orjson.loads(data)
-    return Event(
-        event_id=raw["event_id"],
-        customer_id=raw["customer_id"],
-        type=raw["type"],
-        at_ms=_parse_ms(raw["occurred_at"]),
-        channel=raw.get("channel"),
-        source=raw.get("source"),
-        campaign=raw.get("campaign"),
-        amount=raw.get("amount"),
-        currency=raw.get("currency"),
-        timezone=raw.get("timezone"),
-        properties=raw.get("properties") or {},
-    )
+    get = raw.get
+    return Event(raw["event_id"], raw["customer_id"], raw["type"], _parse_ms(raw["occurred_at"]),
+                 get("channel"), get("source"), get("campaign"), get("amount"), get("currency"),
+                 get("timezone"), get("properties") or {})
 
 
 def _parse_ms(text: str) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from journey.churn.alive import ChurnParams
@@ -242,9 +242,16 @@ class Engine:
         ids = state.recent_ids
         ids[event.event_id] = event.at_ms
         horizon = max(state.max_event_ms, event.at_ms) - self.config.dedupe_horizon_ms
-        if len(ids) > self.config.dedupe_max_ids or next(iter(ids.values())) < horizon:
+        if len(ids) > self.config.dedupe_max_ids:
             keep = sorted(((t, i) for i, t in ids.items() if t >= horizon), reverse=True)
             state.recent_ids = {i: t for t, i in sorted(keep[: self.config.dedupe_max_ids])}
+            return
+        # Ids arrive (nearly) in time order: forget the oldest from the front, no sort.
+        while ids:
+            oldest = next(iter(ids))
+            if ids[oldest] >= horizon:
+                break
+            del ids[oldest]
 
     def _count(self, state: CustomerState, event: Event) -> None:
         at = event.at_ms
@@ -457,8 +464,7 @@ class Engine:
             else:
                 del state.contacts[:-16]
         state.sent[f"{request.journey}/{request.rule}"] = send_at
-        return replace(request, send_at_ms=send_at,
-                       offer_code=offer_code(request.trigger_id, self.config.offer_secret))
+        return request.released(send_at, offer_code(request.trigger_id, self.config.offer_secret))
 
     def _detection_details(
         self, spec: DetectionsSpec, state: CustomerState, due: Due

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from journey.churn.alive import ChurnParams, p_alive, threshold_age
 from journey.engine.definitions import DetectionsSpec
 from journey.engine.duration import DAY_MS
+from journey.engine.events import to_epoch_ms
 from journey.engine.state import CustomerState, JourneyPosition, decay
 
 #: Order in which detections due at the same instant are handled.
@@ -119,7 +120,7 @@ def _prev(year: int, month: int) -> tuple[int, int]:
 
 
 def _month_start(year: int, month: int, zone: ZoneInfo) -> int:
-    return int(datetime(year, month, 1, tzinfo=zone).timestamp() * 1000)
+    return to_epoch_ms(datetime(year, month, 1, tzinfo=zone))
 
 
 def _zone(name: str | None) -> ZoneInfo:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def to_epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the Unix epoch of an aware datetime."""
-    return int(moment.timestamp() * 1000)
+    """Milliseconds since the Unix epoch of an aware datetime (exact integer arithmetic)."""
+    return (moment - _EPOCH) // _MS
 
 
 def from_epoch_ms(ms: int) -> datetime:
@@ -17,7 +20,7 @@ def from_epoch_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """A validated touchpoint. Built by the shell from the contract; trusted by the engine."""
 

@@ -13,7 +13,7 @@ def stable_id(*parts: str) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StageChange:
     """A move in a journey; journey "lifecycle" carries lifecycle status changes."""
 
@@ -31,7 +31,7 @@ class StageChange:
                          self.to_stage, self.cause_event_id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TriggerRequest:
     """A rule fired. The trigger policy decides whether, when and how it is sent."""
 
@@ -53,24 +53,34 @@ class TriggerRequest:
     #: set by the policy on release: when a sender may act, and the personal offer code
     send_at_ms: int | None = None
     offer_code: str | None = None
+    trigger_id: str = field(default="", repr=False, compare=False)
 
-    @property
-    def trigger_id(self) -> str:
-        return stable_id("trigger", self.customer_id, self.journey, self.rule, self.episode)
+    def __post_init__(self) -> None:
+        if not self.trigger_id:
+            self.trigger_id = stable_id(
+                "trigger", self.customer_id, self.journey, self.rule, self.episode)
+
+    def released(self, send_at_ms: int, offer_code: str) -> TriggerRequest:
+        return TriggerRequest(
+            self.customer_id, self.journey, self.rule, self.reason, self.episode, self.at_ms,
+            self.kind, self.priority, self.stage, self.status, self.temperature, self.score,
+            self.channel, self.valid_for_ms, self.details, send_at_ms, offer_code,
+            self.trigger_id)
 
     @property
     def valid_until_ms(self) -> int | None:
         return None if self.valid_for_ms is None else self.at_ms + self.valid_for_ms
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {name: getattr(self, name) for name in self.__dataclass_fields__
+                if name != "trigger_id"}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TriggerRequest:
         return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TriggerSuppressed:
     """The policy did not send a trigger now: suppressed, deferred (until_ms) or held out.
     Recorded for audit; a deferred trigger is released later with the same id."""

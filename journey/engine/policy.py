@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from journey.engine.events import to_epoch_ms
 from journey.engine.outputs import TriggerRequest
 from journey.engine.state import CustomerState
 
@@ -53,7 +54,7 @@ class QuietHours:
         # Built in local wall time, then converted: the UTC offset of that day applies, so a
         # daylight-saving change overnight moves the UTC instant, not the local 08:00.
         end = datetime.combine(end_day, self.end, tzinfo=zone)
-        return int(end.timestamp() * 1000)
+        return to_epoch_ms(end)
 
 
 @dataclass(frozen=True, slots=True)

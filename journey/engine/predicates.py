@@ -14,6 +14,7 @@ A predicate is a mapping; all of its keys must hold (AND). For example::
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -249,10 +250,29 @@ def _not(check: Check) -> Check:
     return lambda e, s, p: not check(e, s, p)
 
 
+def _single_bound(cmp: Compare) -> tuple[str, float] | None:
+    bounds = [(op, v) for op in ("gt", "gte", "lt", "lte", "eq")
+              if (v := getattr(cmp, op)) is not None]
+    return bounds[0] if len(bounds) == 1 else None
+
+
 def _counter_check(name: str, cmp: Compare) -> Check:
     if name == "referrals":
         return lambda e, s, p: cmp.test(s.referrals_unpaid + s.referrals_rewarded)
-    return lambda e, s, p: cmp.test(getattr(s, name))
+    get = operator.attrgetter(name)
+    # Counters are never None: one bound compiles to one comparison.
+    match _single_bound(cmp):
+        case ("eq", v):
+            return lambda e, s, p: get(s) == v
+        case ("gte", v):
+            return lambda e, s, p: get(s) >= v
+        case ("gt", v):
+            return lambda e, s, p: get(s) > v
+        case ("lte", v):
+            return lambda e, s, p: get(s) <= v
+        case ("lt", v):
+            return lambda e, s, p: get(s) < v
+    return lambda e, s, p: cmp.test(get(s))
 
 
 def _property_check(key: str, test: PropertyTest) -> Check:
