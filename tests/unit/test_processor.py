@@ -136,3 +136,46 @@ def test_detections_do_not_depend_on_which_customers_share_a_partition() -> None
                 if isinstance(o, TriggerRequest) and o.rule == "dormant_wake_up"]
 
     assert run(0) == run(1) == ["a:dormant_wake_up"]
+
+
+def test_recorded_events_and_ticks_detect_exactly_these_customers_at_these_times() -> None:
+    # A recorded log of two partitions: events, then ticks a day apart for 200 days.
+    log = [
+        event(1, "ann", "lead_magnet_download", 0, partition=0),   # never buys: inactive lead
+        event(2, "bob", "purchase", 1, partition=0),               # one purchase: 90-day rule
+        event(3, "cat", "purchase", 2, partition=1),
+        event(4, "cat", "purchase", 12, partition=1),
+        event(5, "cat", "purchase", 22, partition=1),              # gap 10 days: dormant at 42
+        event(6, "dan", "purchase", 5, partition=1),
+        event(7, "dan", "complaint", 6, partition=1),              # unanswered: at risk at 8
+        event(8, "eve", "purchase", 3, partition=0),
+        event(9, "eve", "purchase", 80, partition=0),              # re-armed before day 93
+    ] + [tick(day, partition=p) for day in range(25, 200) for p in (0, 1)]
+
+    def run() -> list[tuple[str, str, float]]:
+        proc = processor()
+        store: dict[str, CustomerState] = {}
+        found: list[tuple[str, str, float]] = []
+        for start in range(0, len(log), 7):  # batches of 7 records, as a worker might take
+            result = proc.process(log[start:start + 7], store.get)
+            store.update({cid: state for cid, (state, _) in result.dirty.items()})
+            found += [(o.customer_id, o.rule, (o.at_ms - T0) / DAY_MS) for o in result.outputs
+                      if isinstance(o, TriggerRequest) and o.kind in ("marketing", "service")
+                      and o.rule in {"inactive_lead_reactivation", "dormant_wake_up",
+                                     "complaint_escalation", "win_back"}]
+        return found
+
+    first = run()
+    assert sorted(first) == sorted([
+        ("ann", "inactive_lead_reactivation", 30.0),
+        ("ann", "win_back", 90.0),
+        ("bob", "dormant_wake_up", 91.0),
+        ("bob", "win_back", 151.0),
+        ("cat", "dormant_wake_up", 42.0),
+        ("cat", "win_back", 102.0),
+        ("dan", "complaint_escalation", 8.0),
+        ("dan", "dormant_wake_up", 95.0),
+        ("dan", "win_back", 155.0),
+        ("eve", "dormant_wake_up", 170.0),
+    ])
+    assert run() == first
