@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 
-from journey.contracts import StageChanged, Touchpoint, TriggerAudited, TriggerEmitted
+from journey.contracts import DeadLetter, StageChanged, Touchpoint, TriggerAudited, TriggerEmitted
 from journey.engine.events import Event, from_epoch_ms, to_epoch_ms
 from journey.engine.outputs import StageChange, TriggerRequest, TriggerSuppressed
+from journey.ingest import Rejection
 
 
 def touchpoint_to_bytes(touchpoint: Touchpoint) -> bytes:
@@ -125,5 +127,29 @@ def _temperature(value: str | None) -> Literal["cold", "warm", "hot"] | None:
     return None
 
 
-def record_bytes(record: StageChanged | TriggerEmitted | TriggerAudited) -> bytes:
+def dead_letter_record(
+    rejection: Rejection,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    at: datetime,
+) -> DeadLetter:
+    """Why a record was rejected, where it came from, and its original bytes unchanged."""
+    return DeadLetter(
+        reason=rejection.reason,
+        message=rejection.message,
+        field=rejection.field,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        original_key_b64=None if key is None else base64.b64encode(key).decode(),
+        original_value_b64=base64.b64encode(value or b"").decode(),
+        dead_lettered_at=at,
+    )
+
+
+def record_bytes(record: StageChanged | TriggerEmitted | TriggerAudited | DeadLetter) -> bytes:
     return record.model_dump_json().encode()

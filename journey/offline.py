@@ -8,7 +8,6 @@ future-timestamp check is off unless `now_ms` is given).
 
 from __future__ import annotations
 
-import base64
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 import orjson
 
 from journey import codec
-from journey.contracts import DeadLetter, StageChanged, TriggerAudited, TriggerEmitted
+from journey.contracts import StageChanged, TriggerAudited, TriggerEmitted
 from journey.engine import CustomerState, Output, StageChange, TriggerRequest
 from journey.engine.events import to_epoch_ms
 from journey.ingest import IngestPolicy, Rejection, decode
@@ -152,17 +151,11 @@ def _record(output: Output, summary: OfflineSummary) -> dict[str, Any]:
 
 
 def _dead_letter(rejection: Rejection, line: bytes, source: str, number: int) -> dict[str, Any]:
-    record = DeadLetter(
-        reason=rejection.reason,
-        message=rejection.message,
-        field=rejection.field,
-        source_topic=source,
-        source_partition=0,
-        source_offset=number,
-        original_value_b64=base64.b64encode(line).decode(),
-        # Offline output must not depend on when it ran, so no wall-clock time here; the
-        # line number stands in source_offset.
-        dead_lettered_at=datetime.fromtimestamp(0, tz=UTC),
+    # Offline output must not depend on when it ran: no wall-clock time, and the line
+    # number stands in for the offset.
+    record = codec.dead_letter_record(
+        rejection, topic=source, partition=0, offset=number, key=None, value=line,
+        at=datetime.fromtimestamp(0, tz=UTC),
     )
     return {"topic": "dead-letters", "key": None,
             "value": orjson.loads(record.model_dump_json())}

@@ -19,7 +19,6 @@ Two stages, and a timer:
 
 from __future__ import annotations
 
-import base64
 import logging
 import socket
 import time
@@ -33,7 +32,6 @@ import faust
 from faust.streams import _current_event
 
 from journey import codec
-from journey.contracts import DeadLetter
 from journey.engine import CustomerState, Output, StageChange, TriggerRequest
 from journey.ingest import IngestPolicy, Rejection, decode
 from journey.metrics import Metrics
@@ -234,20 +232,10 @@ def _ingest_one(
 
 def _dead_letter(rejection: Rejection, event: Any) -> bytes:
     message = event.message
-    key = event.key
-    value = event.value if event.value is not None else b""
-    record = DeadLetter(
-        reason=rejection.reason,
-        message=rejection.message,
-        field=rejection.field,
-        source_topic=message.topic,
-        source_partition=message.partition,
-        source_offset=message.offset,
-        original_key_b64=None if key is None else base64.b64encode(key).decode(),
-        original_value_b64=base64.b64encode(value).decode(),
-        dead_lettered_at=datetime.now(UTC),
-    )
-    return record.model_dump_json().encode()
+    return codec.record_bytes(codec.dead_letter_record(
+        rejection, topic=message.topic, partition=message.partition, offset=message.offset,
+        key=event.key, value=event.value, at=datetime.now(UTC),
+    ))
 
 
 def _publish(output: Output, ch: Channels, metrics: Metrics) -> None:

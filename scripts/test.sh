@@ -14,6 +14,8 @@ echo "== mypy ==" >&2
 # A port of its own, so a broker left running by scripts/run.sh does not get in the way.
 export KAFKA_PORT=${JOURNEY_TEST_KAFKA_PORT:-19192}
 export JOURNEY_TEST_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+# Every run starts from an empty test broker, so nothing a previous run left can interfere.
+deploy/kafka/kafka.sh reset
 deploy/kafka/kafka.sh start
 trap 'deploy/kafka/kafka.sh stop' EXIT
 

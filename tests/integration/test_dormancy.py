@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from journey.kafka_client import ensure_topics
-from journey.settings import Settings
 from journey.topics import Topics
-from tests.support.kafka import WorkerProcess, consume, iter_json, produce_json
+from tests.support.kafka import WorkerProcess, consume, iter_json, produce_json, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +36,7 @@ def test_sleeping_customer_is_woken_once_ticks_pass_the_deadline(
 ) -> None:
     # Given a worker ticking every 200 ms
     worker = worker_factory(**FAST_TICKS)
-    topics = Topics.for_settings(Settings(topic_prefix=topic_prefix))
+    topics = Topics.for_settings(settings_for(topic_prefix))
 
     # When one customer last bought 100 days ago and another 10 days ago
     produce_json(kafka_bootstrap, topics.touchpoints.name, [
@@ -63,7 +62,7 @@ def test_no_detection_fires_before_the_worker_has_caught_up_with_the_backlog(
     # bought 100 days ago and again 11 days ago (one day before the 90-day deadline of the
     # first purchase), thousands of other events in between, and a control customer who
     # really is asleep. By the wall clock the first deadline passed 10 days ago.
-    settings = Settings(topic_prefix=topic_prefix, kafka_bootstrap=kafka_bootstrap)
+    settings = settings_for(topic_prefix, kafka_bootstrap)
     topics = Topics.for_settings(settings)
     ensure_topics(settings, topics)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,15 +13,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from journey.contracts import Touchpoint
 from journey.ingest import REASONS
-from journey.settings import Settings
 from journey.timekeeping import TICK_HEADER, TICK_VALUE
 from journey.topics import Topics
-from tests.support.kafka import WorkerProcess
+from tests.support.kafka import WorkerProcess, consume_until, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -137,24 +135,8 @@ def _send(bootstrap: str, topic: str, planned: list[Planned]) -> list[Sent]:
 
 def _read(bootstrap: str, topic: str, done: Callable[[list[Any]], bool],
           timeout_s: float = 90.0) -> list[Any]:
-    """Read a topic from the beginning until `done` says so (or the time is up), then a
-    little longer, so that a duplicate arriving late is still seen."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False)
-    try:
-        consumer.subscribe([topic])
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while not done(records) and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        settle = time.monotonic() + 2.0
-        while time.monotonic() < settle:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    """Read a topic until `done`, then two seconds more so a late duplicate is still seen."""
+    return consume_until(bootstrap, topic, done, timeout_s=timeout_s, settle_s=2.0)
 
 
 def _is_tick(record: Any) -> bool:
@@ -177,7 +159,7 @@ def test_every_record_comes_out_exactly_once_accepted_or_dead_lettered(
     # interleave with the events it forwards
     worker = worker_factory(JOURNEY_MAX_PAYLOAD_BYTES=str(PAYLOAD_LIMIT),
                             JOURNEY_TICK_INTERVAL_MS="200")
-    topics = Topics.for_settings(Settings(topic_prefix=topic_prefix))
+    topics = Topics.for_settings(settings_for(topic_prefix))
     planned = _plan(seed=20260301)
     expected_reasons = {p.reason for p in planned if p.reason is not None}
     assert expected_reasons == REASONS  # the plan covers every reason code

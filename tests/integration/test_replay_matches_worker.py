@@ -9,7 +9,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from journey.kafka_client import ensure_topics
-from journey.settings import Settings
 from journey.topics import Topics
-from tests.support.kafka import REPO, WorkerProcess
+from tests.support.kafka import REPO, WorkerProcess, consume, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -191,24 +189,8 @@ def _produce_in_order(bootstrap: str, topic: str, docs: list[dict[str, Any]]) ->
 
 
 def _read(bootstrap: str, topic: str, expect: int, timeout_s: float = 90.0) -> list[Any]:
-    """Records of a topic from the beginning: at least `expect` of them, or all there are
-    when the time is up, plus any that arrive in the next two seconds (late duplicates)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False)
-    try:
-        consumer.subscribe([topic])
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while len(records) < expect and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        settle = time.monotonic() + 2.0
-        while time.monotonic() < settle:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    """At least `expect` records, then two seconds more for late duplicates."""
+    return consume(bootstrap, topic, expect=expect, timeout_s=timeout_s, settle_s=2.0)
 
 
 def _by_topic(outputs: list[dict[str, Any]]) -> dict[str, Counter[str]]:
@@ -280,8 +262,8 @@ def test_in_process_replay_gives_the_same_outputs_as_the_worker(
                for r in expected["stage-changes"])
 
     # When the same file, keyed by customer, is the backlog a worker starts behind
-    settings = Settings(topic_prefix=topic_prefix, kafka_bootstrap=kafka_bootstrap,
-                        partitions=deployment.partitions)
+    settings = settings_for(topic_prefix, kafka_bootstrap,
+                            partitions=deployment.partitions)
     topics = Topics.for_settings(settings)
     ensure_topics(settings, topics)
     _produce_in_order(kafka_bootstrap, topics.touchpoints.name, docs)

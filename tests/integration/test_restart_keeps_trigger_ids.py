@@ -15,6 +15,7 @@ import pytest
 
 from journey.app import build_engine
 from journey.ingest import policy_from_settings
+from journey.kafka_client import ensure_topics
 from journey.offline import replay_lines
 from journey.processor import BatchProcessor
 from journey.settings import Settings
@@ -25,6 +26,7 @@ from tests.support.kafka import (
     end_offsets,
     iter_json,
     produce_json,
+    settings_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -74,12 +76,15 @@ def test_a_killed_and_restarted_worker_never_gives_an_episode_a_second_trigger_i
     # Given a worker and a stream of touchpoints that fire many triggers
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
-    settings = Settings(topic_prefix=topic_prefix)
+    settings = settings_for(topic_prefix, kafka_bootstrap)
     topics = Topics.for_settings(settings)
     docs = _touchpoints(3000, 150)
     expected = _expected_ids(docs, settings)
-    first = worker_factory(**ENV)
+    # The touchpoints (three days old) are written before any worker runs, so the workers'
+    # ticks (wall-clock time) queue behind them, as they would behind a live stream.
+    ensure_topics(settings, topics)
     produce_json(kafka_bootstrap, topics.touchpoints.name, docs)
+    first = worker_factory(**ENV)
 
     # When it is killed (SIGKILL, no clean shutdown) while triggers are coming out
     deadline = time.monotonic() + 60

@@ -6,15 +6,21 @@ from collections.abc import Callable
 
 import pytest
 
-from journey.settings import Settings
 from journey.topics import Topics
-from tests.support.kafka import WorkerProcess, consume, iter_json, produce, produce_json
+from tests.support.kafka import (
+    WorkerProcess,
+    consume,
+    iter_json,
+    produce,
+    produce_json,
+    settings_for,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def _topics(prefix: str) -> Topics:
-    return Topics.for_settings(Settings(topic_prefix=prefix))
+    return Topics.for_settings(settings_for(prefix))
 
 
 def test_first_purchase_moves_customer_to_customer_stage_and_emits_trigger(

@@ -18,6 +18,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from journey.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 TEST_PORT = int(os.environ.get("JOURNEY_TEST_KAFKA_PORT", "19192"))
@@ -30,14 +32,26 @@ def free_port() -> int:
 
 
 def broker_start() -> str:
-    subprocess.run([str(KAFKA_SH), "start"], check=True, env={**os.environ,
-                   "KAFKA_PORT": str(TEST_PORT)})
+    """A fresh test broker: earlier runs' topics are removed first."""
+    env = {**os.environ, "KAFKA_PORT": str(TEST_PORT)}
+    subprocess.run([str(KAFKA_SH), "reset"], check=True, env=env)
+    subprocess.run([str(KAFKA_SH), "start"], check=True, env=env)
     return f"127.0.0.1:{TEST_PORT}"
 
 
 def broker_stop() -> None:
     subprocess.run([str(KAFKA_SH), "stop"], check=False, env={**os.environ,
                    "KAFKA_PORT": str(TEST_PORT)})
+
+
+def settings_for(prefix: str, bootstrap: str | None = None, **overrides: Any) -> Settings:
+    """The settings of the test deployment a WorkerProcess with this prefix runs."""
+    extra: dict[str, Any] = {"kafka_bootstrap": bootstrap} if bootstrap else {}
+    return Settings(topic_prefix=prefix, app_id=app_id_for(prefix), **extra, **overrides)
+
+
+def app_id_for(prefix: str) -> str:
+    return f"{prefix}app"
 
 
 def unique_prefix() -> str:
@@ -62,7 +76,7 @@ class WorkerProcess:
             **os.environ,
             "JOURNEY_KAFKA_BOOTSTRAP": self.bootstrap,
             "JOURNEY_TOPIC_PREFIX": self.prefix,
-            "JOURNEY_APP_ID": f"{self.prefix}app",
+            "JOURNEY_APP_ID": app_id_for(self.prefix),
             "JOURNEY_WEB_PORT": str(self.web_port),
             "JOURNEY_DATA_DIR": str(self.data_dir),
             "JOURNEY_BATCH_WITHIN_MS": "20",
@@ -155,32 +169,19 @@ def produce_json(bootstrap: str, topic: str, docs: list[dict[str, Any]]) -> None
 
 
 def consume(
-    bootstrap: str, topic: str, *, expect: int, timeout_s: float = 60.0
+    bootstrap: str, topic: str, *, expect: int, timeout_s: float = 60.0, settle_s: float = 1.0
 ) -> list[Any]:
     """Read a topic from the beginning until `expect` records arrived or the time is up."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-        consumer_timeout_ms=500,
-    )
-    try:
-        consumer.subscribe([topic])
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while len(records) < expect and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        # Give late duplicates a moment to show up, so tests can assert "exactly".
-        for batch in consumer.poll(timeout_ms=1000).values():
-            records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    return consume_until(bootstrap, topic, lambda got: len(got) >= expect,
+                         timeout_s=timeout_s, settle_s=settle_s)
 
 
 def consume_until(
-    bootstrap: str, topic: str, done: Callable[[list[Any]], bool], *, timeout_s: float = 60.0
+    bootstrap: str, topic: str, done: Callable[[list[Any]], bool], *,
+    timeout_s: float = 60.0, settle_s: float = 0.0,
 ) -> list[Any]:
-    """Read a topic from the beginning until done(records so far) or the time is up."""
+    """Read a topic from the beginning until done(records so far) or the time is up; then
+    `settle_s` longer, so that a late duplicate is still seen and tests can say "exactly"."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
     )
@@ -189,6 +190,10 @@ def consume_until(
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while not done(records) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        settle = time.monotonic() + settle_s
+        while time.monotonic() < settle:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
         return records
