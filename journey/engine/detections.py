@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from journey.churn.alive import ChurnParams, p_alive, threshold_age
 from journey.engine.definitions import DetectionsSpec
 from journey.engine.duration import DAY_MS
 from journey.engine.events import to_epoch_ms
+from journey.engine.policy import zone_of
 from journey.engine.state import CustomerState, JourneyPosition, decay
 
 #: Order in which detections due at the same instant are handled.
@@ -88,7 +89,7 @@ def low_season_due(
     times = state.purchase_times
     if state.purchases < s.min_purchases or not times:
         return None
-    zone = _zone(state.timezone)
+    zone = zone_of(state.timezone, "UTC")
     months = frozenset(s.months)
     # When they became a regular: their k-th purchase, exact while the recent history holds it;
     # otherwise it happened before the oldest purchase kept, and that one will do.
@@ -121,13 +122,6 @@ def _prev(year: int, month: int) -> tuple[int, int]:
 
 def _month_start(year: int, month: int, zone: ZoneInfo) -> int:
     return to_epoch_ms(datetime(year, month, 1, tzinfo=zone))
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def dormant_after_ms(spec: DetectionsSpec, state: CustomerState) -> int:
