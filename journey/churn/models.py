@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln
 
-from journey.churn.alive import MODELS, ChurnParams, ModelName
+from journey.engine.alive import MODELS, ChurnParams, ModelName
 
 FloatArray = NDArray[np.float64]
 GRADIENT_TOLERANCE = 1e-7  # on the mean log-likelihood per customer, in log-parameters
@@ -41,7 +41,7 @@ def log_likelihood(params: ChurnParams, x: ArrayLike, t_x: ArrayLike, age: Array
 
 
 def p_alive(params: ChurnParams, x: ArrayLike, t_x: ArrayLike, age: ArrayLike) -> FloatArray:
-    """P(alive) per customer; the array twin of journey.churn.alive.p_alive."""
+    """P(alive) per customer; the array twin of journey.engine.alive.p_alive."""
     xs, txs, ages = _arrays(x, t_x, age)
     shift = 1.0 - _K[params.model]
     # log((alpha + age) / (alpha + t_x)): log1p near t_x, a difference of logs far from it.

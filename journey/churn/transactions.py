@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from journey.churn.alive import UNIT_DAYS
+from journey.engine.alive import UNIT_DAYS
 
 DATE_FORMATS_HELP = "iso (2024-03-01 or a full timestamp), YYYYMMDD, or a strptime pattern"
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from journey.churn.alive import ChurnParams
+from journey.engine.alive import ChurnParams
 from journey.engine.definitions import (
     LIFECYCLE,
     DetectionSpec,
@@ -48,7 +48,7 @@ from journey.engine.policy import (
 )
 from journey.engine.predicates import Check
 from journey.engine.state import PURCHASE_HISTORY, CustomerState, JourneyPosition, Touch, decay
-from journey.vocabulary import CATEGORIES
+from journey.engine.vocabulary import CATEGORIES
 
 #: Events that count as interacting with content (temperature "hot" needs them regularly).
 ENGAGEMENT_TYPES = frozenset(

@@ -24,7 +24,7 @@ from pydantic import (
 
 from journey.engine.duration import DurationMs
 from journey.engine.predicates import Predicate
-from journey.vocabulary import BUILTIN_TYPES
+from journey.engine.vocabulary import BUILTIN_TYPES
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from journey.churn.alive import ChurnParams, p_alive, threshold_age
+from journey.engine.alive import ChurnParams, p_alive, threshold_age
 from journey.engine.definitions import DetectionsSpec
 from journey.engine.duration import DAY_MS
 from journey.engine.events import to_epoch_ms

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from journey.vocabulary import CATEGORIES, category_of
+from journey.engine.vocabulary import CATEGORIES, category_of
 
 if TYPE_CHECKING:
     from journey.engine.events import Event

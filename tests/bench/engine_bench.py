@@ -12,7 +12,7 @@ import time
 
 import orjson
 
-from journey.codec import event_from_bytes
+from journey.contract.codec import event_from_bytes
 from journey.engine import CustomerState, Engine, load_definitions
 from tests.bench.generate import touchpoint_lines
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from journey.engine import CustomerState, Engine, Event, load_preset
 from journey.engine.duration import DAY_MS
-from journey.processor import BatchProcessor, Load, PlainRecord
-from journey.timekeeping import TICK_HEADER, TICK_VALUE, DueIndex, encode_tick
+from journey.pipeline.processor import BatchProcessor, Load, PlainRecord
+from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, DueIndex, encode_tick
 from tests.bench.generate import T0_MS
 
 DEFINITION = "touchpoint_journey"

@@ -37,9 +37,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka import KafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from journey.kafka_client import client_config, ensure_topics
-from journey.settings import Settings
-from journey.topics import Topics
+from journey.pipeline.settings import Settings
+from journey.stream.kafka_client import client_config, ensure_topics
 from tests.bench.generate import touchpoint_lines
 from tests.support.kafka import REPO, WorkerProcess, settings_for, unique_prefix
 
@@ -310,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     prefix = unique_prefix()
     settings = settings_for(prefix, args.bootstrap, partitions=args.partitions)
-    topics = Topics.for_settings(settings)
+    topics = settings.topics()
     print(f"load before       {load()}  prefix {prefix}")
     ensure_topics(settings, topics)
     lines = list(touchpoint_lines(args.events, args.customers))

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from journey.kafka_client import ensure_topics
-from journey.topics import Topics
+from journey.stream.kafka_client import ensure_topics
 from tests.support.kafka import WorkerProcess, consume, iter_json, produce_json, settings_for
 
 pytestmark = pytest.mark.integration
@@ -36,7 +35,7 @@ def test_sleeping_customer_is_woken_once_ticks_pass_the_deadline(
 ) -> None:
     # Given a worker ticking every 200 ms
     worker = worker_factory(**FAST_TICKS)
-    topics = Topics.for_settings(settings_for(topic_prefix))
+    topics = settings_for(topic_prefix).topics()
 
     # When one customer last bought 100 days ago and another 10 days ago
     produce_json(kafka_bootstrap, topics.touchpoints.name, [
@@ -63,7 +62,7 @@ def test_no_detection_fires_before_the_worker_has_caught_up_with_the_backlog(
     # first purchase), thousands of other events in between, and a control customer who
     # really is asleep. By the wall clock the first deadline passed 10 days ago.
     settings = settings_for(topic_prefix, kafka_bootstrap)
-    topics = Topics.for_settings(settings)
+    topics = settings.topics()
     ensure_topics(settings, topics)
 
     def filler(tag: str, days_ago: float, n: int) -> list[dict[str, Any]]:

@@ -16,10 +16,9 @@ import pytest
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from journey.contracts import Touchpoint
-from journey.ingest import REASONS
-from journey.timekeeping import TICK_HEADER, TICK_VALUE
-from journey.topics import Topics
+from journey.contract.decode import REASONS
+from journey.contract.records import Touchpoint
+from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE
 from tests.support.kafka import WorkerProcess, consume_until, settings_for
 
 pytestmark = pytest.mark.integration
@@ -159,7 +158,7 @@ def test_every_record_comes_out_exactly_once_accepted_or_dead_lettered(
     # interleave with the events it forwards
     worker = worker_factory(JOURNEY_MAX_PAYLOAD_BYTES=str(PAYLOAD_LIMIT),
                             JOURNEY_TICK_INTERVAL_MS="200")
-    topics = Topics.for_settings(settings_for(topic_prefix))
+    topics = settings_for(topic_prefix).topics()
     planned = _plan(seed=20260301)
     expected_reasons = {p.reason for p in planned if p.reason is not None}
     assert expected_reasons == REASONS  # the plan covers every reason code

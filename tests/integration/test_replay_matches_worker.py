@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from journey.kafka_client import ensure_topics
-from journey.topics import Topics
+from journey.stream.kafka_client import ensure_topics
 from tests.support.kafka import REPO, WorkerProcess, consume, settings_for
 
 pytestmark = pytest.mark.integration
@@ -264,7 +263,7 @@ def test_in_process_replay_gives_the_same_outputs_as_the_worker(
     # When the same file, keyed by customer, is the backlog a worker starts behind
     settings = settings_for(topic_prefix, kafka_bootstrap,
                             partitions=deployment.partitions)
-    topics = Topics.for_settings(settings)
+    topics = settings.topics()
     ensure_topics(settings, topics)
     _produce_in_order(kafka_bootstrap, topics.touchpoints.name, docs)
     worker = worker_factory(JOURNEY_TICK_INTERVAL_MS="200", **deployment.env)

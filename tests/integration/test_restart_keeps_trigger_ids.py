@@ -13,13 +13,11 @@ from typing import Any
 
 import pytest
 
-from journey.app import build_engine
-from journey.ingest import policy_from_settings
-from journey.kafka_client import ensure_topics
-from journey.offline import replay_lines
-from journey.processor import BatchProcessor
-from journey.settings import Settings
-from journey.topics import Topics
+from journey.pipeline.build import build_engine
+from journey.pipeline.inprocess import replay_lines
+from journey.pipeline.processor import BatchProcessor
+from journey.pipeline.settings import Settings
+from journey.stream.kafka_client import ensure_topics
 from tests.support.kafka import (
     WorkerProcess,
     consume_until,
@@ -65,7 +63,7 @@ def _expected_ids(docs: list[dict[str, Any]], settings: Settings) -> set[str]:
     lines = [json.dumps(d).encode() for d in docs]
     now_ms = int(time.time() * 1000)
     return {r["value"]["trigger_id"] for r in replay_lines(
-        lines, processor, policy_from_settings(settings), until_ms=now_ms)
+        lines, processor, settings.ingest_policy(), until_ms=now_ms)
         if r["topic"] == "triggers"}
 
 
@@ -77,7 +75,7 @@ def test_a_killed_and_restarted_worker_never_gives_an_episode_a_second_trigger_i
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
     settings = settings_for(topic_prefix, kafka_bootstrap)
-    topics = Topics.for_settings(settings)
+    topics = settings.topics()
     docs = _touchpoints(3000, 150)
     expected = _expected_ids(docs, settings)
     # The touchpoints (three days old) are written before any worker runs, so the workers'

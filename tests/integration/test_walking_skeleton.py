@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from journey.topics import Topics
+from journey.contract.topics import Topics
 from tests.support.kafka import (
     WorkerProcess,
     consume,
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def _topics(prefix: str) -> Topics:
-    return Topics.for_settings(settings_for(prefix))
+    return settings_for(prefix).topics()
 
 
 def test_first_purchase_moves_customer_to_customer_stage_and_emits_trigger(

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from journey.churn import alive, models
-from journey.churn.alive import (
+from journey.churn import models
+from journey.engine import alive
+from journey.engine.alive import (
     ChurnParams,
     p_alive,
     read_params_file,

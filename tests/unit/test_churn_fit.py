@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from journey.churn.alive import MODELS, ChurnParams, ModelName, read_params_file
-from journey.churn.cli import register
 from journey.churn.models import FitError, fit, log_likelihood
 from journey.churn.transactions import (
     CustomerHistory,
@@ -22,7 +20,9 @@ from journey.churn.transactions import (
     TransactionFormat,
     read_summary,
 )
-from journey.settings import Settings
+from journey.cli.churn import register
+from journey.engine.alive import MODELS, ChurnParams, ModelName, read_params_file
+from journey.pipeline.settings import Settings
 from tests.datasets import cdnow_file
 
 # Fader, Hardie & Lee (2005): BG/NBD on the 2357-customer CDNOW sample, weeks, calibration of

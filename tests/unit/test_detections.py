@@ -3,8 +3,8 @@ complaints, lost customers and cooling temperature."""
 
 from __future__ import annotations
 
-from journey.churn.alive import ChurnParams, p_alive
 from journey.engine import CustomerState, Engine, StageChange, TriggerRequest
+from journey.engine.alive import ChurnParams, p_alive
 from journey.engine.duration import DAY_MS
 from journey.engine.outputs import Output, TriggerSuppressed
 from tests.unit.engine_helpers import T0, definition, engine, ev

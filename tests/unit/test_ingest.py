@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from journey import codec
-from journey.contracts import Touchpoint
-from journey.ingest import REASONS, IngestPolicy, Rejection, decode, policy_from_settings
-from journey.settings import Settings
+from journey.contract import codec
+from journey.contract.decode import REASONS, IngestPolicy, Rejection, decode
+from journey.contract.records import Touchpoint
+from journey.pipeline.settings import Settings
 
 NOW = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -331,19 +331,19 @@ def test_an_accepted_touchpoint_survives_the_canonical_encoding() -> None:
 # --- policy from settings ---------------------------------------------------------------------
 
 
-def test_policy_from_settings_uses_the_ingestion_settings() -> None:
+def test_settings_ingest_policy_uses_the_ingestion_settings() -> None:
     settings = Settings(
         max_payload_bytes=1000, max_future_skew_s=60, accept_unknown_types=True,
         extra_event_types=["tiktok_duet"],
     )
-    assert policy_from_settings(settings) == IngestPolicy(
+    assert settings.ingest_policy() == IngestPolicy(
         max_payload_bytes=1000, max_future_skew_ms=60_000, accept_unknown_types=True,
         extra_types=frozenset({"tiktok_duet"}),
     )
 
 
 def test_default_settings_give_the_default_policy() -> None:
-    assert policy_from_settings(Settings()) == IngestPolicy()
+    assert Settings().ingest_policy() == IngestPolicy()
 
 
 @pytest.mark.parametrize("value", ["tiktok_duet,tiktok_stitch", " tiktok_duet , tiktok_stitch,",

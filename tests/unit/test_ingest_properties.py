@@ -10,12 +10,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from journey import codec
-from journey.contracts import Touchpoint
+from journey.contract import codec
+from journey.contract.decode import REASONS, IngestPolicy, Rejection, decode
+from journey.contract.records import Touchpoint
+from journey.contract.schemas import RECORDS, SCHEMA_DIR
 from journey.engine.events import from_epoch_ms, to_epoch_ms
-from journey.ingest import REASONS, IngestPolicy, Rejection, decode
-from journey.schemas import RECORDS, SCHEMA_DIR
-from journey.vocabulary import BUILTIN_TYPES
+from journey.engine.vocabulary import BUILTIN_TYPES
 
 NOW_MS = int(datetime(2026, 10, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
 DEFAULT = IngestPolicy()

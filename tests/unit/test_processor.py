@@ -8,8 +8,8 @@ import orjson
 from journey.engine import CustomerState, StageChange, TriggerRequest
 from journey.engine.duration import DAY_MS
 from journey.engine.events import from_epoch_ms
-from journey.processor import BatchProcessor, PlainRecord
-from journey.timekeeping import TICK_HEADER, TICK_VALUE, DueIndex, encode_tick
+from journey.pipeline.processor import BatchProcessor, PlainRecord
+from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, DueIndex, encode_tick
 from tests.unit.engine_helpers import T0, definition, engine
 
 JOURNEY = definition("name: j\nstages: [{name: s, entry: {}}]\n")

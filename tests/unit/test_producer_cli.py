@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 
-from journey import producer_cli
-from journey.contracts import Touchpoint
-from journey.ingest import IngestPolicy
-from journey.producer_cli import (
+from journey.cli import send as producer_cli
+from journey.cli.send import (
     BadLine,
     Done,
     InvalidTouchpointError,
@@ -30,7 +28,9 @@ from journey.producer_cli import (
     replay,
     touchpoint_fields,
 )
-from journey.settings import Settings
+from journey.contract.decode import IngestPolicy
+from journey.contract.records import Touchpoint
+from journey.pipeline.settings import Settings
 
 NOW = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)

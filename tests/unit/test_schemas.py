@@ -11,11 +11,18 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from journey import asyncapi
-from journey.contracts import StageChanged, Touchpoint, TriggerEmitted
-from journey.schemas import ASYNCAPI_FILE, RECORDS, SCHEMA_DIR, drift, render_all, run, write_all
-from journey.settings import Settings
-from journey.topics import Topics
+from journey.cli.schemas import run
+from journey.contract import asyncapi
+from journey.contract.records import StageChanged, Touchpoint, TriggerEmitted
+from journey.contract.schemas import (
+    ASYNCAPI_FILE,
+    RECORDS,
+    SCHEMA_DIR,
+    drift,
+    render_all,
+    write_all,
+)
+from journey.pipeline.settings import Settings
 
 SAMPLE_TOUCHPOINTS: list[dict[str, Any]] = [
     {
@@ -106,7 +113,7 @@ def test_records_journey_writes_validate_against_their_schemas() -> None:
 def test_asyncapi_describes_every_topic_with_its_schema_and_its_producers() -> None:
     # Given the generated AsyncAPI document and the declared topics
     doc = yaml.safe_load((SCHEMA_DIR / ASYNCAPI_FILE).read_text(encoding="utf-8"))
-    topics = Topics.for_settings(Settings.model_construct())
+    topics = Settings.model_construct().topics()
     # Then every topic is a channel whose message payload is a committed schema file
     addresses = {channel["address"]: channel for channel in doc["channels"].values()}
     public = [spec for spec in topics.all() if spec is not topics.state_changelog]

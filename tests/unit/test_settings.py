@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from journey.settings import Settings
+from journey.pipeline.settings import Settings
 
 
 def test_settings_are_read_from_journey_prefixed_environment(

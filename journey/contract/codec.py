@@ -8,10 +8,16 @@ from typing import Any, Literal
 
 import orjson
 
-from journey.contracts import DeadLetter, StageChanged, Touchpoint, TriggerAudited, TriggerEmitted
+from journey.contract.decode import Rejection
+from journey.contract.records import (
+    DeadLetter,
+    StageChanged,
+    Touchpoint,
+    TriggerAudited,
+    TriggerEmitted,
+)
 from journey.engine.events import Event, from_epoch_ms, to_epoch_ms
 from journey.engine.outputs import StageChange, TriggerRequest, TriggerSuppressed
-from journey.ingest import Rejection
 
 
 def touchpoint_to_bytes(touchpoint: Touchpoint) -> bytes:

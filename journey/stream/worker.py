@@ -5,7 +5,7 @@ Two stages, and a timer:
 1. ``ingest`` reads raw ``touchpoints``, validates each record, re-keys valid ones by
    customer onto the internal events topic and dead-letters the rest.
 2. ``advance`` reads the events topic in batches and hands them to the BatchProcessor
-   (journey/processor.py): each customer's state is loaded once per batch, events and
+   (journey/pipeline/processor.py): each customer's state is loaded once per batch, events and
    ticks are applied in log order, detections fire as partition watermarks pass
    deadlines, and each touched customer is written once (one changelog record per
    customer per batch, not per event). Faust flushes the producer (changelog and
@@ -13,7 +13,7 @@ Two stages, and a timer:
    after a crash the batch is replayed, and deterministic ids make the replay's outputs
    duplicates a consumer can drop.
 3. ``tick`` appends a tick record to every touchpoints partition this worker owns; ingest
-   forwards each to every events partition (journey/timekeeping.py), so event time
+   forwards each to every events partition (journey/pipeline/timekeeping.py), so event time
    advances with the log, behind any backlog.
 """
 
@@ -31,12 +31,13 @@ from typing import Any
 import faust
 from faust.streams import _current_event
 
-from journey import codec
+from journey.contract import codec
+from journey.contract.decode import IngestPolicy, Rejection, decode
+from journey.contract.topics import Topics
 from journey.engine import CustomerState, Output, StageChange, TriggerRequest
-from journey.ingest import IngestPolicy, Rejection, decode
-from journey.metrics import Metrics
-from journey.processor import BatchProcessor, BatchResult
-from journey.timekeeping import (
+from journey.pipeline.metrics import Metrics
+from journey.pipeline.processor import BatchProcessor, BatchResult
+from journey.pipeline.timekeeping import (
     TICK_HEADER,
     TICK_VALUE,
     decode_tick,
@@ -44,7 +45,6 @@ from journey.timekeeping import (
     is_tick,
     partition_of,
 )
-from journey.topics import Topics
 
 log = logging.getLogger(__name__)
 

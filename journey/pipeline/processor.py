@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from journey import codec
+from journey.contract import codec
 from journey.engine import CustomerState, Engine, Output
-from journey.timekeeping import PartitionClock, decode_tick, is_tick
+from journey.pipeline.timekeeping import PartitionClock, decode_tick, is_tick
 
 
 class Record(Protocol):

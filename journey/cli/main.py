@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from journey.settings import Settings
+from journey.pipeline.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -37,9 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Command groups kept in their own modules, each exposing register(subparsers)."""
-    from journey.churn.cli import register as churn
-    from journey.producer_cli import register as producer
-    from journey.schemas import register as schemas
+    from journey.cli.churn import register as churn
+    from journey.cli.schemas import register as schemas
+    from journey.cli.send import register as producer
 
     return [producer, schemas, churn]
 
@@ -58,9 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker
 
-    from journey.app import create_app
     from journey.engine.definitions import DefinitionError
-    from journey.kafka_client import TopicMismatchError, ensure_topics
+    from journey.stream.app import create_app
+    from journey.stream.kafka_client import TopicMismatchError, ensure_topics
 
     logging.basicConfig(level=settings.log_level)
     try:
@@ -79,17 +79,16 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from journey.demo import run_demo
+    from journey.cli.demo import run_demo
 
     return run_demo(settings, timeout_s=args.timeout)
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from journey.topics import Topics
 
-    topics = Topics.for_settings(settings)
+    topics = settings.topics()
     if args.create:
-        from journey.kafka_client import ensure_topics
+        from journey.stream.kafka_client import ensure_topics
 
         for name in ensure_topics(settings, topics):
             print(f"created {name}")

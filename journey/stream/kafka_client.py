@@ -9,8 +9,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from journey.settings import Settings
-from journey.topics import Topics, TopicSpec
+from journey.contract.topics import Topics, TopicSpec
+from journey.pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def ensure_topics(settings: Settings, topics: Topics | None = None) -> list[str]
 
     Returns the names of the topics it created.
     """
-    topics = topics or Topics.for_settings(settings)
+    topics = topics or settings.topics()
     admin = KafkaAdminClient(**client_config(settings), client_id=f"{settings.app_id}-admin")
     try:
         existing = _partition_counts(admin, [s.name for s in topics.all()])

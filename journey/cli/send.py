@@ -16,12 +16,11 @@ from typing import IO, Any, Protocol
 
 from kafka.errors import KafkaError
 
-from journey.codec import touchpoint_to_bytes
-from journey.contracts import Touchpoint
-from journey.ingest import IngestPolicy, Rejection, decode, policy_from_settings
-from journey.kafka_client import producer
-from journey.settings import Settings
-from journey.topics import Topics
+from journey.contract.codec import touchpoint_to_bytes
+from journey.contract.decode import IngestPolicy, Rejection, decode
+from journey.contract.records import Touchpoint
+from journey.pipeline.settings import Settings
+from journey.stream.kafka_client import producer
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -343,7 +342,7 @@ def run_send(args: argparse.Namespace, settings: Settings) -> int:
     try:
         fields = touchpoint_fields(args, now)
         touchpoint = build_touchpoint(
-            fields, policy_from_settings(settings), int(now.timestamp() * 1000)
+            fields, settings.ingest_policy(), int(now.timestamp() * 1000)
         )
     except InvalidTouchpointError as exc:
         print(f"journey send: {exc}", file=sys.stderr)
@@ -373,7 +372,7 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         print(f"journey replay: no such file: {path}", file=sys.stderr)
         return 2
     if args.in_process:
-        from journey.offline import run_in_process
+        from journey.pipeline.inprocess import run_in_process
 
         return run_in_process(path, settings, out=args.out, until=args.until)
     sink = _kafka_sink(settings)
@@ -396,7 +395,7 @@ def _kafka_sink(settings: Settings) -> KafkaSink | None:
     except KafkaError as exc:
         print(f"journey: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
         return None
-    return KafkaSink(made, Topics.for_settings(settings).touchpoints.name)
+    return KafkaSink(made, settings.topics().touchpoints.name)
 
 
 def _positive_float(text: str) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from journey.contracts import (
+from journey.contract.records import (
     SCHEMA_VERSION,
     DeadLetter,
     StageChanged,
@@ -17,7 +17,7 @@ from journey.contracts import (
     TriggerAudited,
     TriggerEmitted,
 )
-from journey.topics import Topics, TopicSpec
+from journey.contract.topics import Topics, TopicSpec
 
 KAFKA_BINDING_VERSION = "0.5.0"
 
@@ -110,7 +110,8 @@ def asyncapi_document(
             "version": f"{SCHEMA_VERSION}.0.0",
             "description": (
                 "Touchpoints in; journey stage changes, lifecycle triggers and dead letters\n"
-                "out, on Apache Kafka. Payload schemas are generated from journey.contracts.\n\n"
+                "out, on Apache Kafka. Payload schemas are generated from\n"
+                "journey.contract.records.\n\n"
                 + DELIVERY_CONTRACT
             ),
         },
@@ -139,7 +140,7 @@ def _flows_of(topics: Topics) -> dict[str, tuple[TopicSpec, Flow]]:
         if field.name in PRIVATE:
             continue
         if field.name not in FLOWS:
-            raise LookupError(f"topic {field.name!r} has no entry in journey.asyncapi.FLOWS")
+            raise LookupError(f"topic {field.name!r} has no entry in asyncapi.FLOWS")
         named[field.name] = (getattr(topics, field.name), FLOWS[field.name])
     return named
 

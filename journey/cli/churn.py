@@ -7,7 +7,6 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from journey.churn.alive import MODELS, UNIT_DAYS, ChurnParams, ModelName, write_params_file
 from journey.churn.transactions import (
     DATE_FORMATS_HELP,
     Summary,
@@ -16,7 +15,8 @@ from journey.churn.transactions import (
     parse_date,
     read_summary,
 )
-from journey.settings import Settings
+from journey.engine.alive import MODELS, UNIT_DAYS, ChurnParams, ModelName, write_params_file
+from journey.pipeline.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

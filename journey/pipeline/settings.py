@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from journey.contracts import EventType
+from journey.contract.decode import IngestPolicy
+from journey.contract.records import EventType
+from journey.contract.topics import DEFAULT_BOOTSTRAP, Topics
 
 
 class Settings(BaseSettings):
@@ -21,7 +23,7 @@ class Settings(BaseSettings):
 
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap: str = Field(
-        "127.0.0.1:19092", description="Comma-separated host:port list of Kafka brokers."
+        DEFAULT_BOOTSTRAP, description="Comma-separated host:port list of Kafka brokers."
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = (
         "PLAINTEXT"
@@ -148,6 +150,21 @@ class Settings(BaseSettings):
         if text.startswith("["):
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
+
+    def topics(self) -> Topics:
+        """This deployment's topics: names with its prefix, its partition count."""
+        return Topics.named(
+            prefix=self.topic_prefix, partitions=self.partitions, app_id=self.app_id
+        )
+
+    def ingest_policy(self) -> IngestPolicy:
+        """The validation policy these settings ask for."""
+        return IngestPolicy(
+            max_payload_bytes=self.max_payload_bytes,
+            max_future_skew_ms=self.max_future_skew_s * 1000,
+            accept_unknown_types=self.accept_unknown_types,
+            extra_types=frozenset(self.extra_event_types),
+        )
 
     def redacted(self) -> dict[str, object]:
         """The settings as a dict safe to log: secrets stay masked."""

@@ -32,17 +32,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from journey.contracts import Touchpoint
+from journey.contract.records import Touchpoint
 from journey.engine.events import to_epoch_ms
-from journey.vocabulary import BUILTIN_TYPES
-
-if TYPE_CHECKING:
-    from journey.settings import Settings
+from journey.engine.vocabulary import BUILTIN_TYPES
 
 #: Every reason code decode() can return.
 REASONS: frozenset[str] = frozenset({
@@ -76,16 +73,6 @@ class IngestPolicy:
 
     def knows(self, event_type: str) -> bool:
         return event_type in BUILTIN_TYPES or event_type in self.extra_types
-
-
-def policy_from_settings(settings: Settings) -> IngestPolicy:
-    """The validation policy a deployment's settings ask for."""
-    return IngestPolicy(
-        max_payload_bytes=settings.max_payload_bytes,
-        max_future_skew_ms=settings.max_future_skew_s * 1000,
-        accept_unknown_types=settings.accept_unknown_types,
-        extra_types=frozenset(settings.extra_event_types),
-    )
 
 
 _TYPE_ERRORS = {

@@ -17,14 +17,14 @@ from typing import Any
 
 import orjson
 
-from journey import codec
-from journey.contracts import StageChanged, TriggerAudited, TriggerEmitted
+from journey.contract import codec
+from journey.contract.decode import IngestPolicy, Rejection, decode
+from journey.contract.records import StageChanged, TriggerAudited, TriggerEmitted
 from journey.engine import CustomerState, Output, StageChange, TriggerRequest
 from journey.engine.events import to_epoch_ms
-from journey.ingest import IngestPolicy, Rejection, decode
-from journey.processor import BatchProcessor, PlainRecord
-from journey.settings import Settings
-from journey.timekeeping import TICK_HEADER, TICK_VALUE, encode_tick
+from journey.pipeline.processor import BatchProcessor, PlainRecord
+from journey.pipeline.settings import Settings
+from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, encode_tick
 
 #: Far enough ahead that no event is "in the future" when no clock is given.
 _NO_CLOCK_MS = 2**62
@@ -91,9 +91,8 @@ def replay_lines(
 
 def run_in_process(path: Path, settings: Settings, *, out: Path | None, until: str | None) -> int:
     """`journey replay FILE --in-process`: outputs as JSON Lines, a summary on stderr."""
-    from journey.app import build_engine
     from journey.engine.definitions import DefinitionError
-    from journey.ingest import policy_from_settings
+    from journey.pipeline.build import build_engine
 
     until_ms = None
     if until is not None:
@@ -117,7 +116,7 @@ def run_in_process(path: Path, settings: Settings, *, out: Path | None, until: s
     source = sys.stdin.buffer if str(path) == "-" else path.open("rb")
     sink = sys.stdout.buffer if out is None or str(out) == "-" else out.open("wb")
     try:
-        for record in replay_lines(source, processor, policy_from_settings(settings),
+        for record in replay_lines(source, processor, settings.ingest_policy(),
                                    source=str(path), until_ms=until_ms, summary=summary):
             sink.write(orjson.dumps(record) + b"\n")
     except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted

@@ -9,15 +9,13 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from journey.churn.alive import read_params_file
-from journey.engine import Engine, EngineConfig, load_definitions
-from journey.engine.policy import ContactBudget, QuietHours
-from journey.ingest import policy_from_settings
-from journey.metrics import Metrics
-from journey.processor import BatchProcessor
-from journey.settings import Settings, parse_budget, parse_quiet_hours
-from journey.topics import Topics
-from journey.worker import Channels, declare, install_agents
+from journey.contract.topics import Topics
+from journey.engine import Engine
+from journey.pipeline.build import build_engine
+from journey.pipeline.metrics import Metrics
+from journey.pipeline.processor import BatchProcessor
+from journey.pipeline.settings import Settings
+from journey.stream.worker import Channels, declare, install_agents
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +45,7 @@ def create_app(
     """Build the Faust app. Parameters other than settings default to production values."""
     metrics = metrics if metrics is not None else Metrics()
     engine = engine if engine is not None else build_engine(settings)
-    topics = Topics.for_settings(settings)
+    topics = settings.topics()
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
@@ -77,40 +75,13 @@ def create_app(
             sources=topics.touchpoints.partitions,
         ),
         metrics=metrics,
-        policy=policy_from_settings(settings),
+        policy=settings.ingest_policy(),
         batch_max=settings.batch_max_events,
         batch_within_s=settings.batch_within_ms / 1000,
         tick_interval_s=settings.tick_interval_ms / 1000,
     )
     _install_pages(app, metrics)
     return JourneyApp(app, settings, topics, channels, metrics)
-
-
-def build_engine(settings: Settings) -> Engine:
-    """The engine for a deployment; raises DefinitionError on a bad journey definition."""
-    hold_s = settings.trigger_hold_s
-    quiet = None
-    if settings.quiet_hours is not None:
-        quiet = QuietHours(*parse_quiet_hours(settings.quiet_hours))
-    budget = None
-    if settings.contact_budget is not None:
-        budget = ContactBudget(*parse_budget(settings.contact_budget))
-    config = EngineConfig(
-        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
-        trigger_hold_ms=(settings.allowed_lateness_s if hold_s is None else hold_s) * 1000,
-        quiet_hours=quiet,
-        contact_budget=budget,
-        holdout=settings.holdout_share,
-        holdout_salt=settings.holdout_salt,
-        default_timezone=settings.default_timezone,
-        offer_secret=settings.offer_code_secret.get_secret_value(),
-        late_policy=settings.late_policy,
-        dedupe_horizon_ms=settings.dedupe_horizon_s * 1000,
-        regular_from_purchases=settings.regular_from_purchases,
-        loyal_from_purchases=settings.loyal_from_purchases,
-        churn=None if settings.churn_params is None else read_params_file(settings.churn_params),
-    )
-    return Engine(load_definitions(settings.definitions), config=config)
 
 
 def _install_pages(app: faust.App, metrics: Metrics) -> None:

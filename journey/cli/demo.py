@@ -13,15 +13,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from journey.kafka_client import consumer, ensure_topics, producer
-from journey.settings import Settings
-from journey.topics import Topics
+from journey.contract.topics import Topics
+from journey.pipeline.settings import Settings
+from journey.stream.kafka_client import consumer, ensure_topics, producer
 
 
 def run_demo(settings: Settings, *, timeout_s: float) -> int:
     prefix = settings.topic_prefix or f"demo{int(time.time())}-"
     settings = settings.model_copy(update={"topic_prefix": prefix, "app_id": f"{prefix}journey"})
-    topics = Topics.for_settings(settings)
+    topics = settings.topics()
     ensure_topics(settings, topics)
     lines = resources.files("journey.sample").joinpath("touchpoints.jsonl").read_bytes()
     records = [line for line in lines.splitlines() if line.strip()]

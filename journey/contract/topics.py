@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from journey.settings import Settings
+#: Where the local broker of deploy/kafka/kafka.sh listens; the settings' default.
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +34,10 @@ class Topics:
     state_changelog: TopicSpec
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> Topics:
-        p, n = settings.topic_prefix, settings.partitions
+    def named(cls, *, prefix: str = "", partitions: int = 4, app_id: str = "journey") -> Topics:
+        """The topics of one deployment: names carry its prefix (and, for Faust's changelog,
+        its app id); every topic has the same partition count, so they are co-partitioned."""
+        p, n = prefix, partitions
         return cls(
             touchpoints=TopicSpec(f"{p}touchpoints", "any (ignored)", "Touchpoint JSON", n),
             events=TopicSpec(
@@ -48,7 +51,7 @@ class Topics:
             # Faust's changelog of the customer-state table, created up front (compacted and
             # with the events topic's partition count) rather than raced for at start-up.
             state_changelog=TopicSpec(
-                f"{settings.app_id}-customer-state-changelog", "customer_id",
+                f"{app_id}-customer-state-changelog", "customer_id",
                 "CustomerState JSON (internal)", n, internal=True,
                 configs=(("cleanup.policy", "compact"),),
             ),

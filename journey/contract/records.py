@@ -27,7 +27,7 @@ CustomerId = Annotated[
 EventType = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$"),
-    Field(description="Event type, snake_case; see the vocabulary in journey.vocabulary."),
+    Field(description="Event type, snake_case; see the vocabulary in journey.engine.vocabulary."),
 ]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 

@@ -1,0 +1,5 @@
+import sys
+
+from journey.cli.main import main
+
+sys.exit(main())
