@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from journey.contract.decode import REASONS
 from journey.engine import CustomerState, Engine, Output, StageChange, TriggerRequest
 from journey.engine.definitions import DETECTION_RULES, LIFECYCLE
 from journey.engine.outputs import TriggerSuppressed
@@ -54,6 +55,8 @@ REVENUE_TYPES = frozenset({"purchase"})
 REFUND_TYPES = frozenset({"refund"})
 #: The property of a touchpoint that carries what the contact cost (acquisition spend).
 COST_PROPERTY = "cost"
+#: Dead-letter reasons: the decoder's, and the shell's own for a decoder that failed.
+REJECTION_REASONS = REASONS | {"internal_error"}
 
 
 class BoundedLabel:
@@ -458,6 +461,9 @@ class Metrics:
             "the next offset to process).",
             ["topic", "partition"], registry=r,
         )
+        # Series that exist from the start: a counter first seen at 1 loses that 1 in rate().
+        for reason in sorted(REJECTION_REASONS):
+            self.events_dead_lettered.labels(reason)
         self.populations = StagePopulations()
         r.register(self.populations)
         self.clocks = ClockCollector(now_ms)
@@ -474,6 +480,8 @@ class Metrics:
             for position, stage in enumerate(order):
                 following = order[position + 1] if position + 1 < len(order) else ""
                 self.stage_info.labels(journey, stage, str(position), following).set(1)
+                # from 0, so that the first customers to reach a stage count in increase()
+                self.stages_reached.labels(journey, stage)
 
     def describe_engine(self, engine: Engine) -> None:
         """describe_journeys for every journey the engine runs."""
