@@ -36,7 +36,7 @@ class PrometheusServer:
 
     workdir: Path
     targets: dict[str, list[str]]
-    interval_s: float = 1.0
+    interval_s: int = 1
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
