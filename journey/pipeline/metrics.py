@@ -148,8 +148,12 @@ class StagePopulations(Collector):
         """One customer of `partition` went from position `old` to `new`."""
         if old == new:
             return
-        stages = self._stages.setdefault(partition, Tally())
-        statuses = self._statuses.setdefault(partition, Tally())
+        stages = self._stages.get(partition)
+        if stages is None:
+            stages = self._stages[partition] = Tally()
+        statuses = self._statuses.get(partition)
+        if statuses is None:
+            statuses = self._statuses[partition] = Tally()
         old_stages, old_status = old
         new_stages, new_status = new
         for key in old_stages:
@@ -201,6 +205,24 @@ class StagePopulations(Collector):
         self._statuses[partition] = Tally()
         for state in states:
             self.move(partition, _EMPTY, position_of(state))
+
+    def recount(self, partitions: Iterable[int],
+                states: Iterable[tuple[int, CustomerState]]
+                ) -> Iterator[tuple[int, CustomerState]]:
+        """After a rebalance: forget partitions not in `partitions`, recount those that are
+        from (partition, stored state) pairs, and pass the pairs on, so that one pass over
+        the table serves both this and BatchProcessor.rebuild."""
+        keep = set(partitions)
+        for partition in set(self._stages) | set(self._statuses):
+            if partition not in keep:
+                self.drop_partition(partition)
+        for partition in keep:
+            self._stages[partition] = Tally()
+            self._statuses[partition] = Tally()
+        for partition, state in states:
+            if partition in keep:
+                self.move(partition, _EMPTY, position_of(state))
+            yield partition, state
 
     def drop_partition(self, partition: int) -> None:
         """Forget a partition this worker no longer owns (its new owner reports it)."""
@@ -464,6 +486,15 @@ class Metrics:
         # Series that exist from the start: a counter first seen at 1 loses that 1 in rate().
         for reason in sorted(REJECTION_REASONS):
             self.events_dead_lettered.labels(reason)
+        self._changes = _Children(self.stage_changes)
+        self._transitions = _Children(self.stage_transitions)
+        self._reached = _Children(self.stages_reached)
+        self._stage_time = _Children(self.time_in_stage)
+        self._emitted = _Children(self.triggers_emitted)
+        self._by_channel = _Children(self.triggers_by_channel)
+        self._withheld = _Children(self.triggers_withheld)
+        self._detections = _Children(self.detections)
+        self._accepted = _Children(self.touchpoints_accepted)
         self.populations = StagePopulations()
         r.register(self.populations)
         self.clocks = ClockCollector(now_ms)
@@ -502,7 +533,7 @@ class Metrics:
         refund or cost to its channel, and observe its delay from occurred_at."""
         channel = self._channel(touchpoint.channel)
         self.events_accepted.inc()
-        self.touchpoints_accepted.labels(self._type(touchpoint.type), channel).inc()
+        self._accepted(self._type(touchpoint.type), channel).inc()
         amount = touchpoint.amount
         if amount is not None and amount > 0:
             if touchpoint.type in REVENUE_TYPES:
@@ -538,41 +569,45 @@ class Metrics:
             self.ticks_malformed.inc(result.bad_ticks)
         if result.detections_due:
             self.detections_due.inc(result.detections_due)
-        for output in result.outputs:
-            self.observe_output(output, now)
+        if result.outputs:
+            self._observe_outputs(result.outputs, now)
 
-    def observe_output(self, output: Output, now_ms: int) -> None:
-        """One engine output (observe_batch calls this for each)."""
-        if isinstance(output, StageChange):
-            self._observe_stage_change(output)
-        elif isinstance(output, TriggerRequest):
-            journey, rule = output.journey, output.rule
-            self.triggers_emitted.labels(journey, rule).inc()
-            self.triggers_by_channel.labels(journey, rule,
-                                            self._trigger_channel(output.channel)).inc()
-            self.trigger_delay.observe(max(0, now_ms - output.at_ms) / 1000)
+    def _observe_outputs(self, outputs: Iterable[Output], now_ms: int) -> None:
+        # Tallied per batch first: a batch has many outputs but few distinct label sets,
+        # and a labelled increment costs far more than a dict update.
+        changes: Tally[tuple[str, str | None, str]] = Tally()
+        sent: Tally[tuple[str, str, str | None]] = Tally()
+        withheld: Tally[tuple[str, str, str, str]] = Tally()
+        stage_time, trigger_delay = self._stage_time, self.trigger_delay
+        for output in outputs:
+            if isinstance(output, StageChange):
+                changes[output.journey, output.from_stage, output.to_stage] += 1
+                spent = output.ms_in_previous_stage
+                if output.from_stage is not None and spent is not None:
+                    stage_time(output.journey, output.from_stage).observe(spent / 1000)
+            elif isinstance(output, TriggerRequest):
+                sent[output.journey, output.rule, output.channel] += 1
+                trigger_delay.observe(max(0, now_ms - output.at_ms) / 1000)
+            elif isinstance(output, TriggerSuppressed):
+                request = output.request
+                withheld[request.journey, request.rule, output.decision, output.reason] += 1
+        for (journey, from_stage, to_stage), n in changes.items():
+            self._changes(journey, to_stage).inc(n)
+            self._transitions(journey, from_stage or "", to_stage).inc(n)
+            reached = ((to_stage,) if journey == LIFECYCLE
+                       else self.order.reached(journey, from_stage, to_stage))
+            for stage in reached:
+                self._reached(journey, stage).inc(n)
+        for (journey, rule, channel), n in sent.items():
+            self._emitted(journey, rule).inc(n)
+            self._by_channel(journey, rule, self._trigger_channel(channel)).inc(n)
             if rule in DETECTION_RULES:
-                self.detections.labels(journey, rule).inc()
-        elif isinstance(output, TriggerSuppressed):
-            request = output.request
-            self.triggers_withheld.labels(request.journey, request.rule, output.decision,
-                                          output.reason).inc()
+                self._detections(journey, rule).inc(n)
+        for (journey, rule, decision, reason), n in withheld.items():
+            self._withheld(journey, rule, decision, reason).inc(n)
             # A deferred trigger is counted as a detection when it is finally sent or dropped.
-            if request.rule in DETECTION_RULES and output.decision != "deferred":
-                self.detections.labels(request.journey, request.rule).inc()
-
-    def _observe_stage_change(self, change: StageChange) -> None:
-        journey, from_stage, to_stage = change.journey, change.from_stage, change.to_stage
-        self.stage_changes.labels(journey, to_stage).inc()
-        self.stage_transitions.labels(journey, from_stage or "", to_stage).inc()
-        if journey == LIFECYCLE:
-            self.stages_reached.labels(journey, to_stage).inc()
-        else:
-            for stage in self.order.reached(journey, from_stage, to_stage):
-                self.stages_reached.labels(journey, stage).inc()
-        if from_stage is not None and change.ms_in_previous_stage is not None:
-            self.time_in_stage.labels(journey, from_stage).observe(
-                change.ms_in_previous_stage / 1000)
+            if rule in DETECTION_RULES and decision != "deferred":
+                self._detections(journey, rule).inc(n)
 
     # ----- pipeline -----------------------------------------------------------------------------
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
@@ -583,6 +618,21 @@ class Metrics:
         """A partition was revoked: its lag is now its new owner's to report."""
         with suppress(KeyError):
             self.consumer_lag.remove(topic, str(partition))
+
+
+class _Children:
+    """The labelled children of one metric, looked up once: `labels()` validates and locks
+    on every call, which costs more than the increment itself on the hot path."""
+
+    def __init__(self, metric: Any) -> None:
+        self._labels = metric.labels
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._cache.get(values)
+        if child is None:
+            child = self._cache[values] = self._labels(*values)
+        return child
 
 
 def _amount(value: object) -> float | None:

@@ -292,6 +292,22 @@ def test_populations_of_two_workers_sum_to_the_whole_after_a_rebalance() -> None
     assert _samples(one.metrics, "journey_customers_in_stage") == []
 
 
+def test_recount_after_a_rebalance_counts_owned_partitions_in_the_same_pass_as_rebuild() -> None:
+    w = Worker()
+    w.run([record(1, "a", "site_visit", 0), record(2, "b", "signup", 0, partition=1),
+           record(3, "c", "signup", 0, partition=2)])
+    stored = [(p, s) for p, s in zip((0, 1, 2), (w.store["a"], w.store["b"], w.store["c"]),
+                                     strict=True)]
+    # Given a fresh worker that now owns partitions 0 and 1
+    fresh_worker = Worker()
+    fresh_worker.metrics.populations.reset_partition(2, [w.store["c"]])  # owned before
+    armed = fresh_worker.processor.rebuild(
+        {0, 1}, fresh_worker.metrics.populations.recount({0, 1}, iter(stored)))
+    assert armed == 1  # the processor saw the states too: b is armed (inactive lead)
+    assert fresh_worker.metrics.populations.stages() == {("funnel", "visit"): 1,
+                                                         ("funnel", "lead"): 1}
+
+
 # ----- pipeline health ---------------------------------------------------------------------------
 
 def test_watermark_delay_is_reported_per_partition_owned() -> None:
