@@ -5,6 +5,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 scripts/bootstrap.sh
+# promtool and the Prometheus server for the rule tests and the real-scrape test.
+scripts/ensure-prometheus.sh
 
 echo "== ruff ==" >&2
 .venv/bin/ruff check journey tests
