@@ -42,7 +42,6 @@ from typing import Any
 
 from journey.contract import codec
 from journey.contract.decode import IngestPolicy, Rejection, decode
-from journey.engine import Output, StageChange, TriggerRequest
 from journey.pipeline.metrics import Metrics
 from journey.pipeline.processor import BatchProcessor, BatchResult, Item, StateCache, Tick
 from journey.pipeline.routing import Outgoing, Router
@@ -137,7 +136,7 @@ class Pipeline:
             if isinstance(decoded, Rejection):
                 sends.append(self._dead_letter(record, decoded, at_ms))
                 continue
-            metrics.events_accepted.inc()
+            metrics.observe_accepted(decoded, now_ms)
             self.totals.accepted += 1
             canonical = codec.touchpoint_to_bytes(decoded)
             customer_key = decoded.customer_id.encode()
@@ -188,7 +187,8 @@ class Pipeline:
         if not items:
             return []
         result = self.processor.process(items, self.states)
-        sends = [self._route(output) for output in result.outputs]
+        route = self.router.output
+        sends = [route(output) for output in result.outputs]
         for failure in result.failures:
             origin = origins[failure.index]
             log.error("%s on %s[%d]@%d: %s", failure.reason, origin.topic, origin.partition,
@@ -198,40 +198,24 @@ class Pipeline:
         for message in result.detection_errors:
             log.error("a detection raised; the customer keeps its last written state: %s",
                       message)
-        self._count(result, len(items))
+        self._count(result, len(items), now_ms)
         return sends
 
-    def _route(self, output: Output) -> Outgoing:
-        metrics = self.metrics
-        if isinstance(output, StageChange):
-            metrics.stage_changes.labels(output.journey, output.to_stage).inc()
-        elif isinstance(output, TriggerRequest):
-            metrics.triggers_emitted.labels(output.journey, output.rule).inc()
-        else:
-            metrics.triggers_withheld.labels(output.request.journey, output.request.rule,
-                                             output.decision, output.reason).inc()
-        return self.router.output(output)
-
     def _dead_letter(self, record: Incoming, rejection: Rejection, at_ms: int) -> Outgoing:
-        self.metrics.events_dead_lettered.labels(rejection.reason).inc()
+        self.metrics.observe_rejection(rejection.reason)
         self.totals.dead_lettered += 1
         return self.router.dead_letter(
             rejection, topic=record.topic, partition=record.partition, offset=record.offset,
             key=record.key, value=record.value, at=datetime.fromtimestamp(at_ms / 1000, tz=UTC),
         )
 
-    def _count(self, result: BatchResult, size: int) -> None:
-        metrics, totals = self.metrics, self.totals
+    def _count(self, result: BatchResult, size: int, now_ms: int) -> None:
+        totals = self.totals
         totals.processed += result.processed
         totals.duplicates += result.duplicates
         totals.late += result.late
-        metrics.batch_size.observe(size)
-        metrics.events_processed.inc(result.processed)
-        if result.duplicates:
-            metrics.events_duplicate.inc(result.duplicates)
-        if result.late:
-            metrics.events_late.inc(result.late)
-        if result.ticks:
-            metrics.ticks_received.inc(result.ticks)
-        if result.detections_due:
-            metrics.detections_due.inc(result.detections_due)
+        self.metrics.observe_batch(result, now_ms, size=size)
+        states = self.states
+        partitions = states.partitions
+        self.metrics.populations.follow(states.take_before(), states.live,
+                                        lambda cid: partition_of(cid.encode(), partitions))

@@ -133,15 +133,14 @@ class StagePopulations(Collector):
 
     Each worker reports only the partitions it owns, so the gauges of all workers sum to
     the whole population. Updated from each customer's position before and after a batch:
-    `track(load)` remembers the position of every state as it is loaded, `commit(dirty)`
-    moves the customers written. After a rebalance `reset_partition` recounts a partition
+    the StateCache remembers the position of every state as it is first read, `follow`
+    moves the customers read since. After a rebalance `reset_partition` recounts a partition
     from its stored states and `drop_partition` forgets one given away.
     """
 
     def __init__(self) -> None:
         self._stages: dict[int, Tally[tuple[str, str]]] = {}
         self._statuses: dict[int, Tally[str]] = {}
-        self._before: dict[str, Position] = {}
 
     # -- incremental updates
     def move(self, partition: int, old: Position, new: Position) -> None:
@@ -175,28 +174,14 @@ class StagePopulations(Collector):
         be the same object as `new` when the engine changed it in place: see track()."""
         self.move(partition, position_of(old), position_of(new))
 
-    def track(self, load: Callable[[str], CustomerState | None]
-              ) -> Callable[[str], CustomerState | None]:
-        """Wrap the processor's `load` so the position of each state is taken before the
-        engine changes it in place."""
-        before = self._before
-
-        def tracked(customer_id: str) -> CustomerState | None:
-            state = load(customer_id)
-            before[customer_id] = position_of(state)
-            return state
-
-        return tracked
-
-    def commit(self, dirty: Mapping[str, tuple[CustomerState, Any]],
-               partition_of: Callable[[Any], int]) -> None:
-        """Move every customer written by a batch (BatchResult.dirty) from the position
-        taken when it was loaded to its new one."""
-        before = self._before
-        for customer_id, (state, record) in dirty.items():
-            old = before.get(customer_id, _EMPTY)
-            self.move(partition_of(record), old, position_of(state))
-        before.clear()
+    def follow(self, before: Mapping[str, object], live: Mapping[str, CustomerState],
+               partition_of: Callable[[str], int]) -> None:
+        """Move every customer read since the last call from the position it had when first
+        read (StateCache.take_before) to the one its live state has now."""
+        for customer_id, old in before.items():
+            new = position_of(live.get(customer_id))
+            if new != old:
+                self.move(partition_of(customer_id), old, new)  # type: ignore[arg-type]
 
     # -- rebalances
     def reset_partition(self, partition: int, states: Iterable[CustomerState]) -> None:

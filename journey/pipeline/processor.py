@@ -49,6 +49,7 @@ class BatchResult:
     duplicates: int = 0
     late: int = 0
     ticks: int = 0
+    bad_ticks: int = 0  # malformed ticks are counted where ticks are decoded (the core)
     detections_due: int = 0
     #: customers whose detection raised (their live state is dropped, the store's kept)
     detection_errors: list[str] = field(default_factory=list)
@@ -66,26 +67,38 @@ class StateCache:
     store); states of partitions this worker no longer owns are forgotten.
     """
 
-    def __init__(self, read: Read, partitions: int, *, max_clean: int = 200_000) -> None:
+    def __init__(
+        self, read: Read, partitions: int, *, max_clean: int = 200_000,
+        position: Callable[[CustomerState | None], object] | None = None,
+    ) -> None:
+        """`position`: when given, `before` holds each customer's position as first read
+        since the last `take_before()` (the engine changes live states in place)."""
         self._read = read
         self.partitions = partitions
         self.max_clean = max_clean
         self.live: dict[str, CustomerState] = {}
         self.dirty: set[str] = set()
+        self._position = position
+        self.before: dict[str, object] = {}
 
     def get(self, customer_id: str) -> CustomerState | None:
         state = self.live.get(customer_id)
-        if state is not None:
-            return state
-        stored = self._read(customer_id.encode())
-        if stored is None:
-            return None
-        try:
-            state = CustomerState.from_bytes(stored)
-        except Exception as exc:
-            raise StateUnreadableError(f"{type(exc).__name__}: {exc}") from None
-        self.live[customer_id] = state
+        if state is None:
+            stored = self._read(customer_id.encode())
+            if stored is not None:
+                try:
+                    state = CustomerState.from_bytes(stored)
+                except Exception as exc:
+                    raise StateUnreadableError(f"{type(exc).__name__}: {exc}") from None
+                self.live[customer_id] = state
+        if self._position is not None and customer_id not in self.before:
+            self.before[customer_id] = self._position(state)
         return state
+
+    def take_before(self) -> dict[str, object]:
+        """Positions as first read since the last call, per customer."""
+        before, self.before = self.before, {}
+        return before
 
     def put(self, customer_id: str, state: CustomerState) -> None:
         self.live[customer_id] = state

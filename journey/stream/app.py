@@ -14,7 +14,7 @@ from journey.engine import Engine
 from journey.pipeline.barrier import DeliveryBarrier
 from journey.pipeline.build import build_engine
 from journey.pipeline.core import Pipeline
-from journey.pipeline.metrics import Metrics
+from journey.pipeline.metrics import Metrics, position_of
 from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
@@ -82,15 +82,15 @@ def create_app(
     channels = declare(app, topics)
     router = Router(topics)
     states = StateCache(lambda key: channels.states.get(key), topics.events.partitions,
-                        max_clean=settings.state_cache_customers)
-    pipeline = Pipeline(
-        BatchProcessor(
-            engine,
-            allowed_lateness_ms=settings.allowed_lateness_s * 1000,
-            sources=Pipeline.clock_sources(topics.touchpoints.partitions),
-        ),
-        states, router, settings.ingest_policy(), metrics,
+                        max_clean=settings.state_cache_customers, position=position_of)
+    processor = BatchProcessor(
+        engine,
+        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+        sources=Pipeline.clock_sources(topics.touchpoints.partitions),
     )
+    metrics.describe_engine(engine)
+    metrics.watch_clocks(lambda: processor.clocks)
+    pipeline = Pipeline(processor, states, router, settings.ingest_policy(), metrics)
     barrier = DeliveryBarrier(producer_send(app), states, router,
                               store_applier(channels.states),
                               stopping=lambda: bool(app.should_stop))

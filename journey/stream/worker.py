@@ -166,7 +166,13 @@ class Shell:
                     tracked += 1
                     yield partition_of(cid.encode(), partitions), live
 
-        armed = self.pipeline.processor.rebuild(owned, known())
+        populations = self.metrics.populations
+        armed = self.pipeline.processor.rebuild(owned, populations.recount(owned, known()))
+        for topic in (self.channels.touchpoints.get_topic_name(),
+                      self.channels.events.get_topic_name()):
+            for partition in range(states.partitions):
+                if partition not in owned:
+                    self.metrics.forget_lag(topic, partition)
         self.metrics.customers_tracked.set(tracked)
         self.metrics.customers_armed.set(armed)
         log.info("partitions %s: %d customers tracked, %d armed", sorted(owned), tracked, armed)
@@ -187,11 +193,23 @@ class Shell:
             self.barrier.hold(mine)
         metrics = self.metrics
         metrics.batch_seconds.observe(time.perf_counter() - started)
+        self._observe_lag(mine)
         metrics.customers_armed.set(sum(len(c.due) for c in
                                         self.pipeline.processor.clocks.values()))
         if (self.barrier.held >= self.flush_max_held
                 or time.monotonic() - self.barrier.last_flush >= self.flush_interval_s):
             await self.barrier.flush()
+
+
+    def _observe_lag(self, batch: Sequence[Any]) -> None:
+        last: dict[Any, int] = {}
+        for event in batch:
+            last[event.message.tp] = event.message.offset
+        consumer = self.app.consumer
+        for tp, offset in last.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                self.metrics.set_lag(tp.topic, tp.partition, highwater - offset - 1)
 
 
 def install_agents(

@@ -2,11 +2,6 @@
 expected ratios, alerts go active when they should, every dashboard query is accepted, and the
 worker's /metrics matches the catalogue.
 
-The worker's shell does not call the funnel hooks of journey/pipeline/metrics.py yet
-(observe_batch, the stage populations, describe_engine). Until it does, the same touchpoints
-also run through the same engine and batch processor in this process, with those hooks, and
-Prometheus scrapes that registry as job "journey-inprocess": real outputs, real rules, real
-scrape. Once the worker calls the hooks, the conversion assertions move to job "journey".
 """
 
 from __future__ import annotations
@@ -19,18 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, start_wsgi_server
 
-from journey.contract import codec
-from journey.contract.decode import decode
-from journey.contract.records import Touchpoint
-from journey.engine import CustomerState
-from journey.pipeline.build import build_engine
-from journey.pipeline.metrics import Metrics
-from journey.pipeline.processor import BatchProcessor, PlainRecord
-from journey.pipeline.settings import Settings
-from journey.pipeline.timekeeping import partition_of
-from tests.support.kafka import WorkerProcess, free_port, produce, produce_json, settings_for
+from tests.support.kafka import WorkerProcess, produce, produce_json, settings_for
 from tests.support.prometheus import PrometheusServer
 from tests.unit.test_grafana_dashboards import generator
 from tests.unit.test_metrics_catalogue import compare
@@ -61,47 +46,6 @@ def touchpoints() -> list[dict[str, Any]]:
                          "occurred_at": (start + timedelta(seconds=120 + n)).isoformat(),
                          "amount": 29.0, "currency": "EUR", "channel": "web"})
     return docs
-
-
-class InProcessAdvance:
-    """The advance side of a worker, wired to every hook of the metrics module."""
-
-    def __init__(self, settings: Settings) -> None:
-        engine = build_engine(settings)
-        self.partitions = settings.topics().events.partitions
-        self.processor = BatchProcessor(engine,
-                                        allowed_lateness_ms=settings.allowed_lateness_s * 1000)
-        self.metrics = Metrics(CollectorRegistry(), process=False)
-        self.metrics.describe_engine(engine)
-        self.metrics.watch_clocks(lambda: self.processor.clocks)
-        self.store: dict[str, CustomerState] = {}
-        self.policy = settings.ingest_policy()
-
-    def feed(self, raw: list[bytes]) -> None:
-        records = []
-        for value in raw:
-            decoded = decode(value, policy=self.policy, now_ms=int(time.time() * 1000))
-            if isinstance(decoded, Touchpoint):
-                partition = partition_of(decoded.customer_id.encode(), self.partitions)
-                records.append(PlainRecord(partition, codec.touchpoint_to_bytes(decoded)))
-        load = self.metrics.populations.track(self.store.get)
-        result = self.processor.process(records, load)
-        self.store.update({cid: state for cid, (state, _) in result.dirty.items()})
-        self.metrics.populations.commit(result.dirty, lambda r: int(r.partition))
-        self.metrics.observe_batch(result, size=len(records))
-
-
-@pytest.fixture
-def inprocess(topic_prefix: str, kafka_bootstrap: str) -> Iterator[tuple[InProcessAdvance, str]]:
-    advance = InProcessAdvance(settings_for(topic_prefix, kafka_bootstrap))
-    port = free_port()
-    server, thread = start_wsgi_server(port, addr="127.0.0.1", registry=advance.metrics.registry)
-    try:
-        yield advance, f"127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 @pytest.fixture
@@ -138,29 +82,24 @@ def _wait_alert(prom: PrometheusServer, name: str, states: set[str], timeout_s: 
 
 def test_prometheus_scraping_a_worker_records_the_funnel_and_raises_alerts(
     kafka_bootstrap: str, topic_prefix: str, worker_factory: Callable[..., WorkerProcess],
-    inprocess: tuple[InProcessAdvance, str],
     prometheus_for: Callable[[dict[str, list[str]]], PrometheusServer],
 ) -> None:
     # Given a running worker, and Prometheus scraping it with the journey rules
     worker = worker_factory()
-    advance, advance_target = inprocess
-    prom = prometheus_for({"journey": [f"127.0.0.1:{worker.web_port}"],
-                           "journey-inprocess": [advance_target]})
-    prom.wait_for('sum(up{job=~"journey.*"})', lambda v: v == 2)
+    prom = prometheus_for({"journey": [f"127.0.0.1:{worker.web_port}"]})
+    prom.wait_for('sum(up{job=~"journey.*"})', lambda v: v == 1)
     # ... which has seen every counter at zero, so rate() counts the first increments
     prom.wait_for('count(journey_events_dead_lettered_total{job="journey"} == 0)',
                   lambda v: v > 0)
-    prom.wait_for('count(journey_stage_reached_total{job="journey-inprocess"} == 0)',
+    prom.wait_for('count(journey_stage_reached_total{job="journey"} == 0)',
                   lambda v: v > 0)
     assert _alert_states(prom, "JourneyDeadLetterShareHigh") == set()
 
     # When the platform sends 15 touchpoints and 3 broken records
     docs = touchpoints()
-    raw = [json.dumps(d).encode() for d in docs]
     topics = settings_for(topic_prefix).topics()
     produce_json(kafka_bootstrap, topics.touchpoints.name, docs)  # keyed: in order per customer
     produce(kafka_bootstrap, topics.touchpoints.name, BAD_RECORDS)
-    advance.feed(raw)
     deadline = time.monotonic() + 60
     while worker.metric("journey_events_processed_total") != len(docs):
         assert time.monotonic() < deadline, worker.log_tail()
@@ -181,7 +120,7 @@ def test_prometheus_scraping_a_worker_records_the_funnel_and_raises_alerts(
     prom.wait_for(conversion % (JOURNEY, "subscribed"), _approx(BUYERS / SUBSCRIBERS))
     assert prom.value(f'journey:funnel_conversion:ratio1d{{journey="{JOURNEY}"}}') == 0.0
     populations = prom.query(
-        f'sum by (stage) (journey_customers_in_stage{{journey="{JOURNEY}"}})')
+        f'sum by (stage) (journey_customers_in_stage{{job="journey",journey="{JOURNEY}"}})')
     assert {r["metric"]["stage"]: float(r["value"][1]) for r in populations} == {
         "acquaintance": VISITORS - SUBSCRIBERS, "subscribed": SUBSCRIBERS - BUYERS,
         "first_purchase": BUYERS}

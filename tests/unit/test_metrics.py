@@ -10,15 +10,21 @@ import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from journey.contract import codec
 from journey.contract.decode import IngestPolicy, decode
 from journey.contract.records import Touchpoint
 from journey.engine import CustomerState, StageChange, TriggerRequest
 from journey.engine.duration import DAY_MS
 from journey.engine.events import from_epoch_ms
 from journey.engine.outputs import TriggerSuppressed
-from journey.pipeline.metrics import FREE_LABEL_LIMIT, OTHER, Metrics, StagePopulations
-from journey.pipeline.processor import BatchProcessor, BatchResult, PlainRecord
-from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, encode_tick
+from journey.pipeline.metrics import (
+    FREE_LABEL_LIMIT,
+    OTHER,
+    Metrics,
+    StagePopulations,
+    position_of,
+)
+from journey.pipeline.processor import BatchProcessor, BatchResult, Item, StateCache, Tick
 from tests.unit.engine_helpers import T0, definition, engine
 
 FUNNEL = definition("""
@@ -41,16 +47,18 @@ def touchpoint(**fields: Any) -> Touchpoint:
     return Touchpoint.model_validate(doc)
 
 
+Record = tuple[int, Item]
+
+
 def record(n: int, cid: str, etype: str, day: float, partition: int = 0,
-           **fields: Any) -> PlainRecord:
+           **fields: Any) -> Record:
     doc = {"event_id": f"e{n}", "customer_id": cid, "type": etype,
            "occurred_at": from_epoch_ms(T0 + int(day * DAY_MS)).isoformat(), **fields}
-    return PlainRecord(partition, orjson.dumps(doc))
+    return partition, codec.event_from_bytes(orjson.dumps(doc))
 
 
-def tick(day: float, partition: int = 0) -> PlainRecord:
-    return PlainRecord(partition, encode_tick(T0 + int(day * DAY_MS), "test"),
-                       {TICK_HEADER: TICK_VALUE})
+def tick(day: float, partition: int = 0) -> Record:
+    return partition, Tick(T0 + int(day * DAY_MS), 0)
 
 
 def fresh(now_ms: int = T0) -> Metrics:
@@ -71,20 +79,22 @@ class Worker:
         self.metrics = metrics or fresh()
         self.metrics.describe_engine(eng)
         self.metrics.watch_clocks(lambda: self.processor.clocks)
-        self.store: dict[str, CustomerState] = {}
+        self.cache = StateCache(lambda key: None, 1, position=position_of)
+        self.partition_of: dict[str, int] = {}
 
-    def run(self, records: list[PlainRecord], now_ms: int = T0) -> BatchResult:
-        load = self.metrics.populations.track(self._load)
-        result = self.processor.process(records, load)
-        self.store.update({cid: state for cid, (state, _) in result.dirty.items()})
-        self.metrics.populations.commit(result.dirty, lambda r: int(r.partition))
+    @property
+    def store(self) -> dict[str, CustomerState]:
+        return self.cache.live
+
+    def run(self, records: list[Record], now_ms: int = T0) -> BatchResult:
+        for partition, item in records:
+            if not isinstance(item, Tick):
+                self.partition_of[item.customer_id] = partition
+        result = self.processor.process(records, self.cache)
+        self.metrics.populations.follow(self.cache.take_before(), self.cache.live,
+                                        self.partition_of.__getitem__)
         self.metrics.observe_batch(result, now_ms, size=len(records))
         return result
-
-    def _load(self, cid: str) -> CustomerState | None:
-        found = self.store.get(cid)
-        # the table hands out a fresh copy each time, as the worker's does
-        return None if found is None else CustomerState.from_bytes(found.to_bytes())
 
 
 # ----- ingest ----------------------------------------------------------------------------------
