@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from journey.contract.topics import Topics
 from journey.engine import Engine
 from journey.pipeline.build import build_engine
+from journey.pipeline.kafka_security import sasl_login, ssl_context
 from journey.pipeline.metrics import Metrics
 from journey.pipeline.processor import BatchProcessor
 from journey.pipeline.settings import Settings
@@ -95,12 +96,15 @@ def _install_pages(app: faust.App, metrics: Metrics) -> None:
 
 
 def _credentials(settings: Settings) -> Any:
-    if settings.kafka_security_protocol == "PLAINTEXT" or settings.kafka_username is None:
-        return None
-    password = settings.kafka_password.get_secret_value() if settings.kafka_password else ""
-    return faust.SASLCredentials(
-        username=settings.kafka_username,
-        password=password,
-        mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=None,
-    )
+    """Faust's broker credentials, with the same SSL context as every other Kafka client."""
+    context = ssl_context(settings)
+    login = sasl_login(settings)
+    if login is not None:
+        # With a context Faust speaks SASL_SSL, without one SASL_PLAINTEXT.
+        return faust.SASLCredentials(
+            username=login.username, password=login.password,
+            mechanism=login.mechanism, ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
