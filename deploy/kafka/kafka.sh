@@ -104,9 +104,8 @@ write_tls_config() {
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$tls/broker.p12
 ssl.keystore.password=$store_pw
-ssl.truststore.type=PKCS12
-ssl.truststore.location=$tls/truststore.p12
-ssl.truststore.password=$store_pw
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.pem
 listener.name.ssl.ssl.client.auth=required
 listener.name.sasl_ssl.ssl.client.auth=none
 sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from journey.pipeline.kafka_security import KafkaAccessError, KafkaSecurityError
+from journey.pipeline.redact import install_log_redaction, settings_secrets
 from journey.pipeline.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # pydantic names each bad variable; show that, not a traceback.
         print(f"journey: invalid settings: {exc}", file=sys.stderr)
         return 2
+    install_log_redaction(settings_secrets(settings))
     try:
         return handler(args, settings)
     except (KafkaSecurityError, KafkaAccessError) as exc:

@@ -20,6 +20,25 @@ class KafkaAccessError(ConnectionError):
     """
 
 
+class MaskedStr(str):
+    """A secret the Kafka libraries can send (they join and encode it) but never display.
+
+    kafka-python logs its whole configuration at DEBUG, password included; with this the
+    log shows '**********' instead.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __format__(self, spec: str) -> str:
+        return format("**********", spec)
+
+
 @dataclass(frozen=True)
 class SaslLogin:
     """What a client needs to authenticate with SASL. repr hides the password."""
@@ -68,7 +87,7 @@ def sasl_login(settings: Settings) -> SaslLogin | None:
     return SaslLogin(
         mechanism=settings.kafka_sasl_mechanism,
         username=settings.kafka_username,
-        password=settings.kafka_password.get_secret_value(),
+        password=MaskedStr(settings.kafka_password.get_secret_value()),
     )
 
 

@@ -71,7 +71,7 @@ async def _open(host: str, port: int, settings: Settings, context: ssl.SSLContex
         # With TLS 1.3 a rejected client certificate shows only on the first request.
         await conn.send(MetadataRequest([]))
     finally:
-        conn.close()
+        await asyncio.wait_for(conn.close(), 5)  # the socket closes only on the next turns
 
 
 def _refusal(address: str, settings: Settings, exc: BaseException) -> str:
