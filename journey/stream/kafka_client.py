@@ -7,6 +7,8 @@ import errno
 import logging
 import socket
 import ssl
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiokafka.conn import create_conn
@@ -42,14 +44,24 @@ def check_access(settings: Settings, *, timeout_s: float = 15.0) -> None:
     for address in (h.strip() for h in settings.kafka_bootstrap.split(",")):
         host, _, port = address.rpartition(":")
         try:
-            asyncio.run(asyncio.wait_for(_open(host, int(port), settings, context, login),
-                                         timeout_s))
+            _run(asyncio.wait_for(_open(host, int(port), settings, context, login), timeout_s))
             return
         except Exception as exc:
             if _unreachable(exc):
                 continue  # the clients wait for it, as they do without TLS
             # Every other failure is a refusal; say which, without the chained details.
             raise KafkaAccessError(_refusal(address, settings, exc)) from None
+
+
+def _run(probe: Coroutine[Any, Any, None]) -> None:
+    """Run the probe on a loop of its own, also when called from a running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(probe)
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, probe).result()
 
 
 def _unreachable(exc: Exception) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,7 @@ from journey.pipeline.kafka_security import (
 from journey.pipeline.redact import install_log_redaction, settings_secrets
 from journey.pipeline.settings import Settings
 from journey.stream.app import create_app
-from journey.stream.kafka_client import client_config
+from journey.stream.kafka_client import check_access, client_config
 
 PASSWORD = "pa55-w0rd-never-shown"
 
@@ -167,3 +169,24 @@ def test_secrets_are_masked_in_every_log_record(
     assert "sasl_plain_password" in text and "login with" in text and "offer key" in text
     assert PASSWORD not in text
     assert "offer-key-1234" not in text
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_access_check_leaves_an_unreachable_broker_to_the_clients_retries() -> None:
+    # Given TLS settings pointing at a port nobody listens on
+    settings = Settings(kafka_security_protocol="SSL",
+                        kafka_bootstrap=f"127.0.0.1:{_closed_port()}")
+
+    # When the access check runs, outside and inside an event loop
+    check_access(settings)
+
+    async def inside_a_loop() -> None:
+        check_access(settings)
+
+    asyncio.run(inside_a_loop())
+    # Then it raised nothing: only a broker that answers can refuse access
