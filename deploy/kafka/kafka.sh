@@ -10,6 +10,12 @@
 #   KAFKA_PORT      client port on 127.0.0.1          (default 19092)
 #   KAFKA_HOME_DIR  where jars, data, log and pid go  (default .local/kafka in the repo)
 #   KAFKA_START_TIMEOUT seconds to wait for readiness (default 90)
+#
+# TLS and SASL (optional; without them the broker has only its PLAINTEXT listener):
+#   KAFKA_TLS_DIR       certificates made by deploy/kafka/tls-certs.sh DIR
+#   KAFKA_SSL_PORT      adds an SSL listener on 127.0.0.1 that requires a client certificate
+#   KAFKA_SASL_SSL_PORT adds a SASL_SSL listener (SCRAM-SHA-256 and SCRAM-SHA-512)
+#   KAFKA_SCRAM_USERS   "user:password ..." created when the storage is formatted (after reset)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,14 +60,18 @@ classpath() { echo "$jars/*"; }
 
 write_config() {
   mkdir -p "$data"
-  cat >"$home/server-$port.properties" <<PROPS
+  local listeners=PLAINTEXT://127.0.0.1:$port
+  [ -n "${KAFKA_SSL_PORT:-}" ] && listeners=$listeners,SSL://127.0.0.1:$KAFKA_SSL_PORT
+  [ -n "${KAFKA_SASL_SSL_PORT:-}" ] && listeners=$listeners,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
+  # The properties name the keystore password, so only the owner may read them.
+  (umask 077; cat >"$home/server-$port.properties") <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$data
 num.partitions=1
@@ -79,15 +89,54 @@ delete.topic.enable=true
 log.retention.hours=24
 log.segment.bytes=16777216
 PROPS
+  if [ -n "${KAFKA_SSL_PORT:-}${KAFKA_SASL_SSL_PORT:-}" ]; then
+    write_tls_config >>"$home/server-$port.properties"
+  fi
+}
+
+write_tls_config() {
+  local tls=${KAFKA_TLS_DIR:?KAFKA_TLS_DIR is required with KAFKA_SSL_PORT or KAFKA_SASL_SSL_PORT}
+  tls=$(cd "$tls" && pwd)
+  [ -f "$tls/broker.p12" ] || { log "no $tls/broker.p12; run deploy/kafka/tls-certs.sh $tls"; exit 1; }
+  local store_pw
+  store_pw=$(cat "$tls/store.password")
+  cat <<PROPS
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls/broker.p12
+ssl.keystore.password=$store_pw
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.pem
+listener.name.ssl.ssl.client.auth=required
+listener.name.sasl_ssl.ssl.client.auth=none
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+PROPS
+}
+
+# StorageTool arguments that create the SCRAM users of KAFKA_SCRAM_USERS.
+scram_args() {
+  local entry user password
+  for entry in ${KAFKA_SCRAM_USERS:-}; do
+    user=${entry%%:*}
+    password=${entry#*:}
+    printf '%s\n' --add-scram "SCRAM-SHA-256=[name=$user,password=$password]" \
+      --add-scram "SCRAM-SHA-512=[name=$user,password=$password]"
+  done
 }
 
 format_storage() {
-  [ -f "$data/meta.properties" ] && return 0
+  if [ -f "$data/meta.properties" ]; then
+    [ -n "${KAFKA_SCRAM_USERS:-}" ] && log "storage already formatted; KAFKA_SCRAM_USERS applies after reset"
+    return 0
+  fi
   log "formatting KRaft storage in $data"
+  local scram=()
+  mapfile -t scram < <(scram_args)
   java -cp "$(classpath)" -Dlog4j2.configurationFile="$here/log4j2.yaml" \
     kafka.tools.StorageTool format \
     -t "$(java -cp "$(classpath)" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)" \
-    -c "$home/server-$port.properties" >>"$logfile" 2>&1 \
+    -c "$home/server-$port.properties" "${scram[@]}" >>"$logfile" 2>&1 \
     || { log "storage format failed; see $logfile"; tail -n 20 "$logfile" >&2; exit 1; }
 }
 

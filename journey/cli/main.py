@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from journey.pipeline.kafka_security import KafkaAccessError, KafkaSecurityError
+from journey.pipeline.redact import install_log_redaction, settings_secrets
 from journey.pipeline.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -52,7 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # pydantic names each bad variable; show that, not a traceback.
         print(f"journey: invalid settings: {exc}", file=sys.stderr)
         return 2
-    return handler(args, settings)
+    install_log_redaction(settings_secrets(settings))
+    try:
+        return handler(args, settings)
+    except (KafkaSecurityError, KafkaAccessError) as exc:
+        # A wrong certificate, key or login: one line that names the setting, no traceback.
+        print(f"journey: {exc}", file=sys.stderr)
+        return 2
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from journey.contract.decode import IngestPolicy
@@ -19,7 +19,10 @@ from journey.contract.topics import DEFAULT_BOOTSTRAP, Topics
 class Settings(BaseSettings):
     """Every knob of a deployment. Built once in the entrypoint and passed down; never global."""
 
-    model_config = SettingsConfigDict(env_prefix="JOURNEY_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a cross-field error would otherwise print every input, secrets too.
+    model_config = SettingsConfigDict(
+        env_prefix="JOURNEY_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap: str = Field(
@@ -29,8 +32,24 @@ class Settings(BaseSettings):
         "PLAINTEXT"
     )
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    kafka_username: str | None = None
-    kafka_password: SecretStr | None = None
+    kafka_username: str | None = Field(None, description="SASL user (PLAIN or SCRAM).")
+    kafka_password: SecretStr | None = Field(None, description="SASL password; keep it secret.")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CA(s) that signed the brokers' certificates; "
+        "default: the system's trusted CAs.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate, for brokers that require mutual TLS.",
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="PEM private key of the client certificate.",
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted private key; keep it secret.",
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check that the broker's certificate names the host connected to.",
+    )
 
     # --- Application -------------------------------------------------------------------
     app_id: str = Field("journey", description="Faust app id: consumer group and table prefix.")
@@ -164,6 +183,30 @@ class Settings(BaseSettings):
         if text.startswith("["):
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_") and (self.kafka_username is None
+                                            or self.kafka_password is None):
+            raise ValueError(
+                f"JOURNEY_KAFKA_SECURITY_PROTOCOL={protocol} needs JOURNEY_KAFKA_USERNAME "
+                "and JOURNEY_KAFKA_PASSWORD"
+            )
+        tls_files = [self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile]
+        if not protocol.endswith("SSL") and any(f is not None for f in tls_files):
+            raise ValueError(
+                f"JOURNEY_KAFKA_SSL_* files are set but JOURNEY_KAFKA_SECURITY_PROTOCOL="
+                f"{protocol} does not use TLS; use SSL or SASL_SSL"
+            )
+        if not protocol.startswith("SASL_") and self.kafka_username is not None:
+            raise ValueError(
+                f"JOURNEY_KAFKA_USERNAME is set but JOURNEY_KAFKA_SECURITY_PROTOCOL={protocol} "
+                "does not authenticate with SASL; use SASL_SSL or SASL_PLAINTEXT"
+            )
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError("JOURNEY_KAFKA_SSL_KEYFILE needs JOURNEY_KAFKA_SSL_CERTFILE")
+        return self
 
     def topics(self) -> Topics:
         """This deployment's topics: names with its prefix, its partition count."""

@@ -14,6 +14,7 @@ from journey.engine import Engine
 from journey.pipeline.barrier import DeliveryBarrier
 from journey.pipeline.build import build_engine
 from journey.pipeline.core import Pipeline
+from journey.pipeline.kafka_security import sasl_login, ssl_context
 from journey.pipeline.metrics import Metrics, position_of
 from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
@@ -119,12 +120,15 @@ def _install_pages(app: faust.App, metrics: Metrics) -> None:
 
 
 def _credentials(settings: Settings) -> Any:
-    if settings.kafka_security_protocol == "PLAINTEXT" or settings.kafka_username is None:
-        return None
-    password = settings.kafka_password.get_secret_value() if settings.kafka_password else ""
-    return faust.SASLCredentials(
-        username=settings.kafka_username,
-        password=password,
-        mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=None,
-    )
+    """Faust's broker credentials, with the same SSL context as every other Kafka client."""
+    context = ssl_context(settings)
+    login = sasl_login(settings)
+    if login is not None:
+        # With a context Faust speaks SASL_SSL, without one SASL_PLAINTEXT.
+        return faust.SASLCredentials(
+            username=login.username, password=login.password,
+            mechanism=login.mechanism, ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
