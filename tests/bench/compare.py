@@ -66,8 +66,8 @@ DEFINITIONS = """\
   end of the first fetch to the last record (the ceiling).
 - **Faust no-op agent**: a Faust app (memory store, no web server) whose agent does nothing;
   `per event` is `async for value in stream`, `take_events` is
-  `stream.take_events(TAKE, within=0.05)`; timed inside the agent from the first event to the
-  Nth (Faust's own cap).
+  `stream.take_events(TAKE, within=0.05)`; timed inside the agent from the first event (or
+  batch) to the Nth, and the first event (or batch) is not counted (Faust's own cap).
 - **in-process, whole process**: `journey replay FILE --in-process --out /dev/null` on the
   backlog as a JSON Lines file, wall time of the process including interpreter start-up.
   **engine only**: `event_from_bytes` + `engine.apply` per event in a loop
@@ -75,7 +75,7 @@ DEFINITIONS = """\
 - **worker end to end** (`journey worker` subprocesses, 1 or 2 in one consumer group) and
   **Quix Streams**: the processes are started first and the run waits until their consumer
   group is Stable with every member. Then the backlog is produced to their input topic.
-  t0 = the moment the benchmark starts producing the backlog; t1 = the first poll (every
+  t0 = the moment the benchmark sends the first backlog record; t1 = the first poll (every
   0.1 s) at which the output topics have reached their final size, where final means: the
   group has committed every backlog record on the input topic and the output topics have not
   grown for QUIET seconds since. events/s = N / (t1 - t0). Outputs are stage-changes,
@@ -87,7 +87,10 @@ DEFINITIONS = """\
   .to_topic(out)` with RocksDB state and its changelog topic (Quix defaults), where `step` is
   journey's strict decode, the customer's state loaded from the Quix state, `engine.apply`,
   the state saved, every output encoded as its contract record (tests/bench/quix_app.py);
-  run in .local/bench-venv.
+  run in .local/bench-venv. A stateful apply sees only the current key's state, so the Quix
+  app cannot fire the detections that fall due for other customers as event time passes
+  (the worker's and the in-process run's due index); it emits a few fewer outputs
+  (`outputs` in the detail column).
 - **latency**: a fresh 1-process worker; touchpoints of new customers are produced at a
   steady rate, half the measured 1-process worker rate, in small bursts every 5 ms, each
   with its send time in the `bench-sent-ns` header and in a table by event id. A consumer of
@@ -185,8 +188,8 @@ def ensure_bench_venv() -> Path:
     if not stamp.exists():
         print(f"making {BENCH_VENV} (quixstreams + this package) ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "quixstreams", "-e",
-                        str(REPO)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "quixstreams>=3.28,<4",
+                        "-e", str(REPO)], check=True)
         stamp.touch()
     return python
 
@@ -259,11 +262,15 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
 
 def produce_in_background(bootstrap: str, topic: str, lines: list[bytes]
                           ) -> tuple[threading.Thread, dict[str, float]]:
-    """Produce the backlog from a thread; the returned dict gets its seconds when done."""
+    """Produce the backlog from a thread. The returned dict gets "t0" (perf_counter just
+    before the first send) and "seconds" (until every record was acknowledged)."""
     done: dict[str, float] = {}
 
+    def sending() -> None:
+        done["t0"] = time.perf_counter()
+
     def run() -> None:
-        done["seconds"] = asyncio.run(produce_backlog(bootstrap, topic, lines))
+        done["seconds"] = asyncio.run(produce_backlog(bootstrap, topic, lines, sending))
 
     thread = threading.Thread(target=run, name="backlog-producer", daemon=True)
     thread.start()
@@ -290,34 +297,40 @@ class Drain:
         return None if not self.seconds else self.events / self.seconds
 
 
-def watch_drain(bootstrap: str, group: str, input_topic: str, ends: dict[int, int],
-                outputs: Sequence[str], partitions: int, t0: float, *, quiet_s: float,
+def watch_drain(bootstrap: str, group: str, input_topic: str,
+                ends: Callable[[], dict[int, int] | None], n: int, outputs: Sequence[str],
+                partitions: int, t0: Callable[[], float], *, quiet_s: float,
                 timeout_s: float, alive: Callable[[], bool]) -> Drain:
     """Poll the output topics' end offsets and the group's commits until the backlog is
-    committed and the outputs have been still for quiet_s; see DEFINITIONS."""
-    n = sum(ends.values())
+    committed and the outputs have been still for quiet_s; see DEFINITIONS. Polling starts
+    while the backlog is still being produced; `ends` is None until it has been."""
     drain = Drain(events=n)
     admin = admin_for(bootstrap)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     out_tps = [SyncTopicPartition(t, p) for t in outputs for p in range(partitions)]
     last_size, grown_at = 0, None
+    began = time.perf_counter()
     try:
         while True:
             now = time.perf_counter()
             size = sum(consumer.end_offsets(out_tps).values())
             if size != last_size:
                 last_size, grown_at = size, now
-            offsets = retrying(lambda: admin.list_group_offsets({group: None}))[group]
-            committed = {tp.partition: om.offset for tp, om in offsets.items()
-                         if tp.topic == input_topic}
-            if drain.commit_s is None and covered(committed, ends) >= n:
-                drain.commit_s = now - t0
+            backlog = ends()
+            done = 0
+            if backlog is not None:
+                offsets = retrying(lambda: admin.list_group_offsets({group: None}))[group]
+                committed = {tp.partition: om.offset for tp, om in offsets.items()
+                             if tp.topic == input_topic}
+                done = covered(committed, backlog)
+                if drain.commit_s is None and done >= n:
+                    drain.commit_s = now - t0()
             if drain.commit_s is not None and grown_at is not None and now - grown_at >= quiet_s:
-                drain.seconds, drain.outputs = grown_at - t0, last_size
+                drain.seconds, drain.outputs = grown_at - t0(), last_size
                 return drain
-            if now - t0 > timeout_s or not alive():
+            if now - began > timeout_s or not alive():
                 drain.note = ("a process exited" if not alive() else "timed out") + (
-                    f" with {covered(committed, ends):,} of {n:,} committed, {size:,} outputs")
+                    f" with {done:,} of {n:,} committed, {size:,} outputs")
                 drain.outputs = size
                 return drain
             time.sleep(POLL_S)
@@ -350,7 +363,7 @@ def run_faust_noop(args: argparse.Namespace, topic: str, mode: str, work: Path) 
            "--topic", topic, "--partitions", str(args.partitions), "--events",
            str(args.events), "--mode", mode, "--take", str(args.take), "--app-id",
            f"{unique_prefix()}noop", "--datadir", str(work / result.stem), "--result",
-           str(result)]
+           str(result), *(f"--conf={item}" for item in args.faust_conf)]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -363,7 +376,7 @@ def run_faust_noop(args: argparse.Namespace, topic: str, mode: str, work: Path) 
         print(f"  faust no-op {mode} gave no result; log {log}")
         return None
     found = orjson.loads(result.read_bytes())
-    return float(found["events"] - 1) / float(found["seconds"])
+    return float(found["events"] - found["first"]) / float(found["seconds"])
 
 
 def run_in_process(args: argparse.Namespace, lines_file: Path, env: dict[str, str]) -> float:
@@ -420,12 +433,22 @@ def run_workers(args: argparse.Namespace, lines: list[bytes], env: dict[str, str
 
 def drain_backlog(args: argparse.Namespace, lines: list[bytes], topic: str, group: str,
                   outputs: Sequence[str], alive: Callable[[], bool]) -> Drain:
-    t0 = time.perf_counter()
     thread, produced = produce_in_background(args.bootstrap, topic, lines)
+    found: dict[str, dict[int, int]] = {}
+
+    def ends() -> dict[int, int] | None:
+        if thread.is_alive():
+            return None
+        if "ends" not in found:
+            found["ends"] = end_offsets(args.bootstrap, topic, args.partitions)
+        return found["ends"]
+
+    while "t0" not in produced and thread.is_alive():
+        time.sleep(0.001)
+    drain = watch_drain(args.bootstrap, group, topic, ends, len(lines), outputs,
+                        args.partitions, lambda: produced["t0"], quiet_s=args.quiet,
+                        timeout_s=args.timeout, alive=alive)
     thread.join()
-    ends = end_offsets(args.bootstrap, topic, args.partitions)
-    drain = watch_drain(args.bootstrap, group, topic, ends, outputs, args.partitions, t0,
-                        quiet_s=args.quiet, timeout_s=args.timeout, alive=alive)
     drain.produce_s = produced.get("seconds")
     return drain
 
@@ -700,6 +723,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--take", type=int, default=2000, help="take_events size, Faust no-op")
+    parser.add_argument("--faust-conf", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Faust setting of the no-op agents (repeatable)")
     parser.add_argument("--batch-max", type=int, default=2000, help="JOURNEY_BATCH_MAX_EVENTS")
     parser.add_argument("--batch-within-ms", type=int, default=50,
                         help="JOURNEY_BATCH_WITHIN_MS")

@@ -7,9 +7,10 @@ Run by tests/bench/compare.py as a subprocess, once per mode:
 
 `per-event` is `async for value in stream` (Faust acknowledges each event); `take` is
 `stream.take_events(--take, within=--within)`. The agent writes one JSON object to --result
-when it has seen N events: {"events", "seconds"} from the first event to the Nth, measured
-inside the agent. The parent then stops the process. No table, no producer, no web server:
-this is what Faust's stream machinery alone costs per event.
+when it has seen N events: {"events", "first", "seconds"}, the seconds from the first event
+(or first batch, of `first` events) to the Nth, measured inside the agent. The parent then
+stops the process. No table, no producer, no web server: this is what Faust's stream
+machinery alone costs per event.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--app-id", required=True)
     parser.add_argument("--datadir", type=Path, required=True)
     parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--conf", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Faust app setting, e.g. stream_buffer_maxsize=16384 "
+                        "(integers are passed as int; repeatable)")
     return parser.parse_args(argv)
 
 
@@ -44,17 +48,23 @@ class Counter:
 
     def __init__(self, target: int, result: Path) -> None:
         self.target, self.result = target, result
-        self.seen = 0
+        self.seen = self.first = 0
         self.first_at = 0.0
 
     def add(self, n: int) -> None:
         if not self.seen:
-            self.first_at = time.perf_counter()
+            self.first_at, self.first = time.perf_counter(), n
         before = self.seen
         self.seen += n
         if before < self.target <= self.seen:
             seconds = time.perf_counter() - self.first_at
-            self.result.write_bytes(orjson.dumps({"events": self.seen, "seconds": seconds}))
+            self.result.write_bytes(orjson.dumps(
+                {"events": self.seen, "first": self.first, "seconds": seconds}))
+
+
+def conf_item(item: str) -> tuple[str, Any]:
+    name, _, value = item.partition("=")
+    return name, int(value) if value.lstrip("-").isdigit() else value
 
 
 def build(args: argparse.Namespace) -> faust.App:
@@ -66,6 +76,7 @@ def build(args: argparse.Namespace) -> faust.App:
         topic_partitions=args.partitions,
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
+        **dict(conf_item(item) for item in args.conf),
     )
     topic = app.topic(args.topic, partitions=args.partitions, key_serializer="raw",
                       value_serializer="raw")

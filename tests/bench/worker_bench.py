@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,13 +152,17 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-async def produce_backlog(bootstrap: str, topic: str, lines: list[bytes]) -> float:
-    """Send every line keyed by its customer_id; returns the seconds until all were acked."""
+async def produce_backlog(bootstrap: str, topic: str, lines: list[bytes],
+                          sending: Callable[[], None] | None = None) -> float:
+    """Send every line keyed by its customer_id; returns the seconds until all were acked.
+    `sending` is called just before the first record is sent."""
     keys = [str(orjson.loads(line)["customer_id"]).encode() for line in lines]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                                 max_batch_size=256 * 1024)
     await producer.start()
     try:
+        if sending is not None:
+            sending()
         started = time.perf_counter()
         pending = []
         for key, line in zip(keys, lines, strict=True):
