@@ -95,7 +95,8 @@ DEFINITIONS = """\
   steady rate, half the measured 1-process worker rate, in small bursts every 5 ms, each
   with its send time in the `bench-sent-ns` header and in a table by event id. A consumer of
   stage-changes in the same process matches each record's `cause_event_id` and takes
-  receive time - send time.
+  receive time - send time, in the order received. The last column compares the p50 of the
+  first and the last quarter of the samples: when it grows, the worker did not keep up.
 - **peak RSS**: VmHWM of each worker process (/proc/PID/status) just before it is stopped.
 """
 
@@ -509,11 +510,17 @@ class Latency:
     samples_ms: list[float]
     rss_kb: int = 0
 
+    HEADER = ("rate (events/s)", "events sent", "stage changes matched", "p50 ms", "p99 ms",
+              "p99.9 ms", "max ms", "p50 first / last quarter ms")
+
     def row(self) -> list[str]:
         s = self.samples_ms
+        quarter = max(1, len(s) // 4)
+        # A p50 that grows from the first quarter to the last means the worker fell behind.
+        trend = f"{percentile(s[:quarter], 50):,.1f} / {percentile(s[-quarter:], 50):,.1f}"
         return [f"{self.rate:,.0f}", f"{self.sent:,}", f"{len(s):,}",
                 *(f"{percentile(s, q):,.1f}" for q in (50, 99, 99.9)),
-                f"{max(s):,.1f}" if s else "n/a"]
+                f"{max(s):,.1f}" if s else "n/a", trend]
 
 
 async def steady_latency(bootstrap: str, touchpoints: str, stage_changes: str,
@@ -662,9 +669,7 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
          fmt_ratio(ratio(median(r.noop_take), median(r.noop_event)))],
     ])
     if r.latency is not None:
-        latency = markdown_table(
-            ["rate (events/s)", "events sent", "stage changes matched", "p50 ms", "p99 ms",
-             "p99.9 ms", "max ms"], [r.latency.row()])
+        latency = markdown_table(Latency.HEADER, [r.latency.row()])
         latency += f"\n\nWorker peak RSS during the latency run: {r.latency.rss_kb / 1024:,.0f} MiB"
     else:
         latency = "not run"
@@ -733,6 +738,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the worker (repeatable)")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--latency-rate", type=float,
+                        help="events/s of the latency run (default: half the 1-process rate)")
     parser.add_argument("--quiet", type=float, default=3.0,
                         help="seconds without output growth that mean a drain is over")
     parser.add_argument("--timeout", type=float, default=900.0, help="per drain, seconds")
@@ -796,9 +803,10 @@ def run(args: argparse.Namespace, command: str) -> None:
                 step(args, "quix", "Quix Streams",
                      lambda: r.quix.append(run_quix(args, lines, env, python, work)))
         w1 = drain_rate(r.worker1)
-        if w1 and "latency" not in args.skip:
-            step(args, "latency", f"latency at {w1 / 2:,.0f} events/s",
-                 lambda: setattr(r, "latency", run_latency(args, env, w1 / 2, work)))
+        rate = args.latency_rate or (w1 / 2 if w1 else None)
+        if rate and "latency" not in args.skip:
+            step(args, "latency", f"latency at {rate:,.0f} events/s",
+                 lambda: setattr(r, "latency", run_latency(args, env, rate, work)))
         if not args.keep_topics:
             admin = admin_for(args.bootstrap)
             try:

@@ -82,6 +82,6 @@ def test_report_shows_every_system_ratios_latency_and_the_command() -> None:
     assert "| worker 2 processes / 1 process | 2 |" in text
     assert "| worker (1 process) / Quix Streams | 2 |" in text
     assert "| worker (1 process) / in-process whole | 0.1 |" in text
-    assert "| 500 | 100 | 100 | 50.0 | 99.0 | 100.0 | 100.0 |" in text
+    assert "| 500 | 100 | 100 | 50.0 | 99.0 | 100.0 | 100.0 | 13.0 / 88.0 |" in text
     assert "largest process: 100 MiB" in text
     assert "| cores | 2 |" in text
