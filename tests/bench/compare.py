@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import platform
 import shlex
@@ -380,12 +381,13 @@ def run_faust_noop(args: argparse.Namespace, topic: str, mode: str, work: Path) 
     return float(found["events"] - found["first"]) / float(found["seconds"])
 
 
-def run_in_process(args: argparse.Namespace, lines_file: Path, env: dict[str, str]) -> float:
+def run_in_process(lines_file: Path, env: dict[str, str]) -> float:
+    """Seconds of `journey replay FILE --in-process`, the whole process."""
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "journey.cli", "replay", str(lines_file),
                     "--in-process", "--out", os.devnull], cwd=REPO, check=True,
                    env={**os.environ, **env}, stderr=subprocess.DEVNULL)
-    return float(args.events) / (time.perf_counter() - started)
+    return time.perf_counter() - started
 
 
 def run_engine_only(args: argparse.Namespace, lines: list[bytes], env: dict[str, str]) -> float:
@@ -614,6 +616,8 @@ class Results:
     noop_event: list[float] = field(default_factory=list)
     noop_take: list[float] = field(default_factory=list)
     inprocess: list[float] = field(default_factory=list)
+    #: seconds of the same in-process command on an empty file
+    startup: list[float] = field(default_factory=list)
     engine: list[float] = field(default_factory=list)
     worker1: list[Drain] = field(default_factory=list)
     worker2: list[Drain] = field(default_factory=list)
@@ -639,6 +643,15 @@ def drain_note(drains: Sequence[Drain]) -> str:
     return "; ".join(parts)
 
 
+def target(name: str, figure: str, met: bool | None) -> list[str]:
+    """A row of the targets table."""
+    return [name, figure, "n/a" if met is None else ("yes" if met else "no")]
+
+
+def at_least(value: float | None, bound: float) -> bool | None:
+    return None if value is None or math.isnan(value) else value >= bound
+
+
 def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command: str,
            started: datetime, loads: tuple[str, str]) -> str:
     bare = median(r.bare)
@@ -649,7 +662,9 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
         ("bare aiokafka loop (consume, orjson, dict update)", bare, ""),
         ("Faust no-op agent, per event", median(r.noop_event), ""),
         (f"Faust no-op agent, {take}", median(r.noop_take), ""),
-        ("in-process run, whole process", inproc, ""),
+        ("in-process run, whole process", inproc, "" if not inproc else
+         f"{args.events / inproc:.1f} s wall, of which start-up "
+         f"{median(r.startup) or 0:.1f} s (the same command on an empty file)"),
         ("in-process run, engine only", engine, ""),
         ("journey worker, 1 process", w1, drain_note(r.worker1)),
         ("journey worker, 2 processes", w2, drain_note(r.worker2)),
@@ -673,6 +688,19 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
         latency += f"\n\nWorker peak RSS during the latency run: {r.latency.rss_kb / 1024:,.0f} MiB"
     else:
         latency = "not run"
+    p99 = percentile(r.latency.samples_ms, 99) if r.latency else None
+    targets = markdown_table(["issue 11 target", "this run", "met"], [
+        target("worker (1 process) >= 0.5 x in-process whole",
+               fmt_ratio(ratio(w1, inproc)), at_least(ratio(w1, inproc), 0.5)),
+        target("worker (1 process) >= 10,000 events/s", fmt_rate(w1), at_least(w1, 10_000)),
+        target("2 processes >= 1.5 x 1 process", fmt_ratio(ratio(w2, w1)),
+               at_least(ratio(w2, w1), 1.5)),
+        target("worker (1 process) >= Quix Streams", fmt_ratio(ratio(w1, quix)),
+               at_least(ratio(w1, quix), 1.0)),
+        target("p99 produce to stage change < 100 ms at half the maximum rate",
+               "n/a" if p99 is None else f"{p99:,.1f} ms",
+               None if p99 is None or math.isnan(p99) else p99 < 100),
+    ])
     peaks = [kb for d in r.worker1 + r.worker2 for kb in d.rss_kb]
     facts_rows = [[k, v] for k, v in facts.items()]
     facts_rows += [["load average before / after", f"{loads[0]} / {loads[1]}"],
@@ -699,6 +727,8 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
         "## Ratios",
         "",
         ratios,
+        "",
+        targets,
         "",
         "## Latency, produce to stage change, at half the 1-process worker rate",
         "",
@@ -780,6 +810,8 @@ def run(args: argparse.Namespace, command: str) -> None:
         work = Path(tmp)
         lines_file = work / "backlog.jsonl"
         lines_file.write_bytes(b"\n".join(lines) + b"\n")
+        empty_file = work / "empty.jsonl"
+        empty_file.write_bytes(b"")
         backlog = f"{unique_prefix()}backlog"
         create_topics(args.bootstrap, [backlog], args.partitions)
         asyncio.run(produce_backlog(args.bootstrap, backlog, lines))
@@ -791,8 +823,10 @@ def run(args: argparse.Namespace, command: str) -> None:
                 r.noop_event, run_faust_noop(args, backlog, "per-event", work)))
             step(args, "faust", "Faust no-op, take_events", lambda: append_some(
                 r.noop_take, run_faust_noop(args, backlog, "take", work)))
-            step(args, "inprocess", "in-process, whole process",
-                 lambda: r.inprocess.append(run_in_process(args, lines_file, env)))
+            step(args, "inprocess", "in-process, whole process", lambda: r.inprocess.append(
+                args.events / run_in_process(lines_file, env)))
+            step(args, "inprocess", "in-process, start-up only",
+                 lambda: r.startup.append(run_in_process(empty_file, env)))
             step(args, "inprocess", "in-process, engine only",
                  lambda: r.engine.append(run_engine_only(args, lines, env)))
             step(args, "worker", "worker, 1 process",
