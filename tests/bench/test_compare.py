@@ -62,7 +62,7 @@ def test_report_shows_every_system_ratios_latency_and_the_command() -> None:
     args = parse_args(["--events", "1000", "--customers", "10"])
     results = Results(
         bare=[100_000.0], noop_event=[8_000.0], noop_take=[20_000.0], inprocess=[10_000.0],
-        startup=[0.5],
+        startup=[0.05],
         engine=[40_000.0],
         worker1=[Drain(events=1000, seconds=1.0, commit_s=0.5, outputs=1200, rss_kb=[102_400])],
         worker2=[Drain(events=1000, seconds=0.5, commit_s=0.4, outputs=1200,
@@ -86,7 +86,8 @@ def test_report_shows_every_system_ratios_latency_and_the_command() -> None:
     assert "| 500 | 100 | 100 | 50.0 | 99.0 | 100.0 | 100.0 | 13.0 / 88.0 |" in text
     assert "largest process: 100 MiB" in text
     assert "| cores | 2 |" in text
-    assert "0.1 s wall, of which start-up 0.5 s" in text
+    assert "0.1 s wall, of which start-up 0.1 s" in text
+    assert "| in-process run, whole process less start-up | 20,000 |" in text
     assert "| worker (1 process) >= 0.5 x in-process whole | 0.1 | no |" in text
     assert "| 2 processes >= 1.5 x 1 process | 2 | yes |" in text
     assert "| worker (1 process) >= Quix Streams | 2 | yes |" in text
