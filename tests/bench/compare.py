@@ -662,10 +662,11 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
     if inproc and startup is not None and args.events / inproc > startup:
         net = args.events / (args.events / inproc - startup)
     take = f"take_events({args.take})"
+    faust_conf = ", ".join(args.faust_conf) or "Faust's default settings"
     rows = [
         ("bare aiokafka loop (consume, orjson, dict update)", bare, ""),
-        ("Faust no-op agent, per event", median(r.noop_event), ""),
-        (f"Faust no-op agent, {take}", median(r.noop_take), ""),
+        ("Faust no-op agent, per event", median(r.noop_event), faust_conf),
+        (f"Faust no-op agent, {take}", median(r.noop_take), faust_conf),
         ("in-process run, whole process", inproc, "" if not inproc else
          f"{args.events / inproc:.1f} s wall, of which start-up "
          f"{startup or 0:.1f} s (the same command on an empty file)"),
