@@ -64,13 +64,14 @@ DEFINITIONS = """\
 - **events/s** is the backlog size N divided by the measured seconds; medians over repeats.
 - **bare aiokafka loop**: one AIOKafkaConsumer reads the backlog from the beginning with
   `getmany`, `orjson.loads` each value and counts it per customer in a dict; timed from the
-  end of the first fetch to the last record (the ceiling).
+  first `getmany` call to the last record (the ceiling).
 - **Faust no-op agent**: a Faust app (memory store, no web server) whose agent does nothing;
   `per event` is `async for value in stream`, `take_events` is
   `stream.take_events(TAKE, within=0.05)`; timed inside the agent from the first event (or
   batch) to the Nth, and the first event (or batch) is not counted (Faust's own cap).
 - **in-process, whole process**: `journey replay FILE --in-process --out /dev/null` on the
-  backlog as a JSON Lines file, wall time of the process including interpreter start-up.
+  backlog as a JSON Lines file, wall time of the process including interpreter start-up;
+  **less start-up** subtracts the wall time of the same command on an empty file.
   **engine only**: `event_from_bytes` + `engine.apply` per event in a loop
   (tests/bench/engine_bench.py), nothing else.
 - **worker end to end** (`journey worker` subprocesses, 1 or 2 in one consumer group) and
