@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,13 +152,17 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-async def produce_backlog(bootstrap: str, topic: str, lines: list[bytes]) -> float:
-    """Send every line keyed by its customer_id; returns the seconds until all were acked."""
+async def produce_backlog(bootstrap: str, topic: str, lines: list[bytes],
+                          sending: Callable[[], None] | None = None) -> float:
+    """Send every line keyed by its customer_id; returns the seconds until all were acked.
+    `sending` is called just before the first record is sent."""
     keys = [str(orjson.loads(line)["customer_id"]).encode() for line in lines]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                                 max_batch_size=256 * 1024)
     await producer.start()
     try:
+        if sending is not None:
+            sending()
         started = time.perf_counter()
         pending = []
         for key, line in zip(keys, lines, strict=True):
@@ -173,7 +177,9 @@ async def produce_backlog(bootstrap: str, topic: str, lines: list[bytes]) -> flo
 
 
 async def raw_consume(bootstrap: str, topic: str, partitions: int, n: int) -> tuple[float, int]:
-    """A bare aiokafka loop from the beginning: (records/s after the first fetch, records)."""
+    """The bare aiokafka loop, the ceiling: read from the beginning, orjson-decode each value
+    and count it per customer in a dict. (records/s from the first fetch call to the last
+    record, records)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
@@ -181,19 +187,36 @@ async def raw_consume(bootstrap: str, topic: str, partitions: int, n: int) -> tu
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        seen = first = 0
-        first_at = 0.0
+        seen = 0
+        per_customer: dict[str, int] = {}
+        loads = orjson.loads
+        started = time.perf_counter()
         deadline = time.monotonic() + 300
         while seen < n and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            got = sum(len(records) for records in batches.values())
-            if got and not seen:
-                first_at, first = time.perf_counter(), got
-            seen += got
-        elapsed = time.perf_counter() - first_at
-        return (seen - first) / elapsed if elapsed > 0 else 0.0, seen
+            for records in batches.values():
+                seen += len(records)
+                for record in records:
+                    cid = loads(record.value)["customer_id"]
+                    per_customer[cid] = per_customer.get(cid, 0) + 1
+        elapsed = time.perf_counter() - started
+        return seen / elapsed if elapsed > 0 else 0.0, seen
     finally:
         await consumer.stop()
+
+
+def worker_env(args: argparse.Namespace) -> dict[str, str]:
+    """The worker's environment from the benchmark's options (shared with compare.py)."""
+    return {
+        "JOURNEY_LOG_LEVEL": args.log_level,
+        "JOURNEY_PARTITIONS": str(args.partitions),
+        "JOURNEY_BATCH_MAX_EVENTS": str(args.batch_max),
+        "JOURNEY_BATCH_WITHIN_MS": str(args.batch_within_ms),
+        "JOURNEY_DEFINITIONS": args.definitions,
+        "JOURNEY_QUIET_HOURS": "",
+        "JOURNEY_OFFER_CODE_SECRET": "bench",
+        **{name: value for name, _, value in (item.partition("=") for item in args.env)},
+    }
 
 
 def watch(worker: BenchWorker, n: int, timeout_s: float, stall_s: float) -> tuple[Stage, Stage]:
@@ -277,7 +300,7 @@ def report(args: argparse.Namespace, produce_s: float, raw: tuple[float, int],
     print(f"batch max/within  {args.batch_max:>12} / {args.batch_within_ms} ms")
     print(f"worker log level  {args.log_level:>12}")
     print(f"produce           {produce_s:>12.2f} s  ({n / produce_s:,.0f} records/s)")
-    print(f"raw aiokafka loop {raw_rate:>12,.0f} records/s  ({raw_seen:,} read)")
+    print(f"bare aiokafka loop {raw_rate:>11,.0f} records/s  ({raw_seen:,} read)")
     for stage in (ingest, pipeline):
         seconds = stage.seconds()
         took = "" if seconds is None else (
@@ -319,16 +342,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     raw = asyncio.run(raw_consume(args.bootstrap, topics.touchpoints.name, args.partitions,
                                   args.events))
     print(f"load after raw    {load()}")
-    env = {
-        "JOURNEY_LOG_LEVEL": args.log_level,
-        "JOURNEY_PARTITIONS": str(args.partitions),
-        "JOURNEY_BATCH_MAX_EVENTS": str(args.batch_max),
-        "JOURNEY_BATCH_WITHIN_MS": str(args.batch_within_ms),
-        "JOURNEY_DEFINITIONS": args.definitions,
-        "JOURNEY_QUIET_HOURS": "",
-        "JOURNEY_OFFER_CODE_SECRET": "bench",
-        **{name: value for name, _, value in (item.partition("=") for item in args.env)},
-    }
+    env = worker_env(args)
     data_dir = Path(tempfile.mkdtemp(prefix="worker-bench-"))
     worker = BenchWorker(args.bootstrap, prefix, data_dir, extra_env=env,
                          wrap=tuple(shlex.split(args.wrap)))
