@@ -147,7 +147,7 @@ def _dead_lettered_by_reason(worker: WorkerProcess) -> dict[str, float]:
     counts: dict[str, float] = {}
     for family in text_string_to_metric_families(worker.metrics_text()):
         for sample in family.samples:
-            if sample.name == "journey_events_dead_lettered_total":
+            if sample.name == "journey_events_dead_lettered_total" and sample.value:
                 counts[sample.labels["reason"]] = sample.value
     return counts
 
