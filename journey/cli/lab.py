@@ -45,6 +45,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="preset name or YAML path; repeat for several (default: settings)")
     run.set_defaults(handler=_run)
 
+    rep = subparsers.add_parser(
+        "report", help="draw the backtest report from an input file and its output files")
+    rep.add_argument("--input", type=Path, required=True, metavar="FILE",
+                     help="the touchpoints that were processed")
+    rep.add_argument("--outputs", type=Path, required=True, metavar="DIR",
+                     help="folder with stage-changes.jsonl, triggers.jsonl, trigger-audit.jsonl")
+    rep.add_argument("--journey", action="append", metavar="NAME",
+                     help="the journeys that ran (default: settings)")
+    rep.add_argument("--churn-params", type=Path, metavar="FILE")
+    rep.add_argument("--margin", type=float, default=0.3)
+    rep.add_argument("--window-days", type=int, default=30)
+    rep.set_defaults(handler=_report)
+
+    col = subparsers.add_parser(
+        "collect", help="read the worker's output topics from the start into JSON Lines files")
+    col.add_argument("--out-dir", type=Path, required=True, metavar="DIR")
+    col.add_argument("--idle", type=float, default=5.0,
+                     help="stop after this many seconds without a new record (default 5)")
+    col.add_argument("--timeout", type=float, default=300.0, help="stop after this long")
+    col.set_defaults(handler=_collect)
+
     diff = subparsers.add_parser(
         "diff", help="run two journey versions over the same input and compare their triggers")
     diff.add_argument("--input", type=Path, required=True, metavar="FILE")
@@ -141,6 +162,71 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     print(text, end="")
     print(f"outputs in {args.out_dir}/ ({', '.join(p.name for p in result.files.values())})")
     print(f"report: {report}")
+    return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from journey.engine.definitions import DefinitionError
+    from journey.lab.analysis import analyse
+    from journey.lab.report import render_html, summary_text
+    from journey.lab.run import lab_settings, load_outputs
+
+    if _plotly_missing("report"):
+        return 2
+    if not args.input.is_file() or not args.outputs.is_dir():
+        return _fail("report", f"need an input file and an outputs folder: {args.input}, "
+                     f"{args.outputs}")
+    try:
+        chosen = lab_settings(settings, args.journey)
+        if args.churn_params is not None:
+            chosen = Settings.model_validate(
+                {**chosen.model_dump(), "churn_params": args.churn_params})
+        result = load_outputs(args.input, chosen, args.outputs)
+    except (DefinitionError, ValueError, OSError) as exc:
+        return _fail("report", str(exc))
+    analysis = analyse(result, input_name=args.input.name, margin=args.margin,
+                       conversion_window_days=args.window_days)
+    report, text = args.outputs / "report.html", summary_text(analysis)
+    report.write_text(render_html(analysis), encoding="utf-8")
+    (args.outputs / "summary.txt").write_text(text, encoding="utf-8")
+    print(text, end="")
+    print(f"report: {report}")
+    return 0
+
+
+def _collect(args: argparse.Namespace, settings: Settings) -> int:
+    """Every record of the output topics, as its JSON value, one file per topic."""
+    import time
+
+    from kafka.errors import KafkaError
+
+    from journey.stream.kafka_client import consumer
+
+    topics = settings.topics()
+    names = {topics.stage_changes.name: "stage-changes", topics.triggers.name: "triggers",
+             topics.trigger_audit.name: "trigger-audit",
+             topics.dead_letters.name: "dead-letters"}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    sinks = {name: (args.out_dir / f"{name}.jsonl").open("wb") for name in names.values()}
+    counts = dict.fromkeys(names.values(), 0)
+    try:
+        reader = consumer(settings, *names)
+    except KafkaError as exc:
+        return _fail("collect", f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}")
+    try:
+        started = last = time.monotonic()
+        while time.monotonic() - last < args.idle and time.monotonic() - started < args.timeout:
+            for partition, records in reader.poll(timeout_ms=500).items():
+                name = names[partition.topic]
+                for record in records:
+                    sinks[name].write(record.value.rstrip(b"\n") + b"\n")
+                    counts[name] += 1
+                    last = time.monotonic()
+    finally:
+        reader.close()
+        for sink in sinks.values():
+            sink.close()
+    print(", ".join(f"{n} {name}" for name, n in counts.items()) + f" in {args.out_dir}")
     return 0
 
 

@@ -136,6 +136,32 @@ def run_file(
     return RunResult(settings, definitions, facts, collected, summary, end, files)
 
 
+def load_outputs(input_path: Path, settings: Settings, out_dir: Path) -> RunResult:
+    """A RunResult from output files written elsewhere, e.g. a worker's topics collected by
+    `journey collect`, so the same report can be drawn for a run on Kafka."""
+    definitions = load_definitions(settings.definitions)
+    collected, summary = Collected(), OfflineSummary()
+    with input_path.open("rb") as handle:
+        facts = scan(handle)
+        handle.seek(0)
+        summary.lines = sum(1 for line in handle if line.strip())
+    latest = facts.last_ms
+    for topic in TOPICS:
+        path = out_dir / f"{topic}.jsonl"
+        if not path.exists():
+            continue
+        with path.open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    value = orjson.loads(line)
+                    collected.add({"topic": topic, "value": value})
+                    at = value.get("occurred_at")
+                    if isinstance(at, str) and latest is not None:
+                        latest = max(latest, _ms(at))
+    files = {t: out_dir / f"{t}.jsonl" for t in TOPICS if (out_dir / f"{t}.jsonl").exists()}
+    return RunResult(settings, definitions, facts, collected, summary, latest, files)
+
+
 def _ms(text: str) -> int:
     from datetime import datetime
 

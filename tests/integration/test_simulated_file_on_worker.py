@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 
 from journey.cli.lab import feed_file
-from journey.lab.run import Collected, lab_settings, run_file
+from journey.cli.main import main
+from journey.lab.analysis import analyse
+from journey.lab.report import summary_text
+from journey.lab.run import RunResult, lab_settings, load_outputs, run_file
 from journey.lab.simulate import SimulationConfig, simulate, write_jsonl
 from journey.pipeline.settings import Settings
 from journey.stream.kafka_client import ensure_topics
@@ -40,15 +43,14 @@ def final_stages(changes: list[tuple[str, str, str | None, str, int]]) -> dict[s
     return last
 
 
-def in_process(path: Path, until: datetime) -> Collected:
+def in_process(path: Path, until: datetime) -> RunResult:
     settings = lab_settings(Settings(), JOURNEYS, holdout=0.1)
-    return run_file(path, settings, None,
-                    until_ms=int(until.timestamp() * 1000)).collected
+    return run_file(path, settings, None, until_ms=int(until.timestamp() * 1000))
 
 
 def test_the_worker_and_the_in_process_run_agree_on_a_simulated_population(
     kafka_bootstrap: str, topic_prefix: str, worker_factory: Callable[..., WorkerProcess],
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a simulated year that ended before today, in a file
     path = tmp_path / "population.jsonl"
@@ -57,8 +59,9 @@ def test_the_worker_and_the_in_process_run_agree_on_a_simulated_population(
     # And the in-process answer with time moved to now, as the worker's ticks will move it;
     # nothing falls due near now (the answer an hour later is the same)
     now = datetime.now(UTC)
-    expected = in_process(path, now)
-    later = in_process(path, now + timedelta(hours=1))
+    expected_run = in_process(path, now)
+    expected = expected_run.collected
+    later = in_process(path, now + timedelta(hours=1)).collected
     assert {t[4] for t in later.triggers} == {t[4] for t in expected.triggers}
     assert expected.triggers and expected.audits
 
@@ -82,3 +85,11 @@ def test_the_worker_and_the_in_process_run_agree_on_a_simulated_population(
     assert final_stages([(c["journey"], c["customer_id"], c["from_stage"], c["to_stage"], 0)
                          for c in got]) == final_stages(expected.stage_changes)
     assert worker.metric("journey_events_processed_total") == events
+    # and the worker's topics, collected into files, give the same report summary
+    monkeypatch.setenv("JOURNEY_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("JOURNEY_TOPIC_PREFIX", topic_prefix)
+    assert main(["collect", "--out-dir", str(tmp_path / "worker"), "--idle", "3"]) == 0
+    settings = lab_settings(Settings(), JOURNEYS, holdout=0.1)
+    from_worker = load_outputs(path, settings, tmp_path / "worker")
+    assert summary_text(analyse(from_worker, input_name=path.name)) == summary_text(
+        analyse(expected_run, input_name=path.name))

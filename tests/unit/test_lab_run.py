@@ -159,3 +159,20 @@ def test_run_names_a_missing_input_and_a_bad_journey(
     assert main(["run", "--input", str(simulated), "--journey", "no_such_journey",
                  "--out-dir", str(tmp_path), "--no-progress"]) == 2
     assert "no_such_journey" in capsys.readouterr().err
+
+
+def test_the_report_drawn_from_output_files_is_the_runs_own_report(
+    simulated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an in-process run with its report
+    assert run_cli(simulated, tmp_path) == 0
+    report = (tmp_path / "report.html").read_bytes()
+    (tmp_path / "report.html").unlink()
+
+    # When the report is drawn again from the output files alone (as for a worker's topics)
+    status = main(["report", "--input", str(simulated), "--outputs", str(tmp_path),
+                   *JOURNEYS])
+
+    # Then it is the same report, byte for byte
+    assert status == 0
+    assert (tmp_path / "report.html").read_bytes() == report
