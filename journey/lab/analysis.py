@@ -185,12 +185,27 @@ def _lifts(result: RunResult, window_ms: int) -> list[Lift]:
         t, h = treated.get(rule, []), held[rule]
         lift = low = high = None
         if t and h:
-            pt, ph = sum(t) / len(t), sum(h) / len(h)
-            lift = pt - ph
-            se = math.sqrt(pt * (1 - pt) / len(t) + ph * (1 - ph) / len(h))
-            low, high = lift - Z_95 * se, lift + Z_95 * se
+            lift, low, high = _newcombe(sum(t), len(t), sum(h), len(h))
         lifts.append(Lift(rule, len(t), sum(t), len(h), sum(h), lift, low, high))
     return lifts
+
+
+def _wilson(successes: int, n: int) -> tuple[float, float]:
+    p, z2 = successes / n, Z_95 * Z_95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z_95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return centre - half, centre + half
+
+
+def _newcombe(s1: int, n1: int, s2: int, n2: int) -> tuple[float, float, float]:
+    """Difference of two proportions with Newcombe's hybrid score 95% interval (1998, method
+    10): honest for small groups and for 0 or 100% conversion, unlike the normal one."""
+    p1, p2 = s1 / n1, s2 / n2
+    l1, u1 = _wilson(s1, n1)
+    l2, u2 = _wilson(s2, n2)
+    d = p1 - p2
+    return (d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+            d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
 
 
 def _week_start(ms: int) -> int:

@@ -157,7 +157,7 @@ def _section_lift(a: Analysis) -> str:
         return "\n".join(out)
     out.append(f"<p class=\"note\">Share of customers who bought within "
                f"{a.conversion_window_days} days of the trigger, treated minus held out, "
-               "with a 95% confidence interval (normal approximation).</p>")
+               "with a 95% confidence interval (Newcombe's hybrid score interval).</p>")
     shown = [x for x in a.lifts if x.lift is not None]
     figure = go.Figure(go.Bar(
         x=[x.rule for x in shown], y=[x.lift for x in shown],
