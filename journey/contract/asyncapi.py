@@ -85,8 +85,14 @@ FLOWS: dict[str, Flow] = {
 DELIVERY_CONTRACT = """\
 Delivery contract:
 
-- At-least-once. A record can be delivered more than once (after a worker restart or a
-  rebalance); nothing acknowledged is lost.
+- At-least-once, never loss. A touchpoint's offset is committed only after every record it
+  caused (stage changes, triggers, audit records, dead letters, the customer's new state)
+  was confirmed by the broker, outputs before the state that remembers them. A crash or a
+  rebalance at any point replays input from the last committed offset against a state that
+  has not seen it, so the replay writes the same records with the same ids again: a
+  duplicate a consumer recognises by its id, never a loss and never a new id. This relies
+  on Kafka keeping what it acknowledged (acks=all; replication for durability) and on
+  consumers reading the topics in order per partition.
 - Every record journey writes is keyed by customer_id, so all records of one customer are
   in one partition, in the order journey produced them. There is no order across customers.
 - Consumers deduplicate: triggers on trigger_id, stage changes on change_id. Both ids are

@@ -11,18 +11,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from journey.contract import codec
-from journey.contract.decode import IngestPolicy, Rejection, decode
-from journey.contract.records import StageChanged, TriggerAudited, TriggerEmitted
-from journey.engine import CustomerState, Output, StageChange, TriggerRequest
+from journey.contract.topics import Topics
+from journey.engine import Engine
 from journey.engine.events import to_epoch_ms
-from journey.pipeline.processor import BatchProcessor, PlainRecord
+from journey.pipeline.build import build_engine
+from journey.pipeline.core import Incoming, Pipeline
+from journey.pipeline.metrics import Metrics
+from journey.pipeline.processor import BatchProcessor, StateCache
+from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
 from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, encode_tick
 
@@ -41,10 +43,20 @@ class OfflineSummary:
     customers: int = 0
 
 
+def in_process_pipeline(settings: Settings, engine: Engine | None = None) -> Pipeline:
+    """The worker's pipeline on one partition, with states in memory: no broker, no Faust."""
+    engine = engine if engine is not None else build_engine(settings)
+    topics = Topics.named(prefix=settings.topic_prefix, partitions=1, app_id=settings.app_id)
+    processor = BatchProcessor(engine, allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+                               sources=Pipeline.clock_sources(1, one_hop_only=True))
+    states = StateCache(lambda key: None, 1, max_clean=2**62)
+    return Pipeline(processor, states, Router(topics), settings.ingest_policy(), Metrics(),
+                    one_hop_only=True)
+
+
 def replay_lines(
     lines: Iterable[bytes],
-    processor: BatchProcessor,
-    policy: IngestPolicy,
+    pipeline: Pipeline,
     *,
     source: str = "file",
     until_ms: int | None = None,
@@ -52,41 +64,43 @@ def replay_lines(
     batch_size: int = 1000,
     summary: OfflineSummary | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield one output record per line of output: {"topic": ..., "key": ..., "value": ...}."""
+    """Yield one output record per line of output: {"topic": ..., "key": ..., "value": ...}.
+
+    The pipeline's `states.live` holds every customer's final state afterwards."""
     summary = summary if summary is not None else OfflineSummary()
-    states: dict[str, CustomerState] = {}
-    batch: list[PlainRecord] = []
+    batch: list[Incoming] = []
     clock_ms = _NO_CLOCK_MS if now_ms is None else now_ms
+    dead_letters = pipeline.router.topics.dead_letters.name
 
     def flush() -> Iterator[dict[str, Any]]:
-        result = processor.process(batch, states.get)
-        for cid, (state, _) in result.dirty.items():
-            states[cid] = state
-        summary.duplicates += result.duplicates
-        summary.late += result.late
+        # Offline output must not depend on when it ran: no wall-clock time in dead
+        # letters, and the line number stands in for the offset.
+        sends = pipeline.on_touchpoints(batch, clock_ms, dead_lettered_at_ms=0)
         batch.clear()
-        for output in result.outputs:
-            yield _record(output, summary)
+        for outgoing in sends:
+            summary.outputs[outgoing.topic] = summary.outputs.get(outgoing.topic, 0) + 1
+            if outgoing.topic == dead_letters:
+                summary.dead_lettered += 1
+            yield {"topic": outgoing.topic,
+                   "key": None if outgoing.key is None else outgoing.key.decode(),
+                   "value": orjson.loads(outgoing.value or b"null")}
 
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip(b"\r\n")
         if not line.strip():
             continue
         summary.lines += 1
-        decoded = decode(line, policy=policy, now_ms=clock_ms)
-        if isinstance(decoded, Rejection):
-            summary.dead_lettered += 1
-            yield _dead_letter(decoded, line, source, number)
-            continue
-        summary.accepted += 1
-        batch.append(PlainRecord(0, codec.touchpoint_to_bytes(decoded)))
+        batch.append(Incoming(source, 0, number, None, line))
         if len(batch) >= batch_size:
             yield from flush()
     if until_ms is not None:
-        tick = encode_tick(until_ms, "offline", source=0)
-        batch.append(PlainRecord(0, tick, {TICK_HEADER: TICK_VALUE}))
+        batch.append(Incoming(source, 0, -1, None, encode_tick(until_ms, "offline", source=0),
+                              {TICK_HEADER: TICK_VALUE}))
     yield from flush()
-    summary.customers = len(states)
+    summary.accepted = pipeline.totals.accepted
+    summary.duplicates = pipeline.totals.duplicates
+    summary.late = pipeline.totals.late
+    summary.customers = len(pipeline.states.live)
 
 
 def run_in_process(path: Path, settings: Settings, *, out: Path | None, until: str | None) -> int:
@@ -111,13 +125,13 @@ def run_in_process(path: Path, settings: Settings, *, out: Path | None, until: s
     except DefinitionError as exc:
         print(f"journey replay: {exc}", file=sys.stderr)
         return 2
-    processor = BatchProcessor(engine, allowed_lateness_ms=settings.allowed_lateness_s * 1000)
+    pipeline = in_process_pipeline(settings, engine)
     summary = OfflineSummary()
     source = sys.stdin.buffer if str(path) == "-" else path.open("rb")
     sink = sys.stdout.buffer if out is None or str(out) == "-" else out.open("wb")
     try:
-        for record in replay_lines(source, processor, settings.ingest_policy(),
-                                   source=str(path), until_ms=until_ms, summary=summary):
+        for record in replay_lines(source, pipeline, source=str(path), until_ms=until_ms,
+                                   summary=summary):
             sink.write(orjson.dumps(record) + b"\n")
     except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
         sys.stderr.close()
@@ -134,27 +148,3 @@ def run_in_process(path: Path, settings: Settings, *, out: Path | None, until: s
           f"{summary.dead_lettered}, duplicates {summary.duplicates}, late {summary.late}; "
           f"{summary.customers} customers; outputs: {outputs or 'none'}", file=sys.stderr)
     return 0
-
-
-def _record(output: Output, summary: OfflineSummary) -> dict[str, Any]:
-    value: StageChanged | TriggerEmitted | TriggerAudited
-    if isinstance(output, StageChange):
-        topic, value = "stage-changes", codec.stage_change_record(output)
-    elif isinstance(output, TriggerRequest):
-        topic, value = "triggers", codec.trigger_record(output)
-    else:
-        topic, value = "trigger-audit", codec.audit_record(output)
-    summary.outputs[topic] = summary.outputs.get(topic, 0) + 1
-    return {"topic": topic, "key": output.customer_id,
-            "value": orjson.loads(value.model_dump_json())}
-
-
-def _dead_letter(rejection: Rejection, line: bytes, source: str, number: int) -> dict[str, Any]:
-    # Offline output must not depend on when it ran: no wall-clock time, and the line
-    # number stands in for the offset.
-    record = codec.dead_letter_record(
-        rejection, topic=source, partition=0, offset=number, key=None, value=line,
-        at=datetime.fromtimestamp(0, tz=UTC),
-    )
-    return {"topic": "dead-letters", "key": None,
-            "value": orjson.loads(record.model_dump_json())}

@@ -1,61 +1,128 @@
-"""Batch processing of the events topic, free of Faust: the same code runs in the worker,
-in the in-process replay and in benchmarks.
+"""Batch processing, free of Faust: the same code runs in the worker, in the in-process run
+and in benchmarks.
 
-Per batch: each customer's state is loaded once, events and ticks are applied in log
-order per partition, detections fire as each partition's watermark passes deadlines, and
-every touched customer comes out once in `dirty` (to be written once, not per event).
+Items are decoded events and ticks, each with the partition it belongs to. Events and ticks
+are applied in order per partition, detections fire as each partition's watermark passes
+deadlines, and every changed customer is marked in the StateCache, which writes it behind
+(once per flush, not per event). A failure on one event (an engine error, a stored state
+this worker cannot read) is reported for that item and the batch goes on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from journey.contract import codec
-from journey.engine import CustomerState, Engine, Output
-from journey.pipeline.timekeeping import PartitionClock, decode_tick, is_tick
-
-
-class Record(Protocol):
-    """What the processor needs of a consumed record."""
-
-    @property
-    def partition(self) -> int: ...
-    @property
-    def value(self) -> bytes: ...
-    @property
-    def headers(self) -> Any: ...
+from journey.engine import CustomerState, Engine, Event, Output
+from journey.pipeline.timekeeping import PartitionClock, partition_of
 
 
 @dataclass(frozen=True, slots=True)
-class PlainRecord:
-    partition: int
-    value: bytes
-    headers: Any = None
+class Tick:
+    """Time passed on a source: every record it wrote before `at_ms` has been read."""
+
+    at_ms: int
+    source: int
+
+
+Item = Event | Tick
+
+
+class StateUnreadableError(Exception):
+    """A stored state this worker cannot read (corrupt, or written by a newer version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An item the processor could not apply; the caller dead-letters its record."""
+
+    index: int
+    reason: str
+    message: str
 
 
 @dataclass
 class BatchResult:
     outputs: list[Output] = field(default_factory=list)
-    #: customer id -> (new state, the record whose partition the state belongs to)
-    dirty: dict[str, tuple[CustomerState, Any]] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
     processed: int = 0
     duplicates: int = 0
     late: int = 0
     ticks: int = 0
-    bad_ticks: int = 0
     detections_due: int = 0
+    #: customers whose detection raised (their live state is dropped, the store's kept)
+    detection_errors: list[str] = field(default_factory=list)
 
 
-Load = Callable[[str], CustomerState | None]
+Read = Callable[[bytes], bytes | None]
+
+
+class StateCache:
+    """Live customer states, read through from the table and written behind.
+
+    `get` returns the live object (decoding the stored bytes once); `put` marks a customer
+    changed; `take_dirty` hands over each changed customer once, encoded, for the next
+    write. Clean entries beyond `max_clean` are dropped after a write (they are in the
+    store); states of partitions this worker no longer owns are forgotten.
+    """
+
+    def __init__(self, read: Read, partitions: int, *, max_clean: int = 200_000) -> None:
+        self._read = read
+        self.partitions = partitions
+        self.max_clean = max_clean
+        self.live: dict[str, CustomerState] = {}
+        self.dirty: set[str] = set()
+
+    def get(self, customer_id: str) -> CustomerState | None:
+        state = self.live.get(customer_id)
+        if state is not None:
+            return state
+        stored = self._read(customer_id.encode())
+        if stored is None:
+            return None
+        try:
+            state = CustomerState.from_bytes(stored)
+        except Exception as exc:
+            raise StateUnreadableError(f"{type(exc).__name__}: {exc}") from None
+        self.live[customer_id] = state
+        return state
+
+    def put(self, customer_id: str, state: CustomerState) -> None:
+        self.live[customer_id] = state
+        self.dirty.add(customer_id)
+
+    def forget(self, customer_id: str) -> None:
+        """Drop a live state (after an engine error left it half-changed): the next read
+        comes from the store, the last state written."""
+        self.live.pop(customer_id, None)
+        self.dirty.discard(customer_id)
+
+    def take_dirty(self) -> list[tuple[str, int, bytes]]:
+        """(customer, partition, state bytes) of every changed customer, once."""
+        taken = [(cid, partition_of(cid.encode(), self.partitions), self.live[cid].to_bytes())
+                 for cid in self.dirty]
+        self.dirty = set()
+        return taken
+
+    def trim(self) -> None:
+        excess = len(self.live) - len(self.dirty) - self.max_clean
+        if excess <= 0:
+            return
+        for cid in [c for c in self.live if c not in self.dirty][:excess]:
+            del self.live[cid]
+
+    def keep_partitions(self, owned: Iterable[int]) -> None:
+        keep = set(owned)
+        self.live = {c: s for c, s in self.live.items()
+                     if partition_of(c.encode(), self.partitions) in keep}
+        self.dirty = {c for c in self.dirty if c in self.live}
 
 
 class BatchProcessor:
-    """Applies batches of the events topic to state; owns the per-partition clocks."""
+    """Applies batches of items to state; owns the per-partition clocks."""
 
     def __init__(self, engine: Engine, *, allowed_lateness_ms: int, sources: int = 1) -> None:
-        """`sources`: how many partitions the ticks come from (the touchpoints topic's)."""
+        """`sources`: how many tick sources a partition's clock waits for."""
         self.engine = engine
         self.allowed_lateness_ms = allowed_lateness_ms
         self.sources = sources
@@ -83,70 +150,61 @@ class BatchProcessor:
                     armed += 1
         return armed
 
-    def process(
-        self,
-        records: Sequence[Any],
-        load: Load,
-        *,
-        partition_of: Callable[[Any], int] = lambda r: r.partition,
-    ) -> BatchResult:
-        """Apply records in order. `load` reads a stored state. Each customer in `dirty`
-        comes with a record of its partition, for the caller's write."""
+    def process(self, items: Sequence[tuple[int, Item]], states: StateCache) -> BatchResult:
+        """Apply (partition, item) pairs in order; changed customers are put in `states`."""
         result = BatchResult()
-        states: dict[str, CustomerState | None] = {}
         engine = self.engine
-
-        def current(cid: str) -> CustomerState | None:
-            if cid in states:
-                return states[cid]
-            state = states[cid] = load(cid)
-            return state
-
-        for record in records:
-            partition = partition_of(record)
+        lateness = self.allowed_lateness_ms
+        for index, (partition, item) in enumerate(items):
             clock = self.clock(partition)
-            if is_tick(record.headers):
-                try:
-                    moved = clock.observe_tick(*decode_tick(record.value))
-                except ValueError:
-                    result.bad_ticks += 1
-                    continue
+            if isinstance(item, Tick):
                 result.ticks += 1
-            else:
-                event = codec.event_from_bytes(record.value)
-                cid = event.customer_id
-                step = engine.apply(current(cid), event)
-                states[cid] = step.state
-                result.dirty[cid] = (step.state, record)
-                if step.note == "duplicate":
-                    result.duplicates += 1
-                    continue
-                if step.note == "late":
-                    result.late += 1
-                result.processed += 1
-                result.outputs.extend(step.outputs)
-                clock.due.arm(cid, engine.next_deadline(step.state))
-                moved = clock.advance(event.at_ms - self.allowed_lateness_ms)
-                deadline = clock.due.deadline_of(cid)
-                if not moved and deadline is not None and deadline <= clock.watermark_ms:
-                    moved = True  # this customer is already due: the watermark passed it
-            if moved:
-                self._fire_due(clock, current, states, result, record)
+                if clock.observe_tick(item.at_ms, item.source):
+                    self._fire_due(clock, states, result)
+                continue
+            cid = item.customer_id
+            try:
+                step = engine.apply(states.get(cid), item)
+            except StateUnreadableError as exc:
+                result.failures.append(Failure(index, "state_unreadable", str(exc)))
+                continue
+            except Exception as exc:  # an engine bug must not stop the stream
+                states.forget(cid)
+                result.failures.append(Failure(index, "engine_error",
+                                               f"{type(exc).__name__}: {exc}"))
+                continue
+            states.put(cid, step.state)
+            if step.note == "duplicate":
+                result.duplicates += 1
+                continue
+            if step.note == "late":
+                result.late += 1
+            result.processed += 1
+            result.outputs.extend(step.outputs)
+            clock.due.arm(cid, engine.next_deadline(step.state))
+            moved = clock.advance(item.at_ms - lateness)
+            deadline = clock.due.deadline_of(cid)
+            if moved or (deadline is not None and deadline <= clock.watermark_ms):
+                self._fire_due(clock, states, result)
         return result
 
-    def _fire_due(self, clock: PartitionClock, current: Callable[[str], CustomerState | None],
-                  states: dict[str, CustomerState | None], result: BatchResult,
-                  token: Any) -> None:
+    def _fire_due(self, clock: PartitionClock, states: StateCache, result: BatchResult) -> None:
         engine = self.engine
         for cid in clock.due.pop_due(clock.watermark_ms):
-            state = current(cid)
+            try:
+                state = states.get(cid)
+            except StateUnreadableError:
+                continue
             if state is None:
                 continue
             result.detections_due += 1
-            step = engine.on_time(state, clock.watermark_ms)
-            states[cid] = step.state
+            try:
+                step = engine.on_time(state, clock.watermark_ms)
+            except Exception as exc:
+                states.forget(cid)
+                result.detection_errors.append(f"{type(exc).__name__}: {exc}")
+                continue
             if step.outputs:
                 result.outputs.extend(step.outputs)
-                previous = result.dirty.get(cid)
-                result.dirty[cid] = (step.state, previous[1] if previous else token)
+                states.put(cid, step.state)
             clock.due.arm(cid, engine.next_deadline(step.state))

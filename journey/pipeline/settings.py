@@ -58,6 +58,20 @@ class Settings(BaseSettings):
         50, ge=1, le=60_000, description="Longest wait for a batch to fill, in milliseconds."
     )
 
+    flush_interval_ms: int = Field(
+        500, ge=10, le=60_000,
+        description="How often changed customer states are written to the changelog and the "
+        "input they came from is acknowledged (write-behind), in milliseconds.",
+    )
+    flush_max_held: int = Field(
+        20_000, ge=1, le=1_000_000,
+        description="Flush sooner when this many input records wait for acknowledgement.",
+    )
+    state_cache_customers: int = Field(
+        200_000, ge=0,
+        description="Unchanged customer states kept decoded in memory beyond those changed.",
+    )
+
     # --- Ingestion ---------------------------------------------------------------------
     max_payload_bytes: int = Field(
         65536, ge=1, description="Largest touchpoint accepted, in bytes; larger are dead-lettered."

@@ -48,10 +48,13 @@ def decode_tick(value: bytes) -> tuple[int, int]:
 
 
 def is_tick(headers: object) -> bool:
-    if not isinstance(headers, dict):
-        return False
-    value = headers.get(TICK_HEADER)
-    return value == TICK_VALUE or value == TICK_VALUE.decode()
+    """Whether record headers (a mapping, or a list of (name, value) pairs) mark a tick."""
+    if isinstance(headers, dict):
+        value = headers.get(TICK_HEADER)
+        return value == TICK_VALUE or value == TICK_VALUE.decode()
+    if isinstance(headers, list | tuple):
+        return any(pair[0] == TICK_HEADER and pair[1] == TICK_VALUE for pair in headers)
+    return False
 
 
 def partition_of(key: bytes, partitions: int) -> int:

@@ -11,11 +11,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from journey.contract.topics import Topics
 from journey.engine import Engine
+from journey.pipeline.barrier import DeliveryBarrier
 from journey.pipeline.build import build_engine
+from journey.pipeline.core import Pipeline
 from journey.pipeline.metrics import Metrics
-from journey.pipeline.processor import BatchProcessor
+from journey.pipeline.processor import BatchProcessor, StateCache
+from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
-from journey.stream.worker import Channels, declare, install_agents
+from journey.stream.worker import (
+    Channels,
+    Shell,
+    declare,
+    install_agents,
+    producer_send,
+    store_applier,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +44,7 @@ class JourneyApp:
     topics: Topics
     channels: Channels
     metrics: Metrics
+    pipeline: Pipeline
 
 
 def create_app(
@@ -58,30 +69,43 @@ def create_app(
         web_port=settings.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
-        # Consistency between table state and committed offsets relies on Faust
-        # flushing the producer before it commits; keep the window short.
+        # Faust commits only offsets this worker acknowledged, and it acknowledges only
+        # behind the delivery barrier (journey/pipeline/barrier.py); the interval only
+        # bounds how much is replayed after a crash.
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_s,
         producer_linger_ms=5,
-        # opentracing is not used; avoid Faust looking for it.
+        # Larger aiokafka batches: the worker sends outputs and states in bursts.
+        producer_max_batch_size=256 * 1024,
+        producer_max_request_size=4 * 1024 * 1024,
     )
     channels = declare(app, topics)
-    install_agents(
-        app,
-        channels,
-        processor=BatchProcessor(
+    router = Router(topics)
+    states = StateCache(lambda key: channels.states.get(key), topics.events.partitions,
+                        max_clean=settings.state_cache_customers)
+    pipeline = Pipeline(
+        BatchProcessor(
             engine,
             allowed_lateness_ms=settings.allowed_lateness_s * 1000,
-            sources=topics.touchpoints.partitions,
+            sources=Pipeline.clock_sources(topics.touchpoints.partitions),
         ),
-        metrics=metrics,
-        policy=settings.ingest_policy(),
+        states, router, settings.ingest_policy(), metrics,
+    )
+    barrier = DeliveryBarrier(producer_send(app), states, router,
+                              store_applier(channels.states),
+                              stopping=lambda: bool(app.should_stop))
+    shell = Shell(app, channels, pipeline, barrier, metrics,
+                  flush_interval_s=settings.flush_interval_ms / 1000,
+                  flush_max_held=settings.flush_max_held)
+    install_agents(
+        app,
+        shell,
         batch_max=settings.batch_max_events,
         batch_within_s=settings.batch_within_ms / 1000,
         tick_interval_s=settings.tick_interval_ms / 1000,
     )
     _install_pages(app, metrics)
-    return JourneyApp(app, settings, topics, channels, metrics)
+    return JourneyApp(app, settings, topics, channels, metrics, pipeline)
 
 
 def _install_pages(app: faust.App, metrics: Metrics) -> None:

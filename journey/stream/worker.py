@@ -1,20 +1,18 @@
-"""The Faust shell: agents that decode, run the engine, publish outputs and count.
+"""The Faust shell around the pipeline (journey/pipeline/core.py): consume, hand over, send,
+acknowledge only behind the delivery barrier (journey/pipeline/barrier.py).
 
-Two stages, and a timer:
+Faust owns group membership, partition assignment, the customer-state table and its
+changelog, recovery, timers and the web server. This module only:
 
-1. ``ingest`` reads raw ``touchpoints``, validates each record, re-keys valid ones by
-   customer onto the internal events topic and dead-letters the rest.
-2. ``advance`` reads the events topic in batches and hands them to the BatchProcessor
-   (journey/pipeline/processor.py): each customer's state is loaded once per batch, events and
-   ticks are applied in log order, detections fire as partition watermarks pass
-   deadlines, and each touched customer is written once (one changelog record per
-   customer per batch, not per event). Faust flushes the producer (changelog and
-   outputs) before it commits the batch's offsets, so state and offsets stay consistent:
-   after a crash the batch is replayed, and deterministic ids make the replay's outputs
-   duplicates a consumer can drop.
-3. ``tick`` appends a tick record to every touchpoints partition this worker owns; ingest
-   forwards each to every events partition (journey/pipeline/timekeeping.py), so event time
-   advances with the log, behind any backlog.
+- runs two agents, on the touchpoints topic and on the internal events topic, that take
+  batches with manual acknowledgement (`noack`), give them to the pipeline and send what
+  it returns through Faust's producer, keeping each delivery future;
+- flushes the barrier on a timer and when enough input is held, so states are written
+  behind (once per flush, not per event) and offsets are acknowledged only after the
+  records they caused are confirmed; Faust then commits acknowledged offsets only;
+- appends ticks to the touchpoints partitions it owns;
+- re-arms the due index and drops the live states of partitions it no longer owns when
+  the assignment changes.
 """
 
 from __future__ import annotations
@@ -22,29 +20,20 @@ from __future__ import annotations
 import logging
 import socket
 import time
-import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.streams import _current_event
+from faust.types import TP
 
-from journey.contract import codec
-from journey.contract.decode import IngestPolicy, Rejection, decode
 from journey.contract.topics import Topics
-from journey.engine import CustomerState, Output, StageChange, TriggerRequest
+from journey.engine import CustomerState
+from journey.pipeline.barrier import DeliveryBarrier
+from journey.pipeline.core import Incoming, Pipeline
 from journey.pipeline.metrics import Metrics
-from journey.pipeline.processor import BatchProcessor, BatchResult
-from journey.pipeline.timekeeping import (
-    TICK_HEADER,
-    TICK_VALUE,
-    decode_tick,
-    encode_tick,
-    is_tick,
-    partition_of,
-)
+from journey.pipeline.routing import Outgoing
+from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, encode_tick, partition_of
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +44,6 @@ class Channels:
 
     touchpoints: Any
     events: Any
-    stage_changes: Any
-    triggers: Any
-    trigger_audit: Any
-    dead_letters: Any
     states: Any
 
 
@@ -72,10 +57,6 @@ def declare(app: faust.App, topics: Topics) -> Channels:
     return Channels(
         touchpoints=topic(topics.touchpoints),
         events=topic(topics.events, internal=True),
-        stage_changes=topic(topics.stage_changes),
-        triggers=topic(topics.triggers),
-        trigger_audit=topic(topics.trigger_audit),
-        dead_letters=topic(topics.dead_letters),
         states=app.Table(
             "customer-state",
             partitions=topics.events.partitions,
@@ -88,171 +69,173 @@ def declare(app: faust.App, topics: Topics) -> Channels:
     )
 
 
+def producer_send(app: faust.App) -> Callable[[Outgoing], Awaitable[Awaitable[Any]]]:
+    """Send through Faust's own producer, straight to aiokafka (no send_soon buffer):
+    returns the delivery future the barrier waits on."""
+
+    async def send(record: Outgoing) -> Awaitable[Any]:
+        headers = list(record.headers) if record.headers else None
+        return await app.producer.send(record.topic, record.key, record.value,
+                                       record.partition, None, headers)
+
+    return send
+
+
+@dataclass(frozen=True, slots=True)
+class _ChangelogMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes | None
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class _ChangelogEvent:
+    key: bytes
+    value: bytes | None
+    message: _ChangelogMessage
+
+
+def store_applier(table: Any) -> Callable[[Sequence[tuple[Outgoing, Any]]], None]:
+    """Apply confirmed changelog records to the table's local store the way Faust's own
+    recovery does (Table.apply_changelog_batch), so the store, and a RocksDB store's
+    persisted changelog offset, are exactly what a restart would rebuild."""
+
+    def apply(written: Sequence[tuple[Outgoing, Any]]) -> None:
+        batch = []
+        for record, meta in written:
+            key = record.key or b""
+            message = _ChangelogMessage(record.topic, int(meta.partition), int(meta.offset),
+                                        key, record.value)
+            batch.append(_ChangelogEvent(key, record.value, message))
+        table.apply_changelog_batch(batch)
+
+    return apply
+
+
+@dataclass
+class Shell:
+    """What the agents and timers share."""
+
+    app: faust.App
+    channels: Channels
+    pipeline: Pipeline
+    barrier: DeliveryBarrier
+    metrics: Metrics
+    flush_interval_s: float
+    flush_max_held: int
+    owned: frozenset[int] = frozenset()
+
+    def assignment(self) -> frozenset[int]:
+        topics = {self.channels.touchpoints.get_topic_name(),
+                  self.channels.events.get_topic_name()}
+        return frozenset(tp.partition for tp in self.app.assignor.assigned_actives()
+                         if tp.topic in topics)
+
+    def on_assignment(self) -> None:
+        """After recovery or a rebalance: forget states of partitions now elsewhere, and
+        re-arm the due index of the partitions owned from their states."""
+        owned = self.assignment()
+        if owned == self.owned:
+            return
+        self.owned = owned
+        states = self.pipeline.states
+        states.keep_partitions(owned)
+        tracked = 0
+
+        def known() -> Iterator[tuple[int, CustomerState]]:
+            nonlocal tracked
+            partitions = states.partitions
+            seen: set[str] = set()
+            for key, value in self.channels.states.items():
+                cid = key.decode()
+                partition = partition_of(key, partitions)
+                if partition not in owned:
+                    continue
+                tracked += 1
+                seen.add(cid)
+                live = states.live.get(cid)
+                yield partition, live if live is not None else CustomerState.from_bytes(value)
+            for cid, live in states.live.items():
+                if cid not in seen:
+                    tracked += 1
+                    yield partition_of(cid.encode(), partitions), live
+
+        armed = self.pipeline.processor.rebuild(owned, known())
+        self.metrics.customers_tracked.set(tracked)
+        self.metrics.customers_armed.set(armed)
+        log.info("partitions %s: %d customers tracked, %d armed", sorted(owned), tracked, armed)
+
+    async def handle(self, batch: Sequence[Any], step: Callable[..., list[Outgoing]]) -> None:
+        started = time.perf_counter()
+        self.on_assignment()
+        owned = self.owned
+        # Records of a partition revoked while they waited are left alone (never
+        # acknowledged): their new owner reads them from the last committed offset.
+        mine = [e for e in batch if e.message.partition in owned]
+        records = [Incoming(e.message.topic, e.message.partition, e.message.offset,
+                            e.message.key, e.message.value, e.headers) for e in mine]
+        now_ms = int(time.time() * 1000)
+        async with self.barrier.batch():
+            sends = step(records, now_ms)
+            await self.barrier.send(sends)
+            self.barrier.hold(mine)
+        metrics = self.metrics
+        metrics.batch_seconds.observe(time.perf_counter() - started)
+        metrics.customers_armed.set(sum(len(c.due) for c in
+                                        self.pipeline.processor.clocks.values()))
+        if (self.barrier.held >= self.flush_max_held
+                or time.monotonic() - self.barrier.last_flush >= self.flush_interval_s):
+            await self.barrier.flush()
+
+
 def install_agents(
     app: faust.App,
-    ch: Channels,
+    shell: Shell,
     *,
-    processor: BatchProcessor,
-    metrics: Metrics,
-    policy: IngestPolicy,
     batch_max: int,
     batch_within_s: float,
     tick_interval_s: float,
 ) -> None:
-    events_topic = ch.events.get_topic_name()
-    touchpoints_topic = ch.touchpoints.get_topic_name()
-    partitions = ch.events.partitions
-    assignment: dict[str, frozenset[int]] = {"owned": frozenset()}
+    ch, pipeline = shell.channels, shell.pipeline
 
-    @app.agent(ch.touchpoints, name="ingest")
-    async def ingest(stream: Any) -> None:
-        async for batch in stream.take_events(batch_max, within=batch_within_s):
-            now_ms = int(time.time() * 1000)
-            for event in batch:
-                if is_tick(event.headers):
-                    _forward_tick(event, ch, partitions, metrics)
-                else:
-                    _ingest_one(event, ch, metrics, policy, now_ms)
+    @app.agent(ch.touchpoints, name="touchpoints")
+    async def touchpoints(stream: Any) -> None:
+        async for batch in stream.noack().take_events(batch_max, within=batch_within_s):
+            await shell.handle(batch, pipeline.on_touchpoints)
 
-    @app.agent(ch.events, name="advance")
-    async def advance(stream: Any) -> None:
-        async for batch in stream.take_events(batch_max, within=batch_within_s):
-            started = time.perf_counter()
-            owned = _owned(app, events_topic)
-            if owned != assignment["owned"]:
-                # After recovery or a rebalance: the table holds the truth; rebuild the
-                # due index of the partitions this worker now owns.
-                assignment["owned"] = owned
-                armed = processor.rebuild(owned, _stored_states(ch.states, partitions))
-                metrics.customers_armed.set(armed)
-                log.info("due index rebuilt for partitions %s: %d customers armed",
-                         sorted(owned), armed)
-            result = processor.process(batch, lambda cid: _load(ch.states, cid),
-                                       partition_of=_partition)
-            for output in result.outputs:
-                _publish(output, ch, metrics)
-            if result.outputs:
-                # Outputs reach the broker before the state that remembers them: if the
-                # worker dies in between, the replayed batch sees the old state and emits
-                # the same ids again (a duplicate), instead of deduplicating the events
-                # against a state whose outputs were lost.
-                await app.producer.flush()
-            _write_states(ch.states, result)
-            _count(metrics, result, len(batch))
-            metrics.batch_seconds.observe(time.perf_counter() - started)
-            metrics.customers_tracked.set(len(ch.states))
+    @app.agent(ch.events, name="events")
+    async def events(stream: Any) -> None:
+        async for batch in stream.noack().take_events(batch_max, within=batch_within_s):
+            await shell.handle(batch, pipeline.on_events)
+
+    @app.timer(interval=shell.flush_interval_s, name="flush")  # type: ignore[untyped-decorator]
+    async def flush() -> None:
+        # Also runs during a rebalance, while Faust waits for every taken record to be
+        # acknowledged before it gives partitions away.
+        await shell.barrier.flush()
 
     worker_name = f"{socket.gethostname()}:{app.conf.web_port}"
+    touchpoints_topic = ch.touchpoints.get_topic_name()
 
     @app.timer(interval=tick_interval_s, name="tick")  # type: ignore[untyped-decorator]
     async def tick() -> None:
-        # Ticks go into the raw touchpoints partitions this worker owns, behind their backlog;
-        # the ingest agent forwards them in order to every events partition.
+        # Ticks go into the raw touchpoints partitions this worker owns, behind their
+        # backlog: each moves that partition's clock, and is forwarded to every events
+        # partition for the records re-keyed before it.
         if app.rebalancing:
             return
         now_ms = int(time.time() * 1000)
-        for partition in sorted(_owned(app, touchpoints_topic)):
+        owned = frozenset(tp.partition for tp in app.assignor.assigned_actives()
+                          if tp.topic == touchpoints_topic)
+        for partition in sorted(owned):
             await ch.touchpoints.send(
                 partition=partition, value=encode_tick(now_ms, worker_name),
                 headers={TICK_HEADER: TICK_VALUE},
             )
-        metrics.ticks_sent.inc()
-
-
-def _owned(app: faust.App, topic: str) -> frozenset[int]:
-    return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
-
-
-def _stored_states(table: Any, partitions: int) -> Iterator[tuple[int, CustomerState]]:
-    for key, value in table.items():
-        yield partition_of(key, partitions), CustomerState.from_bytes(value)
-
-
-def _load(table: Any, cid: str) -> CustomerState | None:
-    stored = table.get(cid.encode())
-    return None if stored is None else CustomerState.from_bytes(stored)
-
-
-def _write_states(table: Any, result: BatchResult) -> None:
-    # One write per touched customer. The table picks the changelog partition from the
-    # current event, so point it at a record of that customer's partition.
-    token = _current_event.get(None)
-    try:
-        for cid, (state, fevent) in result.dirty.items():
-            _current_event.set(weakref.ref(fevent))
-            table[cid.encode()] = state.to_bytes()
-    finally:
-        _current_event.set(token)
-
-
-def _count(metrics: Metrics, result: BatchResult, size: int) -> None:
-    metrics.batch_size.observe(size)
-    metrics.events_processed.inc(result.processed)
-    if result.duplicates:
-        metrics.events_duplicate.inc(result.duplicates)
-    if result.late:
-        metrics.events_late.inc(result.late)
-    if result.ticks:
-        metrics.ticks_received.inc(result.ticks)
-    if result.bad_ticks:
-        metrics.ticks_malformed.inc(result.bad_ticks)
-    if result.detections_due:
-        metrics.detections_due.inc(result.detections_due)
-
-
-def _forward_tick(event: Any, ch: Channels, partitions: int, metrics: Metrics) -> None:
-    source = int(event.message.partition)
-    try:
-        at_ms, _ = decode_tick(event.value)
-    except ValueError:
-        metrics.ticks_malformed.inc()
-        return
-    value = encode_tick(at_ms, "ingest", source=source)
-    for partition in range(partitions):
-        ch.events.send_soon(partition=partition, value=value, headers={TICK_HEADER: TICK_VALUE})
-
-
-def _ingest_one(
-    event: Any, ch: Channels, metrics: Metrics, policy: IngestPolicy, now_ms: int
-) -> None:
-    message = event.message
-    try:
-        result = decode(event.value, policy=policy, now_ms=now_ms)
-    except Exception as exc:  # A bug in our decoder must not stop the stream.
-        log.exception("decoder failed on %s[%d]@%d", message.topic, message.partition,
-                      message.offset)
-        result = Rejection("internal_error", f"{type(exc).__name__}: {exc}")
-    if isinstance(result, Rejection):
-        ch.dead_letters.send_soon(key=event.key, value=_dead_letter(result, event))
-        metrics.events_dead_lettered.labels(result.reason).inc()
-        return
-    ch.events.send_soon(key=result.customer_id.encode(), value=codec.touchpoint_to_bytes(result))
-    metrics.events_accepted.inc()
-
-
-def _dead_letter(rejection: Rejection, event: Any) -> bytes:
-    message = event.message
-    return codec.record_bytes(codec.dead_letter_record(
-        rejection, topic=message.topic, partition=message.partition, offset=message.offset,
-        key=event.key, value=event.value, at=datetime.now(UTC),
-    ))
-
-
-def _publish(output: Output, ch: Channels, metrics: Metrics) -> None:
-    key = output.customer_id.encode()
-    if isinstance(output, StageChange):
-        ch.stage_changes.send_soon(
-            key=key, value=codec.record_bytes(codec.stage_change_record(output))
-        )
-        metrics.stage_changes.labels(output.journey, output.to_stage).inc()
-    elif isinstance(output, TriggerRequest):
-        ch.triggers.send_soon(key=key, value=codec.record_bytes(codec.trigger_record(output)))
-        metrics.triggers_emitted.labels(output.journey, output.rule).inc()
-    else:
-        ch.trigger_audit.send_soon(key=key, value=codec.record_bytes(codec.audit_record(output)))
-        metrics.triggers_withheld.labels(output.request.journey, output.request.rule,
-                                         output.decision, output.reason).inc()
-
-
-def _partition(fevent: Any) -> int:
-    return int(fevent.message.partition)
+        shell.metrics.ticks_sent.inc()

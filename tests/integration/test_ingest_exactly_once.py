@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,18 +169,23 @@ def test_every_record_comes_out_exactly_once_accepted_or_dead_lettered(
     sent = _send(kafka_bootstrap, topics.touchpoints.name, planned)
     valid = {json.loads(s.value or b"")["event_id"]: s for s in sent if s.reason is None}
     invalid = {(s.partition, s.offset): s for s in sent if s.reason is not None}
+    rekeyed = {e: s for e, s in valid.items()
+               if s.key != json.loads(s.value or b"")["customer_id"].encode()}
+    assert 0 < len(rekeyed) < len(valid)
     events = _read(kafka_bootstrap, topics.events.name,
-                   lambda rs: sum(not _is_tick(r) for r in rs) >= len(valid))
+                   lambda rs: sum(not _is_tick(r) for r in rs) >= len(rekeyed))
     letters = _read(kafka_bootstrap, topics.dead_letters.name,
                     lambda rs: len(rs) >= len(invalid))
 
-    # Then every valid touchpoint is on the events topic exactly once, keyed by customer,
-    # with the content that was sent; the tick records there are not touchpoints
+    # Then every valid touchpoint not keyed by its customer is on the events topic exactly
+    # once, keyed by customer, with the content that was sent (those keyed by their
+    # customer are applied in one hop and never re-keyed); the tick records there are not
+    # touchpoints
     accepted = [r for r in events if not _is_tick(r)]
     assert len(accepted) < len(events), "expected tick records among the events"
     seen = Counter(json.loads(r.value)["event_id"] for r in accepted)
     assert {e for e, n in seen.items() if n > 1} == set()
-    assert set(seen) == set(valid)
+    assert set(seen) == set(rekeyed)
     for record in accepted:
         touchpoint = Touchpoint.model_validate_json(record.value)
         assert record.key == touchpoint.customer_id.encode()
@@ -209,3 +215,10 @@ def test_every_record_comes_out_exactly_once_accepted_or_dead_lettered(
     assert worker.metric("journey_events_accepted_total") == len(valid)
     assert _dead_lettered_by_reason(worker) == dict(
         Counter(s.reason for s in invalid.values()))
+
+    # And every valid touchpoint, re-keyed or applied in one hop, is applied exactly once
+    deadline = time.monotonic() + 30
+    while worker.metric("journey_events_processed_total") != len(valid):
+        assert time.monotonic() < deadline, worker.metric("journey_events_processed_total")
+        time.sleep(0.2)
+    assert not worker.metric("journey_events_duplicate_total")

@@ -1,29 +1,34 @@
 """The batch processor: ticks advance event time, detections wait for the watermark,
-each customer is written once per batch, and the due index is rebuilt from state."""
+each changed customer is handed over once per write, and the due index is rebuilt from
+state."""
 
 from __future__ import annotations
 
-import orjson
-
-from journey.engine import CustomerState, StageChange, TriggerRequest
+from journey.engine import CustomerState, Event, StageChange, TriggerRequest
 from journey.engine.duration import DAY_MS
-from journey.engine.events import from_epoch_ms
-from journey.pipeline.processor import BatchProcessor, PlainRecord
-from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, DueIndex, encode_tick
+from journey.pipeline.processor import BatchProcessor, Item, StateCache, Tick
+from journey.pipeline.timekeeping import DueIndex
 from tests.unit.engine_helpers import T0, definition, engine
 
 JOURNEY = definition("name: j\nstages: [{name: s, entry: {}}]\n")
 
 
-def event(n: int, cid: str, etype: str, day: float, partition: int = 0) -> PlainRecord:
-    doc = {"event_id": f"e{n}", "customer_id": cid, "type": etype,
-           "occurred_at": from_epoch_ms(T0 + int(day * DAY_MS)).isoformat()}
-    return PlainRecord(partition, orjson.dumps(doc))
+Record = tuple[int, Item]
 
 
-def tick(day: float, partition: int = 0) -> PlainRecord:
-    return PlainRecord(partition, encode_tick(T0 + int(day * DAY_MS), "test"),
-                       {TICK_HEADER: TICK_VALUE})
+def event(n: int, cid: str, etype: str, day: float, partition: int = 0) -> Record:
+    return partition, Event(f"e{n}", cid, etype, T0 + int(day * DAY_MS))
+
+
+def tick(day: float, partition: int = 0) -> Record:
+    return partition, Tick(T0 + int(day * DAY_MS), 0)
+
+
+def cache(stored: dict[str, CustomerState] | None = None) -> StateCache:
+    """Live states over a store of already written ones."""
+    found = stored or {}
+    return StateCache(lambda key: found[key.decode()].to_bytes() if key.decode() in found
+                      else None, 1)
 
 
 def processor() -> BatchProcessor:
@@ -38,12 +43,10 @@ def _dormant(outputs: list[object]) -> list[str]:
 
 def test_detection_waits_for_a_tick_past_the_deadline() -> None:
     proc = processor()
-    store: dict[str, CustomerState] = {}
+    store = cache()
 
-    def run(records: list[PlainRecord]) -> list[object]:
-        result = proc.process(records, store.get)
-        store.update({cid: state for cid, (state, _) in result.dirty.items()})
-        return list(result.outputs)
+    def run(records: list[Record]) -> list[object]:
+        return list(proc.process(records, store).outputs)
 
     run([event(1, "a", "purchase", 0), event(2, "b", "purchase", 50)])
     assert _dormant(run([tick(89)])) == []
@@ -54,54 +57,54 @@ def test_detection_waits_for_a_tick_past_the_deadline() -> None:
 
 def test_events_advance_the_watermark_minus_the_allowed_lateness() -> None:
     proc = processor()
-    store: dict[str, CustomerState] = {}
+    store = cache()
     result = proc.process([event(1, "a", "purchase", 0), event(2, "b", "site_visit", 90.5)],
-                          store.get)
+                          store)
     assert _dormant(result.outputs) == []  # watermark 89.5 < deadline 90
-    result = proc.process([event(3, "b", "site_visit", 91.5)], store.get)
-    assert _dormant(result.outputs) == []  # a's state was not stored by the caller
-    store_all: dict[str, CustomerState] = {}
+    result = proc.process([event(3, "b", "site_visit", 91.5)], store)
+    assert _dormant(result.outputs) == ["a"]  # watermark 90.5 passes a's deadline
     proc = processor()
     result = proc.process([event(1, "a", "purchase", 0), event(2, "b", "site_visit", 91.5)],
-                          store_all.get)
+                          cache())
     assert _dormant(result.outputs) == ["a"]
 
 
 def test_each_partition_has_its_own_clock() -> None:
     proc = processor()
     result = proc.process([event(1, "a", "purchase", 0, partition=0), tick(200, partition=1)],
-                          {}.get)
+                          cache())
     assert _dormant(result.outputs) == []
     assert proc.clock(0).watermark_ms < proc.clock(1).watermark_ms
 
 
-def test_each_customer_comes_out_once_per_batch_with_its_last_state() -> None:
+def test_each_customer_is_handed_over_once_per_write_with_its_last_state() -> None:
     proc = processor()
-    result = proc.process([event(i, "a", "site_visit", i) for i in range(5)], {}.get)
-    assert list(result.dirty) == ["a"]
-    assert result.dirty["a"][0].touches == 5
+    store = cache()
+    result = proc.process([event(i, "a", "site_visit", i) for i in range(5)], store)
+    dirty = store.take_dirty()
+    assert [(cid, partition) for cid, partition, _ in dirty] == [("a", 0)]
+    assert CustomerState.from_bytes(dirty[0][2]).touches == 5
     assert result.processed == 5
+    assert store.take_dirty() == []
 
 
-def test_duplicates_and_malformed_ticks_are_counted_not_fatal() -> None:
+def test_duplicates_are_counted_not_fatal() -> None:
     proc = processor()
-    bad_tick = PlainRecord(0, b"not json", {TICK_HEADER: TICK_VALUE})
-    result = proc.process([event(1, "a", "site_visit", 0), event(1, "a", "site_visit", 0),
-                           bad_tick], {}.get)
-    assert (result.processed, result.duplicates, result.bad_ticks) == (1, 1, 1)
+    result = proc.process([event(1, "a", "site_visit", 0), event(1, "a", "site_visit", 0)],
+                          cache())
+    assert (result.processed, result.duplicates) == (1, 1)
 
 
 def test_rebuild_re_arms_customers_from_stored_state() -> None:
     first = processor()
-    store: dict[str, CustomerState] = {}
-    result = first.process([event(1, "a", "purchase", 0), event(2, "b", "purchase", 10)],
-                           store.get)
-    store.update({cid: state for cid, (state, _) in result.dirty.items()})
+    written = cache()
+    first.process([event(1, "a", "purchase", 0), event(2, "b", "purchase", 10)], written)
+    stored = dict(written.live)
     # A new worker takes over partition 0 with nothing in memory.
     second = processor()
-    armed = second.rebuild([0], [(0, s) for s in store.values()])
+    armed = second.rebuild([0], [(0, s) for s in stored.values()])
     assert armed == 2
-    out = second.process([tick(95)], store.get).outputs
+    out = second.process([tick(95)], cache(stored)).outputs
     assert _dormant(out) == ["a"]
     assert [o.to_stage for o in out if isinstance(o, StageChange)
             and o.journey == "lifecycle"] == ["dormant"]
@@ -109,7 +112,7 @@ def test_rebuild_re_arms_customers_from_stored_state() -> None:
 
 def test_rebuild_drops_partitions_no_longer_owned() -> None:
     proc = processor()
-    proc.process([event(1, "a", "purchase", 0, partition=3)], {}.get)
+    proc.process([event(1, "a", "purchase", 0, partition=3)], cache())
     proc.rebuild([0, 1], [])
     assert sorted(proc.clocks) == [0, 1]
 
@@ -131,7 +134,7 @@ def test_detections_do_not_depend_on_which_customers_share_a_partition() -> None
         proc = processor()
         result = proc.process([event(1, "a", "purchase", 0, partition=0),
                                event(2, "b", "site_visit", 92, partition=b_partition),
-                               event(3, "a", "purchase", 93, partition=0)], {}.get)
+                               event(3, "a", "purchase", 93, partition=0)], cache())
         return [f"{o.customer_id}:{o.rule}" for o in result.outputs
                 if isinstance(o, TriggerRequest) and o.rule == "dormant_wake_up"]
 
@@ -154,11 +157,10 @@ def test_recorded_events_and_ticks_detect_exactly_these_customers_at_these_times
 
     def run() -> list[tuple[str, str, float]]:
         proc = processor()
-        store: dict[str, CustomerState] = {}
+        store = cache()
         found: list[tuple[str, str, float]] = []
         for start in range(0, len(log), 7):  # batches of 7 records, as a worker might take
-            result = proc.process(log[start:start + 7], store.get)
-            store.update({cid: state for cid, (state, _) in result.dirty.items()})
+            result = proc.process(log[start:start + 7], store)
             found += [(o.customer_id, o.rule, (o.at_ms - T0) / DAY_MS) for o in result.outputs
                       if isinstance(o, TriggerRequest) and o.kind in ("marketing", "service")
                       and o.rule in {"inactive_lead_reactivation", "dormant_wake_up",

@@ -1,0 +1,135 @@
+"""The delivery barrier: no input offset is acknowledged before everything it caused is on
+the broker. This is the one place where that order is kept.
+
+For each batch the driver runs, under `batch()`: process, send what the batch produced
+(outputs, forwarded events, dead letters), and `hold` the batch's input records. Nothing
+is acknowledged yet; changed customer states wait in the StateCache (write-behind).
+
+`flush()` then, in this order, for everything gathered up to its start:
+
+1. waits until the broker has confirmed every record sent (re-sending on error);
+2. writes the state of every changed customer to the changelog, and waits until the
+   broker confirms those too; only then are they applied to the local store;
+3. acknowledges the held input records, so their offsets may be committed.
+
+Outputs are on the broker before the state that remembers them, and both before the
+offsets. A crash at any point replays the input from the last committed offset against a
+state that has not yet seen it, so the replay produces the same records with the same ids
+again: duplicates a consumer recognises, never a loss. The delivery futures of our own
+sends are the barrier: nothing here relies on a producer's flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from journey.pipeline.processor import StateCache
+from journey.pipeline.routing import Outgoing, Router
+
+log = logging.getLogger(__name__)
+
+
+class Ackable(Protocol):
+    def ack(self) -> Any: ...
+
+
+#: Hands a record to the producer; returns the delivery future (metadata with the offset).
+Send = Callable[[Outgoing], Awaitable[Awaitable[Any]]]
+#: Applies confirmed state records (with their delivery metadata) to the local store.
+ApplyStates = Callable[[Sequence[tuple[Outgoing, Any]]], None]
+
+
+class DeliveryBarrier:
+    def __init__(
+        self,
+        send: Send,
+        states: StateCache,
+        router: Router,
+        apply_states: ApplyStates,
+        *,
+        retry_min_s: float = 0.1,
+        retry_max_s: float = 5.0,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._send = send
+        self._states = states
+        self._router = router
+        self._apply_states = apply_states
+        self._retry_min_s = retry_min_s
+        self._retry_max_s = retry_max_s
+        self._stopping = stopping
+        self._held: list[Ackable] = []
+        self._sent: list[tuple[Outgoing, Awaitable[Any]]] = []
+        self._section = asyncio.Lock()  # a batch's send-and-hold, or a flush's snapshot
+        self._flushing = asyncio.Lock()  # one flush at a time, in order
+        self.last_flush = time.monotonic()
+        self.send_errors = 0
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Process, send and hold one batch with no flush snapshot in between."""
+        async with self._section:
+            yield
+
+    async def send(self, records: Iterable[Outgoing]) -> None:
+        sent = self._sent
+        for record in records:
+            sent.append((record, await self._send(record)))
+
+    def hold(self, inputs: Iterable[Ackable]) -> None:
+        self._held.extend(inputs)
+
+    async def flush(self) -> int:
+        """Confirm, write states, acknowledge (see the module docstring). Returns how many
+        inputs were acknowledged."""
+        async with self._flushing:
+            async with self._section:
+                held, self._held = self._held, []
+                sent, self._sent = self._sent, []
+                dirty = self._states.take_dirty()
+            self.last_flush = time.monotonic()
+            await self._confirm(sent)
+            state_records = [self._router.state(cid, partition, value)
+                             for cid, partition, value in dirty]
+            written = await self._confirm([(r, await self._send(r)) for r in state_records])
+            if written:
+                self._apply_states(written)
+            for record in held:
+                record.ack()
+            self._states.trim()
+            return len(held)
+
+    async def _confirm(
+        self, sent: list[tuple[Outgoing, Awaitable[Any]]]
+    ) -> list[tuple[Outgoing, Any]]:
+        confirmed: list[tuple[Outgoing, Any]] = []
+        for record, delivery in sent:
+            attempt = 0
+            while True:
+                try:
+                    confirmed.append((record, await delivery))
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    attempt += 1
+                    self.send_errors += 1
+                    if self._stopping():
+                        raise
+                    delay = min(self._retry_max_s, self._retry_min_s * 2 ** (attempt - 1))
+                    if attempt == 1 or attempt % 10 == 0:
+                        log.warning("a send to %s failed (%s: %s), attempt %d; retrying in "
+                                    "%.1fs; nothing is acknowledged until it succeeds",
+                                    record.topic, type(exc).__name__, exc, attempt, delay)
+                    await asyncio.sleep(delay)
+                    delivery = await self._send(record)
+        return confirmed

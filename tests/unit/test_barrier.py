@@ -1,0 +1,160 @@
+"""The delivery barrier: nothing is acknowledged before the records it caused are confirmed,
+states are written only after the outputs they remember, and a failed send is retried
+until it succeeds, never skipped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+
+import pytest
+
+from journey.contract.topics import Topics
+from journey.engine import CustomerState
+from journey.pipeline.barrier import DeliveryBarrier
+from journey.pipeline.processor import StateCache
+from journey.pipeline.routing import Outgoing, Router
+
+TOPICS = Topics.named(prefix="t-", partitions=2)
+ROUTER = Router(TOPICS)
+
+
+@dataclass
+class Meta:
+    partition: int
+    offset: int
+
+
+@dataclass
+class Broker:
+    """Our side of the producer: records are confirmed when the test says so."""
+
+    log: list[str] = field(default_factory=list)
+    pending: list[tuple[Outgoing, asyncio.Future[Meta]]] = field(default_factory=list)
+    fail_next: int = 0
+
+    async def send(self, record: Outgoing) -> Awaitable[Meta]:
+        future: asyncio.Future[Meta] = asyncio.get_running_loop().create_future()
+        if self.fail_next:
+            self.fail_next -= 1
+            future.set_exception(ConnectionError("broker gone"))
+        else:
+            self.pending.append((record, future))
+        return future
+
+    def confirm_all(self) -> None:
+        for record, future in self.pending:
+            if not future.done():
+                self.log.append(f"confirmed {record.topic}")
+                future.set_result(Meta(record.partition or 0, len(self.log)))
+        self.pending.clear()
+
+
+@dataclass
+class Input:
+    name: str
+    log: list[str]
+
+    def ack(self) -> None:
+        self.log.append(f"acked {self.name}")
+
+
+def _barrier(broker: Broker, states: StateCache, applied: list[str]) -> DeliveryBarrier:
+    return DeliveryBarrier(broker.send, states, ROUTER,
+                           lambda written: applied.extend(r.topic for r, _ in written),
+                           retry_min_s=0.001, retry_max_s=0.002)
+
+
+def _states() -> StateCache:
+    return StateCache(lambda key: None, 2)
+
+
+def test_inputs_are_acknowledged_only_after_outputs_then_states_are_confirmed() -> None:
+    async def run() -> list[str]:
+        broker, states, applied = Broker(), _states(), []
+        barrier = _barrier(broker, states, applied)
+        async with barrier.batch():
+            states.put("c1", CustomerState(customer_id="c1"))
+            await barrier.send([Outgoing(TOPICS.triggers.name, b"c1", b"{}")])
+            barrier.hold([Input("offset-7", broker.log)])
+        flush = asyncio.ensure_future(barrier.flush())
+        await asyncio.sleep(0.01)
+        assert broker.log == []  # nothing confirmed: nothing acknowledged, no state sent
+        assert [r.topic for r, _ in broker.pending] == [TOPICS.triggers.name]
+        broker.confirm_all()  # the output
+        await asyncio.sleep(0.01)
+        assert [r.topic for r, _ in broker.pending] == [TOPICS.state_changelog.name]
+        assert "acked offset-7" not in broker.log
+        broker.confirm_all()  # the state
+        assert await flush == 1
+        assert applied == [TOPICS.state_changelog.name]
+        return broker.log
+
+    assert asyncio.run(run()) == [f"confirmed {TOPICS.triggers.name}",
+                                  f"confirmed {TOPICS.state_changelog.name}",
+                                  "acked offset-7"]
+
+
+def test_a_failed_send_is_sent_again_until_confirmed_before_anything_is_acknowledged() -> None:
+    async def run() -> list[str]:
+        broker, states, applied = Broker(fail_next=3), _states(), []
+        barrier = _barrier(broker, states, applied)
+        async with barrier.batch():
+            await barrier.send([Outgoing(TOPICS.stage_changes.name, b"c1", b"{}")])
+            barrier.hold([Input("offset-1", broker.log)])
+        flush = asyncio.ensure_future(barrier.flush())
+        while not broker.pending:
+            await asyncio.sleep(0.001)
+        broker.confirm_all()
+        await flush
+        assert barrier.send_errors == 3
+        return broker.log
+
+    assert asyncio.run(run()) == [f"confirmed {TOPICS.stage_changes.name}", "acked offset-1"]
+
+
+def test_a_batch_during_a_flush_waits_for_the_next_flush() -> None:
+    async def run() -> None:
+        broker, states, applied = Broker(), _states(), []
+        barrier = _barrier(broker, states, applied)
+        async with barrier.batch():
+            await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1")])
+            barrier.hold([Input("first", broker.log)])
+        flush = asyncio.ensure_future(barrier.flush())
+        await asyncio.sleep(0.01)
+        async with barrier.batch():  # taken while the first flush waits for the broker
+            states.put("b", CustomerState(customer_id="b"))
+            await barrier.send([Outgoing(TOPICS.triggers.name, b"b", b"2")])
+            barrier.hold([Input("second", broker.log)])
+        broker.confirm_all()
+        assert await flush == 1
+        assert "acked second" not in broker.log
+        assert applied == []  # b's state belongs to the second flush
+        second = asyncio.ensure_future(barrier.flush())
+        await asyncio.sleep(0.01)
+        broker.confirm_all()
+        await asyncio.sleep(0.01)
+        broker.confirm_all()
+        assert await second == 1
+        assert broker.log[-1] == "acked second"
+        assert applied == [TOPICS.state_changelog.name]
+
+    asyncio.run(run())
+
+
+def test_a_stopping_worker_gives_up_on_a_failed_send_without_acknowledging() -> None:
+    async def run() -> list[str]:
+        broker, states = Broker(fail_next=1), _states()
+        barrier = DeliveryBarrier(broker.send, states, ROUTER, lambda written: None,
+                                  stopping=lambda: True)
+        async with barrier.batch():
+            await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1")])
+            barrier.hold([Input("offset-3", broker.log)])
+        with pytest.raises(ConnectionError):
+            await barrier.flush()
+        return broker.log
+
+    assert asyncio.run(run()) == []
+
+
