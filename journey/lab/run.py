@@ -47,7 +47,7 @@ class Collected:
             self.audits.append((value["journey"], value["rule"], value["decision"],
                                 value["reason"], value["customer_id"],
                                 _ms(value["occurred_at"]), value["trigger_id"]))
-        else:
+        elif topic == "dead-letters":
             reason = str(value.get("reason"))
             self.dead_letters[reason] = self.dead_letters.get(reason, 0) + 1
 
@@ -84,14 +84,18 @@ def lab_settings(settings: Settings, journeys: list[str] | None = None,
 
 def pipeline_outputs(lines: Iterable[bytes], settings: Settings, *, source: str,
                      until_ms: int | None, summary: OfflineSummary) -> Iterator[dict[str, Any]]:
-    """The worker's decode, engine and batch processor over the lines, as output records."""
-    from journey.pipeline.build import build_engine
-    from journey.pipeline.processor import BatchProcessor
+    """The worker's pipeline core over the lines, as output records named by their topic
+    without the deployment's prefix (stage-changes, triggers, trigger-audit, dead-letters)."""
+    from journey.pipeline.inprocess import in_process_pipeline
 
-    processor = BatchProcessor(build_engine(settings),
-                               allowed_lateness_ms=settings.allowed_lateness_s * 1000)
-    return replay_lines(lines, processor, settings.ingest_policy(), source=source,
-                        until_ms=until_ms, summary=summary)
+    topics = settings.topics()
+    names = {topics.stage_changes.name: "stage-changes", topics.triggers.name: "triggers",
+             topics.trigger_audit.name: "trigger-audit",
+             topics.dead_letters.name: "dead-letters"}
+    for record in replay_lines(lines, in_process_pipeline(settings), source=source,
+                               until_ms=until_ms, summary=summary):
+        record["topic"] = names.get(record["topic"], record["topic"])
+        yield record
 
 
 def run_file(
