@@ -21,6 +21,9 @@ deploy/kafka/kafka.sh reset
 deploy/kafka/kafka.sh start
 trap 'deploy/kafka/kafka.sh stop' EXIT
 
+# The report test opens the HTML report in Debian's headless Chromium; install it if missing.
+scripts/chromium.sh >/dev/null
+
 echo "== pytest ==" >&2
 status=0
 .venv/bin/pytest "$@" || status=$?

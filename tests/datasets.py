@@ -18,6 +18,7 @@ LIFETIMES_VERSION = "0.11.3"
 LIFETIMES_WHEEL_SHA256 = "261e3dc89977c2b60767ca6728aaa29d429de0c814635070a749c36555895da8"
 CDNOW_FILES = (
     "CDNOW_sample.txt",  # raw: old id, id 1..2357, date YYYYMMDD, quantity, amount
+    "CDNOW_master.txt",  # the whole cohort, 23,570 customers: id, date, quantity, amount
     "cdnow_customers_summary.csv",  # ID, frequency (x), recency (t_x), T; weeks, 2 decimals
     "cdnow_customers_summary_with_transactions.csv",  # ID, x, t_x, T, zbar
 )

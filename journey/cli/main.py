@@ -40,10 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Command groups kept in their own modules, each exposing register(subparsers)."""
     from journey.cli.churn import register as churn
+    from journey.cli.lab import register as lab
     from journey.cli.schemas import register as schemas
     from journey.cli.send import register as producer
 
-    return [producer, schemas, churn]
+    return [producer, schemas, churn, lab]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """The folders of journey/ are its layers, and imports point one way: down.
 
-cli -> stream -> pipeline -> contract (and churn, the model fitting) -> engine.
+cli -> stream (and lab, the in-process tools) -> pipeline -> contract (and churn, the model
+fitting) -> engine.
 The pipeline and everything below it never import Faust, so the in-process run does not
 load it; presets and sample are data.
 """
@@ -13,9 +14,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "journey"
-RANK = {"engine": 0, "contract": 1, "churn": 1, "pipeline": 2, "stream": 3, "cli": 4}
+RANK = {"engine": 0, "contract": 1, "churn": 1, "pipeline": 2, "stream": 3, "lab": 3, "cli": 4}
 DATA = {"presets", "sample"}
-FAUST_FREE = {"engine", "contract", "churn", "pipeline"}
+FAUST_FREE = {"engine", "contract", "churn", "pipeline", "lab"}
 
 
 def _layer_of(module: str) -> str | None:
