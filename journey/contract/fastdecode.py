@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 
 from journey.contract.codec import event_from_touchpoint, touchpoint_to_bytes
 from journey.contract.decode import CUSTOMER_ID_SHAPE, IngestPolicy, Rejection, decode
-from journey.contract.records import _known_zone
+from journey.contract.records import Touchpoint, _known_zone
 from journey.engine.events import _EPOCH, _MS, Event
 from journey.engine.vocabulary import BUILTIN_TYPES
 
@@ -45,17 +45,50 @@ _ABSENT = object()
 _SERIALISE_TIME = TypeAdapter(datetime).dump_python
 
 
+class Accepted:
+    """A touchpoint decode() accepts: its Event now, its canonical bytes if asked for.
+
+    The pipeline needs the Event when the record's key is its customer id (one hop) and the
+    canonical bytes only when it must re-key the record through the internal topic.
+    """
+
+    __slots__ = ("_doc", "_touchpoint", "customer_id", "event")
+
+    def __init__(self, event: Event, doc: dict[str, Any] | None,
+                 touchpoint: Touchpoint | None = None) -> None:
+        self.event = event
+        self.customer_id = event.customer_id
+        self._doc = doc
+        self._touchpoint = touchpoint
+
+    def canonical(self) -> bytes:
+        """The bytes codec.touchpoint_to_bytes writes of it, for the internal events topic."""
+        if self._doc is not None:
+            return _canonical(self._doc)
+        assert self._touchpoint is not None
+        return touchpoint_to_bytes(self._touchpoint)
+
+
+def decode_touchpoint(
+    raw: bytes | None, *, policy: IngestPolicy, now_ms: int
+) -> Accepted | Rejection:
+    """What decode() decides, without building a model for a record it accepts."""
+    doc = _accepted(raw, policy, now_ms)
+    if doc is None:
+        result = decode(raw, policy=policy, now_ms=now_ms)
+        if isinstance(result, Rejection):
+            return result
+        return Accepted(event_from_touchpoint(result), None, result)
+    return Accepted(_event(doc), doc)
+
+
 def decode_event(raw: bytes | None, *, policy: IngestPolicy, now_ms: int) -> Event | Rejection:
     """The engine's Event of a touchpoint decode() accepts, or decode()'s rejection."""
     doc = _accepted(raw, policy, now_ms)
     if doc is None:
         result = decode(raw, policy=policy, now_ms=now_ms)
         return result if isinstance(result, Rejection) else event_from_touchpoint(result)
-    get = doc.get
-    amount = get("amount")
-    return Event(doc["event_id"], doc["customer_id"], doc["type"], doc["at_ms"], get("channel"),
-                 get("source"), get("campaign"), None if amount is None else float(amount),
-                 get("currency"), get("timezone"), get("properties", {}))
+    return _event(doc)
 
 
 def decode_canonical(
@@ -69,6 +102,14 @@ def decode_canonical(
             return result
         return result.customer_id, touchpoint_to_bytes(result)
     return doc["customer_id"], _canonical(doc)
+
+
+def _event(doc: dict[str, Any]) -> Event:
+    get = doc.get
+    amount = get("amount")
+    return Event(doc["event_id"], doc["customer_id"], doc["type"], doc["at_ms"], get("channel"),
+                 get("source"), get("campaign"), None if amount is None else float(amount),
+                 get("currency"), get("timezone"), get("properties", {}))
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:

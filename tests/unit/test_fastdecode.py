@@ -1,8 +1,9 @@
 """The fast ingest path agrees with decode() on every input: same verdict, reason, field, bytes.
 
 decode() (the pydantic Touchpoint model) is the reference. For any bytes and any policy,
-decode_event and decode_canonical must accept exactly what decode() accepts, give the same
-Event and canonical bytes the model path gives, and return decode()'s own Rejection otherwise.
+decode_touchpoint, decode_event and decode_canonical must accept exactly what decode() accepts,
+give the same Event and canonical bytes as the model path, and return decode()'s own Rejection
+otherwise.
 And acceptance must be fast: the model may only be asked about records it then rejects, or
 about the documented unusual ones (a number at or beyond 2**63, or a NaN or Infinity token
 that a repeated name then overrides).
@@ -20,7 +21,13 @@ from hypothesis import strategies as st
 
 from journey.contract import codec
 from journey.contract.decode import IngestPolicy, Rejection, decode
-from journey.contract.fastdecode import _accepted, decode_canonical, decode_event
+from journey.contract.fastdecode import (
+    Accepted,
+    _accepted,
+    decode_canonical,
+    decode_event,
+    decode_touchpoint,
+)
 from journey.contract.records import Touchpoint
 from journey.engine.vocabulary import BUILTIN_TYPES
 from tests.unit.test_ingest_properties import (
@@ -42,15 +49,20 @@ def agree(raw: bytes | None, policy: IngestPolicy = DEFAULT) -> Touchpoint | Rej
     reference = decode(raw, policy=policy, now_ms=NOW_MS)
     event = decode_event(raw, policy=policy, now_ms=NOW_MS)
     canonical = decode_canonical(raw, policy=policy, now_ms=NOW_MS)
+    accepted = decode_touchpoint(raw, policy=policy, now_ms=NOW_MS)
     if isinstance(reference, Rejection):
         assert event == reference, (event, reference)
         assert canonical == reference, (canonical, reference)
+        assert accepted == reference, (accepted, reference)
         # The fast check never takes a record the model refuses.
         assert _accepted(raw, policy, NOW_MS) is None
         return reference
     expected_bytes = codec.touchpoint_to_bytes(reference)
     assert canonical == (reference.customer_id, expected_bytes)
     assert event == codec.event_from_touchpoint(reference)
+    assert isinstance(accepted, Accepted)
+    assert accepted.event == event and accepted.customer_id == reference.customer_id
+    assert accepted.canonical() == expected_bytes
     offset = reference.occurred_at.utcoffset()
     if offset is not None and offset % timedelta(minutes=1) == timedelta(0):
         # Through the internal topic and back gives the same Event. (Offsets with seconds
