@@ -280,3 +280,10 @@ def test_a_rejection_from_the_fast_path_is_the_models_own_rejection() -> None:
     result = decode_event(raw, policy=DEFAULT, now_ms=NOW_MS)
     assert result == Rejection("invalid_amount",
                                "amount: Input should be greater than or equal to 0", "amount")
+
+
+def test_every_built_in_type_is_accepted_by_both_paths() -> None:
+    # The fast path skips the type pattern for built-in types: each must satisfy it.
+    for event_type in sorted(BUILTIN_TYPES):
+        raw = _dumps({**VALID, "type": event_type})
+        assert isinstance(agree(raw), Touchpoint), event_type
