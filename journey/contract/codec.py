@@ -1,14 +1,23 @@
-"""Bytes on the wire to and from the engine's types and the published contracts."""
+"""Bytes on the wire to and from the engine's types and the published contracts.
+
+The record builders (stage_change_record, ...) make the pydantic models, the contract's
+single source. The *_bytes encoders are the hot path: they write the same bytes as
+record_bytes(<builder>(...)) with orjson, without a model, and hand any value the models
+would coerce, reject or write their own way (a non-finite score, a naive time, an integer
+beyond 64 bits) to the model path, so that every output, and every error, stays the same.
+tests/unit/test_codec_fast.py holds them to that with hypothesis.
+"""
 
 from __future__ import annotations
 
 import base64
+import math
 from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 
-from journey.contract.decode import Rejection
+from journey.contract.decode import CUSTOMER_ID_SHAPE, Rejection
 from journey.contract.records import (
     DeadLetter,
     StageChanged,
@@ -17,7 +26,7 @@ from journey.contract.records import (
     TriggerEmitted,
 )
 from journey.engine.events import Event, from_epoch_ms, to_epoch_ms
-from journey.engine.outputs import StageChange, TriggerRequest, TriggerSuppressed
+from journey.engine.outputs import Output, StageChange, TriggerRequest, TriggerSuppressed
 
 
 def touchpoint_to_bytes(touchpoint: Touchpoint) -> bytes:
@@ -159,3 +168,129 @@ def dead_letter_record(
 
 def record_bytes(record: StageChanged | TriggerEmitted | TriggerAudited | DeadLetter) -> bytes:
     return record.model_dump_json().encode()
+
+
+# --- the hot path: the same bytes as record_bytes(<builder>(...)), without the models ----
+
+_UTC_Z = orjson.OPT_UTC_Z
+_KINDS = {"service": "service"}
+_DECISIONS = {"deferred": "deferred", "held_out": "held_out"}
+_TEMPERATURES = {"cold": "cold", "warm": "warm", "hot": "hot"}
+
+
+def output_bytes(output: Output) -> bytes:
+    """The record bytes of any engine output (its topic follows from its type)."""
+    if type(output) is StageChange:
+        return stage_change_bytes(output)
+    if type(output) is TriggerRequest:
+        return trigger_bytes(output)
+    if type(output) is TriggerSuppressed:
+        return audit_bytes(output)
+    raise TypeError(f"not an engine output: {type(output).__name__}")
+
+
+def stage_change_bytes(change: StageChange) -> bytes:
+    """record_bytes(stage_change_record(change)), faster."""
+    ms = change.ms_in_previous_stage
+    if not _fits_contract(change.customer_id) or type(ms) not in _SMALL_INT_OR_NONE:
+        return record_bytes(stage_change_record(change))
+    try:
+        return orjson.dumps({
+            "schema_version": 1, "change_id": change.change_id,
+            "customer_id": change.customer_id, "journey": change.journey,
+            "from_stage": change.from_stage, "to_stage": change.to_stage,
+            "cause_event_id": change.cause_event_id,
+            "occurred_at": from_epoch_ms(change.at_ms),
+            "seconds_in_previous_stage": None if ms is None else ms / 1000,
+        }, option=_UTC_Z)
+    except (orjson.JSONEncodeError, OverflowError, TypeError):
+        return record_bytes(stage_change_record(change))
+
+
+def trigger_bytes(request: TriggerRequest) -> bytes:
+    """record_bytes(trigger_record(request)), faster."""
+    score = request.score
+    if (not _fits_contract(request.customer_id) or type(request.priority) is not int
+            or not (score is None or (type(score) is float and math.isfinite(score))
+                    or type(score) is int)):
+        return record_bytes(trigger_record(request))
+    valid_until = request.valid_until_ms
+    send_at = request.send_at_ms
+    try:
+        return orjson.dumps({
+            "schema_version": 1, "trigger_id": request.trigger_id,
+            "customer_id": request.customer_id, "journey": request.journey,
+            "rule": request.rule, "episode": request.episode,
+            "kind": _KINDS.get(request.kind, "marketing"), "reason": request.reason,
+            "details": request.details, "occurred_at": from_epoch_ms(request.at_ms),
+            "valid_until": None if valid_until is None else from_epoch_ms(valid_until),
+            "send_at": None if send_at is None else from_epoch_ms(send_at),
+            "offer_code": request.offer_code, "priority": request.priority,
+            "stage": request.stage, "status": request.status,
+            "temperature": _TEMPERATURES.get(request.temperature),  # type: ignore[arg-type]
+            "score": None if score is None else float(score), "channel": request.channel,
+        }, option=_UTC_Z)
+    except (orjson.JSONEncodeError, OverflowError, TypeError):
+        return record_bytes(trigger_record(request))
+
+
+def audit_bytes(suppressed: TriggerSuppressed) -> bytes:
+    """record_bytes(audit_record(suppressed)), faster."""
+    request = suppressed.request
+    if not _fits_contract(request.customer_id):
+        return record_bytes(audit_record(suppressed))
+    decided = suppressed.at_ms
+    until = suppressed.until_ms
+    try:
+        return orjson.dumps({
+            "schema_version": 1, "trigger_id": request.trigger_id,
+            "customer_id": request.customer_id, "journey": request.journey,
+            "rule": request.rule, "kind": _KINDS.get(request.kind, "marketing"),
+            "decision": _DECISIONS.get(suppressed.decision, "suppressed"),
+            "reason": suppressed.reason, "occurred_at": from_epoch_ms(request.at_ms),
+            "decided_at": None if decided is None else from_epoch_ms(decided),
+            "deferred_until": None if until is None else from_epoch_ms(until),
+        }, option=_UTC_Z)
+    except (orjson.JSONEncodeError, OverflowError, TypeError):
+        return record_bytes(audit_record(suppressed))
+
+
+def dead_letter_bytes(
+    rejection: Rejection,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    at: datetime,
+) -> bytes:
+    """record_bytes(dead_letter_record(...)), faster."""
+    offset_of_at = at.utcoffset()
+    if (offset_of_at is None or offset_of_at.seconds % 60 or offset_of_at.microseconds
+            or type(partition) is not int or type(offset) is not int):
+        return record_bytes(dead_letter_record(
+            rejection, topic=topic, partition=partition, offset=offset, key=key, value=value,
+            at=at))
+    try:
+        return orjson.dumps({
+            "schema_version": 1, "reason": rejection.reason, "message": rejection.message,
+            "field": rejection.field, "source_topic": topic, "source_partition": partition,
+            "source_offset": offset,
+            "original_key_b64": None if key is None else base64.b64encode(key).decode(),
+            "original_value_b64": base64.b64encode(value or b"").decode(),
+            "dead_lettered_at": at,
+        }, option=_UTC_Z)
+    except (orjson.JSONEncodeError, OverflowError, TypeError):
+        return record_bytes(dead_letter_record(
+            rejection, topic=topic, partition=partition, offset=offset, key=key, value=value,
+            at=at))
+
+
+_SMALL_INT_OR_NONE = (int, type(None))
+
+
+def _fits_contract(customer_id: str) -> bool:
+    """What the models check of an output beyond JSON types: the shape of a customer id."""
+    return (type(customer_id) is str and len(customer_id) <= 128
+            and CUSTOMER_ID_SHAPE.fullmatch(customer_id) is not None)

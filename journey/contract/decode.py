@@ -30,6 +30,7 @@ invalid_value          any other constraint of the contract, including an occurr
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -51,6 +52,13 @@ REASONS: frozenset[str] = frozenset({
 
 # The canonical codec (orjson) reads integers in this range exactly; others it cannot.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+# The characters Rust's regex (which pydantic runs) counts as \s: Unicode White_Space.
+# Python's \s differs (it includes U+001C..U+001F), so the class is spelled out.
+_WS = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: The customer_id pattern of records.CustomerId, ^\S(.*\S)?$, as pydantic's Rust regex
+#: reads it ("." is anything but a newline, "$" only the end), for Python's re.fullmatch.
+CUSTOMER_ID_SHAPE = re.compile(f"[^{_WS}](?:[^\n]*[^{_WS}])?")
 
 
 @dataclass(frozen=True, slots=True)
