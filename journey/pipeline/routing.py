@@ -39,21 +39,18 @@ class Router:
     def output(self, output: Output) -> Outgoing:
         key = output.customer_id.encode()
         if isinstance(output, StageChange):
-            record = codec.record_bytes(codec.stage_change_record(output))
-            return Outgoing(self.topics.stage_changes.name, key, record)
+            return Outgoing(self.topics.stage_changes.name, key, codec.stage_change_bytes(output))
         if isinstance(output, TriggerRequest):
-            return Outgoing(self.topics.triggers.name, key,
-                            codec.record_bytes(codec.trigger_record(output)))
-        return Outgoing(self.topics.trigger_audit.name, key,
-                        codec.record_bytes(codec.audit_record(output)))
+            return Outgoing(self.topics.triggers.name, key, codec.trigger_bytes(output))
+        return Outgoing(self.topics.trigger_audit.name, key, codec.audit_bytes(output))
 
     def dead_letter(
         self, rejection: Rejection, *, topic: str, partition: int, offset: int,
         key: bytes | None, value: bytes | None, at: datetime,
     ) -> Outgoing:
-        record = codec.dead_letter_record(rejection, topic=topic, partition=partition,
-                                          offset=offset, key=key, value=value, at=at)
-        return Outgoing(self.topics.dead_letters.name, key, codec.record_bytes(record))
+        record = codec.dead_letter_bytes(rejection, topic=topic, partition=partition,
+                                         offset=offset, key=key, value=value, at=at)
+        return Outgoing(self.topics.dead_letters.name, key, record)
 
     def rekey(self, customer_id: str, canonical: bytes) -> Outgoing:
         return Outgoing(self.topics.events.name, customer_id.encode(), canonical)
