@@ -25,22 +25,6 @@ def touchpoint_to_bytes(touchpoint: Touchpoint) -> bytes:
     return touchpoint.model_dump_json(exclude_none=True).encode()
 
 
-def event_from_touchpoint(tp: Touchpoint) -> Event:
-    return Event(
-        event_id=tp.event_id,
-        customer_id=tp.customer_id,
-        type=tp.type,
-        at_ms=to_epoch_ms(tp.occurred_at),
-        channel=tp.channel,
-        source=tp.source,
-        campaign=tp.campaign,
-        amount=tp.amount,
-        currency=tp.currency,
-        timezone=tp.timezone,
-        properties=tp.properties,
-    )
-
-
 def event_from_bytes(data: bytes) -> Event:
     """Decode a record of the internal events topic, which the ingest stage already validated.
 
@@ -115,11 +99,13 @@ def _time(ms: int | None) -> datetime | None:
     return None if ms is None else from_epoch_ms(ms)
 
 
-def _decision(value: str) -> Literal["suppressed", "deferred", "held_out"]:
+def _decision(value: str) -> Literal["suppressed", "deferred", "held_out", "cancelled"]:
     if value == "deferred":
         return "deferred"
     if value == "held_out":
         return "held_out"
+    if value == "cancelled":
+        return "cancelled"
     return "suppressed"
 
 

@@ -53,7 +53,7 @@ def _audit(out: list[Output]) -> list[tuple[str, str, str]]:
 # --- 1. a late opt-out is always honoured -----------------------------------------------
 
 
-def test_an_opt_out_stamped_before_the_release_that_arrives_after_the_customers_next_event_stops_the_warm_up() -> None:
+def test_a_late_opt_out_stamped_before_the_release_stops_the_warm_up() -> None:
     # Given the touchpoint journey with a 1 h hold and 1 h allowed lateness
     engine = Engine([load_preset("touchpoint_journey")],
                     config=EngineConfig(trigger_hold_ms=HOUR_MS, allowed_lateness_ms=HOUR_MS))

@@ -94,7 +94,7 @@ def test_a_buyer_who_already_met_the_credit_advisor_gets_no_credit_sms() -> None
     assert "credit_advisor_offer" not in fired(buyer.outputs)
 
 
-def test_a_buyer_who_goes_silent_still_gets_the_insurance_and_furniture_offer_two_weeks_on() -> None:
+def test_a_silent_buyer_still_gets_the_insurance_and_furniture_offer_two_weeks_on() -> None:
     engine, _ = engine_for(JOURNEY)
     buyer = Customer(engine, "buyer")
     buyer.touch("signup")
