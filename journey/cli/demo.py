@@ -16,7 +16,7 @@ from typing import Any
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from journey.cli.topics import unreachable
+from journey.cli.topics import broker_topics, unreachable
 from journey.contract.decode import Rejection, decode
 from journey.contract.topics import Topics
 from journey.engine.definitions import DefinitionError, load_definitions
@@ -37,6 +37,7 @@ def run_demo(settings: Settings, *, timeout_s: float, keep_topics: bool = False)
         print(f"journey demo: {exc}", file=sys.stderr)
         return 2
     try:
+        broker_topics(settings, [])  # fails fast, in one line, when the broker is unreachable
         created = ensure_topics(settings, topics)
     except KafkaError as exc:
         print(f"journey demo: {unreachable(settings, exc)}", file=sys.stderr)

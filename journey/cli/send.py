@@ -407,8 +407,11 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _kafka_sink(settings: Settings) -> KafkaSink | None:
+    from journey.cli.topics import quiet_kafka
+
     try:
-        made = producer(settings, max_block_ms=15_000)
+        with quiet_kafka():
+            made = producer(settings, max_block_ms=15_000)
     except KafkaError as exc:
         from journey.cli.topics import unreachable
 

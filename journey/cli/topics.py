@@ -4,7 +4,10 @@ the missing ones. Also the one-line message every command gives when Kafka is un
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kafka import KafkaAdminClient
@@ -19,14 +22,30 @@ BOOTSTRAP_TIMEOUT_MS = 10_000
 
 def unreachable(settings: Settings, exc: Exception) -> str:
     """The one line a command prints when the broker cannot be reached."""
-    return (f"cannot reach Kafka at {settings.kafka_bootstrap} ({type(exc).__name__}: {exc}); "
+    text = str(exc)
+    if not text.startswith(type(exc).__name__):
+        text = f"{type(exc).__name__}: {text}"
+    return (f"cannot reach Kafka at {settings.kafka_bootstrap} ({text}); "
             "is the broker running and JOURNEY_KAFKA_BOOTSTRAP right?")
+
+
+@contextmanager
+def quiet_kafka() -> Iterator[None]:
+    """kafka-python logs every failed connection attempt; the command says it once."""
+    logger = logging.getLogger("kafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def broker_topics(settings: Settings, names: list[str]) -> dict[str, int]:
     """Partition counts of those of `names` the broker has; raises KafkaError if unreachable."""
-    admin = KafkaAdminClient(**client_config(settings), client_id=f"{settings.app_id}-cli",
-                             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
+    with quiet_kafka():
+        admin = KafkaAdminClient(**client_config(settings), client_id=f"{settings.app_id}-cli",
+                                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
     try:
         present = set(admin.list_topics())
         wanted = [n for n in names if n in present]
