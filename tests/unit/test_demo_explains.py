@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from journey.cli.demo import describe_sample, explain, rule_notes
+from journey.cli.demo import Seen, describe_sample, explain, rule_notes
 from journey.pipeline.settings import Settings
 
 
@@ -24,7 +24,7 @@ def test_the_demo_says_what_the_sample_contains() -> None:
 
 
 def test_the_demo_gives_the_reason_of_each_output() -> None:
-    seen = {
+    seen: Seen = {
         "stage changes": [(b"anna", {"occurred_at": "2026-10-01T07:00:00Z", "customer_id": "anna",
                                      "journey": "touchpoint_journey", "from_stage": None,
                                      "to_stage": "acquaintance", "cause_event_id": "s-001"})],
