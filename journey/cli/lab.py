@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,7 +118,9 @@ def feed_file(path: Path, settings: Settings, *, rate: float | None, progress: b
     if sink is None:
         return 1
     try:
-        tally = replay(iter_lines(path), sink, limiter=RateLimiter(rate),
+        now_ms = int(time.time() * 1000)
+        lines = iter_lines(path, settings.ingest_policy(), now_ms)
+        tally = replay(lines, sink, limiter=RateLimiter(rate),
                        progress=Progress(sys.stderr, enabled=progress))
     finally:
         sink.close()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
+from journey import __version__
 from journey.pipeline.kafka_security import KafkaAccessError, KafkaSecurityError
 from journey.pipeline.redact import install_log_redaction, settings_secrets
-from journey.pipeline.settings import Settings
+from journey.pipeline.settings import Settings, describe_error, settings_help, unknown_variables
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -17,20 +21,23 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="journey",
-        description="Customer-journey stream processor. Settings come from JOURNEY_* variables.",
+        description="Customer-journey stream processor. Settings come from JOURNEY_* variables "
+        "(`journey worker --help` lists them).",
     )
+    parser.add_argument("--version", action="version", version=f"journey {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    worker = sub.add_parser("worker", help="run a journey worker")
+    worker = sub.add_parser(
+        "worker", help="run a journey worker", epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     worker.set_defaults(handler=_worker)
 
     demo = sub.add_parser("demo", help="start a worker, feed sample touchpoints, show results")
     demo.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for output")
+    demo.add_argument("--keep-topics", action="store_true",
+                      help="keep the demo's topics afterwards (default: delete them)")
     demo.set_defaults(handler=_demo)
-
-    topics = sub.add_parser("topics", help="list (and with --create, create) the topics")
-    topics.add_argument("--create", action="store_true", help="create missing topics")
-    topics.set_defaults(handler=_topics)
 
     for register in _command_modules():
         register(sub)
@@ -39,21 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Command groups kept in their own modules, each exposing register(subparsers)."""
+    from journey.cli.catalog import register as catalog
     from journey.cli.churn import register as churn
     from journey.cli.lab import register as lab
     from journey.cli.schemas import register as schemas
     from journey.cli.send import register as producer
+    from journey.cli.topics import register as topics
 
-    return [producer, schemas, churn, lab]
+    return [topics, producer, schemas, churn, catalog, lab]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    for warning in unknown_variables(os.environ):
+        print(f"journey: warning: {warning}", file=sys.stderr)
     try:
         settings = Settings()
-    except Exception as exc:  # pydantic names each bad variable; show that, not a traceback.
-        print(f"journey: invalid settings: {exc}", file=sys.stderr)
+    except ValidationError as exc:  # name each bad variable and its value, no traceback
+        print(f"journey: invalid settings: {describe_error(exc)}", file=sys.stderr)
         return 2
     install_log_redaction(settings_secrets(settings))
     try:
@@ -66,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker
+    from kafka.errors import KafkaError
 
+    from journey.cli.topics import broker_topics, unreachable
     from journey.engine.definitions import DefinitionError
     from journey.stream.app import create_app
     from journey.stream.kafka_client import TopicMismatchError, ensure_topics
@@ -74,7 +87,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level)
     try:
         built = create_app(settings)
+        broker_topics(settings, [])  # fails fast, in one line, when the broker is unreachable
         ensure_topics(settings, built.topics)
+    except KafkaError as exc:
+        print(f"journey worker: {unreachable(settings, exc)}", file=sys.stderr)
+        return 1
     except (DefinitionError, TopicMismatchError, OSError, ValueError) as exc:
         # The worker refuses to start on a bad journey definition or topic layout.
         print(f"journey worker: {exc}", file=sys.stderr)
@@ -90,20 +107,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from journey.cli.demo import run_demo
 
-    return run_demo(settings, timeout_s=args.timeout)
-
-
-def _topics(args: argparse.Namespace, settings: Settings) -> int:
-
-    topics = settings.topics()
-    if args.create:
-        from journey.stream.kafka_client import ensure_topics
-
-        for name in ensure_topics(settings, topics):
-            print(f"created {name}")
-    for spec in topics.all():
-        print(f"{spec.name}\tkey={spec.key}\tpartitions={spec.partitions}\t{spec.record}")
-    return 0
+    return run_demo(settings, timeout_s=args.timeout, keep_topics=args.keep_topics)
 
 
 if __name__ == "__main__":

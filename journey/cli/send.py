@@ -106,45 +106,35 @@ class Line:
 
 @dataclass(frozen=True, slots=True)
 class BadLine:
-    """A line that is not JSON, so it is reported and not sent."""
+    """A line the worker would dead-letter, so it is reported and not sent."""
 
     number: int
     error: str
 
 
-def iter_lines(path: Path) -> Iterator[Line | BadLine]:
+def iter_lines(path: Path, policy: IngestPolicy, now_ms: int) -> Iterator[Line | BadLine]:
     """The lines of a JSON Lines file ("-" for standard input); blank lines are skipped."""
     if str(path) == "-":
-        yield from parse_lines(sys.stdin.buffer)
+        yield from parse_lines(sys.stdin.buffer, policy, now_ms)
         return
     with path.open("rb") as stream:
-        yield from parse_lines(stream)
+        yield from parse_lines(stream, policy, now_ms)
 
 
-def parse_lines(stream: Iterable[bytes]) -> Iterator[Line | BadLine]:
+def parse_lines(
+    stream: Iterable[bytes], policy: IngestPolicy, now_ms: int
+) -> Iterator[Line | BadLine]:
+    """Each line checked with the worker's own decoder: a line it would dead-letter is a
+    BadLine with its reason; a good one is sent as it is, keyed by its customer."""
     for number, raw in enumerate(stream, start=1):
         value = raw.rstrip(b"\r\n")
         if not value.strip():
             continue
-        try:
-            doc = json.loads(value)
-        except RecursionError:
-            doc = None  # valid as far as we can tell; the worker will judge it
-        except ValueError as exc:  # includes bytes that are not UTF-8
-            yield BadLine(number, f"not valid JSON: {exc}")
+        decoded = decode(value, policy=policy, now_ms=now_ms)
+        if isinstance(decoded, Rejection):
+            yield BadLine(number, f"{decoded.message} [{decoded.reason}]")
             continue
-        yield Line(number, value, _customer_key(doc))
-
-
-def _customer_key(doc: Any) -> bytes | None:
-    """Key by customer_id when the line has one, so a customer's lines stay in order."""
-    customer = doc.get("customer_id") if isinstance(doc, dict) else None
-    if not isinstance(customer, str):
-        return None
-    try:
-        return customer.encode()
-    except UnicodeEncodeError:  # a lone surrogate escape; the worker will reject the line
-        return None
+        yield Line(number, value, decoded.customer_id.encode())
 
 
 # --- pacing and progress -----------------------------------------------------------------
@@ -320,11 +310,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     send.set_defaults(handler=run_send)
 
     replay_cmd = subparsers.add_parser(
-        "replay", help="send every line of a JSON Lines file to the touchpoints topic, as is"
+        "replay", help="send every valid line of a JSON Lines file to the touchpoints topic "
+        "(bad lines are reported with their number and reason, not sent)",
+        description="Lines are checked with the worker's own decoder first. With --in-process "
+        "no broker is used: the file is ordered by event time (stable, ties by event_id) and "
+        "run through the worker's pipeline here.",
     )
     replay_cmd.add_argument("file", type=Path, help="JSON Lines file, or - for standard input")
-    replay_cmd.add_argument("--rate", type=_positive_float, help="at most N records per second")
-    replay_cmd.add_argument("--no-progress", action="store_true", help="no progress line")
+    replay_cmd.add_argument("--rate", type=_positive_float,
+                            help="to Kafka: at most N records per second")
+    replay_cmd.add_argument("--no-progress", action="store_true",
+                            help="to Kafka: no progress line")
     replay_cmd.add_argument(
         "--in-process", action="store_true",
         help="no broker: run the worker's pipeline here and write its outputs as JSON Lines",
@@ -366,8 +362,27 @@ def run_send(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _misplaced_option(args: argparse.Namespace) -> str | None:
+    """An option given where it does nothing, named, or None."""
+    if args.in_process:
+        if args.rate is not None:
+            return "--rate applies only when sending to Kafka, not with --in-process"
+        if args.no_progress:
+            return "--no-progress applies only when sending to Kafka, not with --in-process"
+        return None
+    if args.out is not None:
+        return "--out applies only with --in-process"
+    if args.until is not None:
+        return "--until applies only with --in-process"
+    return None
+
+
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
+    misplaced = _misplaced_option(args)
+    if misplaced is not None:
+        print(f"journey replay: {misplaced}", file=sys.stderr)
+        return 2
     if str(path) != "-" and not path.is_file():
         print(f"journey replay: no such file: {path}", file=sys.stderr)
         return 2
@@ -378,9 +393,11 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     sink = _kafka_sink(settings)
     if sink is None:
         return 1
+    now_ms = int(time.time() * 1000)
     try:
         tally = replay(
-            iter_lines(path), sink, limiter=RateLimiter(args.rate),
+            iter_lines(path, settings.ingest_policy(), now_ms), sink,
+            limiter=RateLimiter(args.rate),
             progress=Progress(sys.stderr, enabled=not args.no_progress),
         )
     finally:
@@ -390,10 +407,15 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _kafka_sink(settings: Settings) -> KafkaSink | None:
+    from journey.cli.topics import quiet_kafka
+
     try:
-        made = producer(settings, max_block_ms=15_000)
+        with quiet_kafka():
+            made = producer(settings, max_block_ms=15_000)
     except KafkaError as exc:
-        print(f"journey: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+        from journey.cli.topics import unreachable
+
+        print(f"journey: {unreachable(settings, exc)}", file=sys.stderr)
         return None
     return KafkaSink(made, settings.topics().touchpoints.name)
 

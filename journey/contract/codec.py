@@ -35,6 +35,7 @@ def touchpoint_to_bytes(touchpoint: Touchpoint) -> bytes:
 
 
 def event_from_touchpoint(tp: Touchpoint) -> Event:
+    """The engine's event of a validated touchpoint, without the canonical bytes between."""
     return Event(
         event_id=tp.event_id,
         customer_id=tp.customer_id,
@@ -124,11 +125,13 @@ def _time(ms: int | None) -> datetime | None:
     return None if ms is None else from_epoch_ms(ms)
 
 
-def _decision(value: str) -> Literal["suppressed", "deferred", "held_out"]:
+def _decision(value: str) -> Literal["suppressed", "deferred", "held_out", "cancelled"]:
     if value == "deferred":
         return "deferred"
     if value == "held_out":
         return "held_out"
+    if value == "cancelled":
+        return "cancelled"
     return "suppressed"
 
 
@@ -174,7 +177,7 @@ def record_bytes(record: StageChanged | TriggerEmitted | TriggerAudited | DeadLe
 
 _UTC_Z = orjson.OPT_UTC_Z
 _KINDS = {"service": "service"}
-_DECISIONS = {"deferred": "deferred", "held_out": "held_out"}
+_DECISIONS = {"deferred": "deferred", "held_out": "held_out", "cancelled": "cancelled"}
 _TEMPERATURES = {"cold": "cold", "warm": "warm", "hot": "hot"}
 
 

@@ -161,7 +161,11 @@ class TriggerEmitted(_Record):
 
 
 class TriggerAudited(_Record):
-    """A trigger the policy did not send now: suppressed, deferred or held out, and why."""
+    """A trigger not sent now, and why: held back by the policy, or cancelled by an exit.
+
+    Suppressed, deferred or held out by the trigger policy; cancelled by a journey's exit
+    criteria (conversion goal), with the exit's name as the reason.
+    """
 
     schema_version: Literal[1] = SCHEMA_VERSION
     trigger_id: str
@@ -169,8 +173,11 @@ class TriggerAudited(_Record):
     journey: str
     rule: str
     kind: Literal["marketing", "service"] = "marketing"
-    decision: Literal["suppressed", "deferred", "held_out"]
-    reason: str = Field(description="Why, e.g. opted_out, contact_budget, quiet_hours.")
+    decision: Literal["suppressed", "deferred", "held_out", "cancelled"]
+    reason: str = Field(
+        description="Why, e.g. opted_out, contact_budget, quiet_hours; for cancelled, the "
+        "name of the journey's exit that cancelled it."
+    )
     occurred_at: AwareDatetime = Field(description="Event time of the episode.")
     decided_at: AwareDatetime | None = Field(None, description="Event time of the decision.")
     deferred_until: AwareDatetime | None = Field(None, description="For deferred: when next.")

@@ -10,6 +10,16 @@ ignores it except for consent. A late event older than the dedupe horizon is alw
 dropped: its id may have been forgotten, and counting a re-sent purchase twice is worse
 than missing it. Either way it is counted in ``late_events``. Opt-outs are always applied,
 however late (the latest decision by event time wins): no marketing trigger may follow.
+
+Late opt-outs are honoured. A marketing trigger released at R is decided only once no
+opt-out stamped before R can still arrive within the allowed lateness: when the customer's
+own newest event, or the watermark, is at R + allowed lateness (the watermark already is
+event time minus the lateness). Service triggers are exempt from opt-out and go at R.
+
+Lifecycle detections (complaint, inactive_lead, churn_risk, dormant, lost) belong to the
+customer, not to a journey: one episode fires one trigger, of journey ``lifecycle``, however
+many journeys run. Their settings come from the definitions' ``detections`` blocks, which
+must agree. The low-season invitation stays a journey's own choice.
 """
 
 from __future__ import annotations
@@ -21,10 +31,15 @@ from typing import Literal
 
 from journey.engine.alive import ChurnParams
 from journey.engine.definitions import (
+    DETECTION_RULES,
     LIFECYCLE,
+    LIFECYCLE_KINDS,
+    DefinitionError,
     DetectionSpec,
     DetectionsSpec,
+    ExitSpec,
     JourneyDefinition,
+    RulePolicySpec,
     RuleSpec,
 )
 from journey.engine.detections import (
@@ -32,8 +47,9 @@ from journey.engine.detections import (
     Due,
     TemperatureRules,
     dormant_after_ms,
-    journey_dues,
+    lifecycle_dues,
     p_alive_at,
+    season_due,
 )
 from journey.engine.duration import DAY_MS
 from journey.engine.events import Event
@@ -112,9 +128,21 @@ class _Rule:
     types: frozenset[str] | None
 
 
-#: Per event type: each stage's entry check (None where the type cannot match) and the rules
-#: that can fire on that type.
-_Plan = tuple[tuple[Check | None, ...], tuple[_Rule, ...]]
+@dataclass(frozen=True, slots=True)
+class _Exit:
+    spec: ExitSpec
+    check: Check
+    stages: frozenset[str] | None
+    types: frozenset[str] | None
+    #: rule names whose pending triggers it cancels; None: every rule of the journey
+    cancel: frozenset[str] | None
+
+
+#: Per event type: each stage's entry check (None where the type cannot match), the rules
+#: that can fire on that type, and the exits it can meet.
+_Plan = tuple[tuple[Check | None, ...], tuple[_Rule, ...], tuple[_Exit, ...]]
+#: The trigger owner of the customer's lifecycle detections, in the detection loop.
+_LIFECYCLE_IDX = -2
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +159,7 @@ class CompiledJourney:
     half_life_ms: int | None
     policy: JourneyPolicy
     delays: dict[str, int]
+    exits: tuple[_Exit, ...] = ()
     plans: dict[str, _Plan] = field(default_factory=dict)
 
     def plan(self, event_type: str) -> _Plan:
@@ -142,7 +171,8 @@ class CompiledJourney:
                 for check, types in zip(self.entries, self.entry_types, strict=True)
             )
             rules = tuple(r for r in self.rules if r.types is None or event_type in r.types)
-            found = self.plans[event_type] = (entries, rules)
+            exits = tuple(x for x in self.exits if x.types is None or event_type in x.types)
+            found = self.plans[event_type] = (entries, rules, exits)
         return found
 
     @classmethod
@@ -167,6 +197,11 @@ class CompiledJourney:
             half_life_ms=hl,
             policy=_journey_policy(d, config),
             delays={r.name: r.delay for r in d.rules if r.delay},
+            exits=tuple(
+                _Exit(x, x.when.compile(hl), None if x.stages is None else frozenset(x.stages),
+                      x.when.possible_types(), None if x.cancel is None else frozenset(x.cancel))
+                for x in d.exits
+            ),
         )
 
 
@@ -187,6 +222,10 @@ class Engine:
         )
         self.journeys = tuple(CompiledJourney.compile(d, cfg) for d in definitions)
         self._by_name = {j.definition.name: j for j in self.journeys}
+        #: the customer's lifecycle detections: one owner, whatever journeys run
+        self.lifecycle = lifecycle_detections(definitions)
+        self._policies = {j.definition.name: j.policy for j in self.journeys}
+        self._policies[LIFECYCLE] = lifecycle_policy(definitions, cfg)
         self.temperature = TemperatureRules(cfg.hot_engagement, cfg.engagement_half_life_ms,
                                             cfg.cold_after_ms)
 
@@ -207,12 +246,14 @@ class Engine:
             if cfg.late_policy == "drop" or beyond_horizon:
                 return Step(state, note="late")
         outputs: list[Output] = []
+        # Nothing stamped before this bound can still arrive within the allowed lateness.
+        settled_ms = max(event.at_ms, state.max_event_ms) - cfg.allowed_lateness_ms
         if state.touches > 0:
             # The customer's own event proves time has moved on: first fire what fell due
-            # before it (detections up to the allowed lateness, triggers up to the event),
-            # so the result does not depend on which other customers share the partition.
-            self._run_until(state, event.at_ms - cfg.allowed_lateness_ms, event.at_ms - 1,
-                            outputs)
+            # before it (detections and marketing triggers up to the allowed lateness, so a
+            # late opt-out is still honoured; service triggers up to the event), so the
+            # result does not depend on which other customers share the partition.
+            self._run_until(state, settled_ms, event.at_ms - 1, outputs, settled_ms)
         self._remember_id(state, event)
         self._count(state, event)
         if late:
@@ -221,9 +262,10 @@ class Engine:
         self._advance_status(state, event, outputs)
         for journey in self.journeys:
             self._advance_journey(journey, state, event, outputs)
-        # The customer's own event proves its time has come: release what is due by then.
-        while state.pending and state.pending[0][0] <= event.at_ms:
-            self._release_at(state, state.pending[0][0], outputs)
+        # The customer's own event proves its time has come: release what is due by then
+        # (marketing only once no opt-out stamped before its release can still arrive).
+        if state.pending and state.pending[0][0] <= event.at_ms:
+            self._release_until(state, settled_ms, event.at_ms, outputs)
         return Step(state, outputs)
 
     def apply_all(
@@ -348,52 +390,60 @@ class Engine:
         deadline order. Each happens at its own deadline, not at now_ms, so the outcome
         does not depend on when the watermark got there."""
         outputs: list[Output] = []
-        self._run_until(state, now_ms, now_ms, outputs)
+        self._run_until(state, now_ms, now_ms, outputs, now_ms)
         return Step(state, outputs)
 
     def _run_until(
-        self, state: CustomerState, detect_ms: int, release_ms: int, outputs: list[Output]
+        self, state: CustomerState, detect_ms: int, release_ms: int, outputs: list[Output],
+        marketing_ms: int,
     ) -> None:
         """Fire detections and temperature changes due by detect_ms and release triggers
-        due by release_ms, in time order."""
+        due by release_ms (marketing ones by marketing_ms), in time order."""
         for _ in range(256):  # bounded: each round fires one detection or release, or stops
             dues = [(at, order, idx, due) for idx, due in self._dues(state)
                     if (at := due.at_ms) <= detect_ms for order in (KINDS.index(due.kind),)]
             temp_at = self.temperature.next_change_ms(state)
             if temp_at is not None and temp_at <= detect_ms:
                 dues.append((temp_at, -1, -1, Due(temp_at, "temperature", temp_at)))
-            if state.pending and state.pending[0][0] <= release_ms:
-                release_at = state.pending[0][0]
+            release_at = _next_release(state.pending, marketing_ms, release_ms)
+            if release_at is not None:
                 dues.append((release_at, len(KINDS), -1, Due(release_at, "release", release_at)))
             if not dues:
                 break
             _, _, idx, due = min(dues, key=lambda d: (d[0], d[1], d[2]))
             if due.kind == "release":
-                self._release_at(state, due.at_ms, outputs)
+                self._release_at(state, due.at_ms, outputs, marketing_ms)
             elif due.kind == "temperature":
                 self._update_temperature(state, due.at_ms, f"detection:temperature:{due.at_ms}",
                                          outputs)
             else:
-                self._fire_detection(self.journeys[idx], state, due, outputs)
+                self._fire_detection(idx, state, due, outputs)
 
     def _dues(self, state: CustomerState) -> list[tuple[int, Due]]:
-        found: list[tuple[int, Due]] = []
-        churn = self.config.churn
+        if state.touches == 0:
+            return []
+        found = [(_LIFECYCLE_IDX, due)
+                 for due in lifecycle_dues(self.lifecycle, state, self.config.churn)]
+        default_zone = self.config.default_timezone
         for idx, j in enumerate(self.journeys):
             position = state.journeys.get(j.definition.name)
             if position is None:
                 continue
-            for due in journey_dues(j.definition.detections, state, position, churn):
-                found.append((idx, due))
+            season = season_due(j.definition.detections, state, position, default_zone)
+            if season is not None:
+                found.append((idx, season))
         return found
 
     def _fire_detection(
-        self, j: CompiledJourney, state: CustomerState, due: Due, outputs: list[Output]
+        self, idx: int, state: CustomerState, due: Due, outputs: list[Output]
     ) -> None:
-        spec = j.definition.detections
-        position = state.journeys[j.definition.name]
-        fired = position.fired.get(due.kind)
-        position.fired[due.kind] = [(fired[0] if fired else 0) + 1, due.anchor]
+        """A lifecycle detection (idx _LIFECYCLE_IDX) or journey idx's low-season invitation."""
+        j = None if idx == _LIFECYCLE_IDX else self.journeys[idx]
+        spec = self.lifecycle if j is None else j.definition.detections
+        position = None if j is None else state.journeys[j.definition.name]
+        record = state.detected if position is None else position.fired
+        fired = record.get(due.kind)
+        record[due.kind] = [(fired[0] if fired else 0) + 1, due.anchor]
         cause = f"detection:{due.kind}:{due.anchor}"
         status, rule, reason, kind = _DETECTIONS[due.kind]
         d: DetectionSpec = getattr(spec, due.kind)
@@ -404,42 +454,56 @@ class Engine:
             set_status(state, status, cause, due.at_ms, outputs)
         request = TriggerRequest(
             customer_id=state.customer_id,
-            journey=j.definition.name,
+            journey=LIFECYCLE if j is None else j.definition.name,
             rule=rule,
             reason=reason,
             episode=f"{due.kind}:{due.anchor}",
             at_ms=due.at_ms,
             kind=kind,
             priority=d.priority,
-            stage=position.stage,
+            stage=state.status if position is None else position.stage,
             status=state.status,
             temperature=state.temperature,
-            score=round(position.score_at(due.at_ms, j.half_life_ms), 6),
+            score=None if j is None or position is None else round(
+                position.score_at(due.at_ms, j.half_life_ms), 6),
             channel=d.channel or state.last_channel,
             valid_for_ms=d.valid_for,
             details=details,
         )
-        self._schedule(j, state, request)
+        hold = self._policies[request.journey].hold_ms
+        self._schedule(state, request, 0, hold)
 
     # ----- trigger policy -------------------------------------------------------------------
     @staticmethod
-    def _schedule(j: CompiledJourney, state: CustomerState, request: TriggerRequest) -> None:
+    def _schedule(
+        state: CustomerState, request: TriggerRequest, delay_ms: int, hold_ms: int
+    ) -> None:
         """A fired trigger waits until its release time: its rule's delay, plus for marketing
         the hold that lets a late opt-out be seen first."""
-        release = request.at_ms + j.delays.get(request.rule, 0)
+        release = request.at_ms + delay_ms
         if request.kind == "marketing":
-            release += j.policy.hold_ms
+            release += hold_ms
         bisect.insort(state.pending, (release, request), key=_pending_order)
 
-    def _release_at(self, state: CustomerState, at_ms: int, outputs: list[Output]) -> None:
+    def _release_until(
+        self, state: CustomerState, marketing_ms: int, release_ms: int, outputs: list[Output]
+    ) -> None:
+        while (at := _next_release(state.pending, marketing_ms, release_ms)) is not None:
+            self._release_at(state, at, outputs, marketing_ms)
+
+    def _release_at(
+        self, state: CustomerState, at_ms: int, outputs: list[Output], marketing_ms: int
+    ) -> None:
         """Decide every trigger released at at_ms, higher priority first (they compete for
-        the contact budget)."""
-        due = [r for t, r in state.pending if t == at_ms]
-        state.pending = [(t, r) for t, r in state.pending if t != at_ms]
+        the contact budget). Marketing ones wait while at_ms is after marketing_ms."""
+        settled = at_ms <= marketing_ms
+        due = [r for t, r in state.pending
+               if t == at_ms and (settled or r.kind != "marketing")]
+        state.pending = [(t, r) for t, r in state.pending
+                         if t != at_ms or not (settled or r.kind != "marketing")]
         due.sort(key=lambda r: (-r.priority, r.trigger_id))
         for request in due:
-            journey = self._by_name.get(request.journey)
-            jpolicy = journey.policy if journey is not None else JourneyPolicy()
+            jpolicy = self._policies.get(request.journey) or _NO_POLICY
             decision = self.policy.decide(state, request, jpolicy, at_ms)
             if decision.kind == "send":
                 outputs.append(self._send(state, request, at_ms))
@@ -533,7 +597,12 @@ class Engine:
         points = j.points.get(event.type)
         if points:
             position.add_points(points, event.at_ms, j.half_life_ms)
-        entries, rules = j.plan(event.type)
+        entries, rules, exits = j.plan(event.type)
+        for exit_ in exits:
+            # Before the rules: a trigger this very event fires is not cancelled by it.
+            in_stage = exit_.stages is None or position.stage in exit_.stages
+            if in_stage and exit_.check(event, state, position):
+                self._cancel(j, exit_, state, event, outputs)
         target = self._next_stage(j, entries, state, event, position)
         if target is not None:
             self._move(j, state, position, target, event, outputs)
@@ -542,6 +611,33 @@ class Engine:
             if rule.spec.once and rule.spec.name in fired:
                 continue
             self._maybe_fire(j, rule, state, event, position, outputs)
+
+    @staticmethod
+    def _cancel(
+        j: CompiledJourney, exit_: _Exit, state: CustomerState, event: Event,
+        outputs: list[Output],
+    ) -> None:
+        """Cancel the journey's pending triggers the exit names, fired at or before the event."""
+        name = j.definition.name
+        names = exit_.cancel
+
+        def hit(r: TriggerRequest) -> bool:
+            if r.at_ms > event.at_ms:
+                return False
+            if r.journey == name:
+                return names is None or r.rule in names
+            return r.journey == LIFECYCLE and names is not None and r.rule in names
+
+        if not any(hit(r) for _, r in state.pending):
+            return
+        kept: list[tuple[int, TriggerRequest]] = []
+        for item in state.pending:
+            if hit(item[1]):
+                outputs.append(TriggerSuppressed(item[1], exit_.spec.name, "cancelled",
+                                                 event.at_ms))
+            else:
+                kept.append(item)
+        state.pending = kept
 
     @staticmethod
     def _next_stage(
@@ -635,7 +731,7 @@ class Engine:
                 "spend": round(state.spend, 2),
             },
         )
-        self._schedule(j, state, request)
+        self._schedule(state, request, j.delays.get(spec.name, 0), j.policy.hold_ms)
 
 
 #: detection kind -> (status it sets, trigger rule, reason code, trigger kind)
@@ -650,8 +746,76 @@ _DETECTIONS: dict[str, tuple[str, str, str, str]] = {
     "low_season": ("", "low_season_invitation", "low_season", "marketing"),
 }
 
+_NO_POLICY = JourneyPolicy()
+
+
 def _pending_order(item: tuple[int, TriggerRequest]) -> tuple[int, str]:
     return item[0], item[1].trigger_id
+
+
+def _next_release(
+    pending: list[tuple[int, TriggerRequest]], marketing_ms: int, release_ms: int
+) -> int | None:
+    """The earliest release time due: service triggers by release_ms, marketing ones by
+    marketing_ms (once no opt-out stamped before it can still arrive)."""
+    for at, request in pending:
+        if at > release_ms and at > marketing_ms:
+            return None
+        if at <= marketing_ms if request.kind == "marketing" else at <= release_ms:
+            return at
+    return None
+
+
+def lifecycle_detections(definitions: Sequence[JourneyDefinition]) -> DetectionsSpec:
+    """The customer's lifecycle detection settings: what the definitions set, which must
+    agree (a detection belongs to the customer, so it has one setting); defaults otherwise."""
+    chosen: dict[str, tuple[str, DetectionSpec]] = {}
+    for d in definitions:
+        for kind in LIFECYCLE_KINDS:
+            if kind not in d.detections.model_fields_set:
+                continue
+            spec: DetectionSpec = getattr(d.detections, kind)
+            have = chosen.get(kind)
+            if have is not None and have[1] != spec:
+                raise DefinitionError(
+                    f"journeys {have[0]!r} and {d.name!r} set detections.{kind} differently; "
+                    "lifecycle detections belong to the customer, so set them alike (or in one)"
+                )
+            chosen.setdefault(kind, (d.name, spec))
+    return DetectionsSpec(**{kind: spec for kind, (_, spec) in chosen.items()})
+
+
+def lifecycle_policy(
+    definitions: Sequence[JourneyDefinition], config: EngineConfig
+) -> JourneyPolicy:
+    """The policy of the lifecycle triggers: the deployment's defaults, with the per-rule
+    settings definitions give detection rules (which must agree)."""
+    chosen: dict[str, tuple[str, RulePolicySpec]] = {}
+    for d in definitions:
+        for name, spec in d.policy.rules.items():
+            if name not in DETECTION_RULES or name == "low_season_invitation":
+                continue
+            have = chosen.get(name)
+            if have is not None and have[1] != spec:
+                raise DefinitionError(
+                    f"journeys {have[0]!r} and {d.name!r} set policy.rules.{name} differently; "
+                    "lifecycle triggers belong to the customer, so set them alike (or in one)"
+                )
+            chosen.setdefault(name, (d.name, spec))
+    cooldown = config.cooldown_ms
+    return JourneyPolicy(
+        hold_ms=config.trigger_hold_ms,
+        quiet_hours=config.quiet_hours,
+        holdout=config.holdout,
+        cooldown_ms=cooldown,
+        rules={
+            name: RulePolicy(
+                cooldown_ms=r.cooldown if r.cooldown is not None else cooldown,
+                once=r.once, quiet_action=r.quiet_hours,
+            )
+            for name, (_, r) in chosen.items()
+        },
+    )
 
 
 def _journey_policy(d: JourneyDefinition, config: EngineConfig) -> JourneyPolicy:

@@ -35,6 +35,9 @@ DETECTION_RULES = frozenset({
     "complaint_escalation", "inactive_lead_reactivation", "churn_risk_reactivation",
     "dormant_wake_up", "win_back", "low_season_invitation",
 })
+#: Detections that belong to the customer, not to a journey: whatever journeys run, one
+#: episode (an inactive lead, a sleeping customer...) yields one trigger, of journey "lifecycle".
+LIFECYCLE_KINDS = ("complaint", "inactive_lead", "churn_risk", "dormant", "lost")
 
 
 class DefinitionError(ValueError):
@@ -104,6 +107,22 @@ class RuleSpec(_Spec):
     )
     stages: list[Name] | None = Field(None, description="Only while in one of these stages.")
     delay: DurationMs = Field(0, description="Release the trigger this long after it fires.")
+
+
+class ExitSpec(_Spec):
+    """Exit criteria / conversion goal: an event that ends what is pending for the customer
+    in this journey. Its pending triggers (all, or the rules named in `cancel`) fired at or
+    before the event are cancelled; each goes to trigger-audit as `cancelled` with the
+    exit's name as the reason."""
+
+    name: Name
+    description: str = ""
+    when: Predicate
+    cancel: list[Name] | None = Field(
+        None, description="Rules whose pending triggers it cancels; omitted: every rule of "
+        "this journey. Detection rules (e.g. win_back) name the customer's lifecycle triggers.",
+    )
+    stages: list[Name] | None = Field(None, description="Only while in one of these stages.")
 
 
 class ScoringSpec(_Spec):
@@ -195,6 +214,9 @@ class JourneyDefinition(_Spec):
     stages: list[StageSpec] = Field(min_length=1)
     backward: list[BackwardMove] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
+    exits: list[ExitSpec] = Field(
+        default_factory=list, description="Exit criteria and conversion goals."
+    )
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     detections: DetectionsSpec = Field(default_factory=DetectionsSpec)
     policy: PolicySpec = Field(default_factory=PolicySpec)
@@ -222,31 +244,44 @@ class JourneyDefinition(_Spec):
             for stage in rule.stages or ():
                 if stage not in index:
                     raise ValueError(f"rule {rule.name!r} names unknown stage {stage!r}")
+        _no_duplicates("exit", [e.name for e in self.exits])
+        cancellable = {r.name for r in self.rules} | DETECTION_RULES
+        for exit_spec in self.exits:
+            for stage in exit_spec.stages or ():
+                if stage not in index:
+                    raise ValueError(f"exit {exit_spec.name!r} names unknown stage {stage!r}")
+            if unknown_cancel := sorted(set(exit_spec.cancel or ()) - cancellable):
+                raise ValueError(f"exit {exit_spec.name!r} cancels unknown rules {unknown_cancel}")
         named = set()
         for stage_spec in self.stages:
             named |= stage_spec.entry.stage_names()
         for rule in self.rules:
             named |= rule.when.stage_names()
+        for exit_spec in self.exits:
+            named |= exit_spec.when.stage_names()
         if unknown_stages := sorted(named - set(index)):
             raise ValueError(f"'reached' names unknown stages {unknown_stages}")
         known_rules = {r.name for r in self.rules} | DETECTION_RULES
         if unknown_rules := sorted(set(self.policy.rules) - known_rules):
             raise ValueError(f"policy names unknown rules {unknown_rules}")
         known = BUILTIN_TYPES | set(self.custom_types)
-        used = set(self.scoring.points)
-        for stage_spec in self.stages:
-            used |= stage_spec.entry.event_types()
-        for rule in self.rules:
-            used |= rule.when.event_types()
-        unknown = sorted(used - known)
+        unknown = sorted(self.event_types() - known)
         if unknown:
             raise ValueError(
                 f"unknown event types {unknown}; fix the spelling or list them in custom_types"
             )
         return self
 
-    def stage_index(self, name: str) -> int:
-        return [s.name for s in self.stages].index(name)
+    def event_types(self) -> set[str]:
+        """Every event type this definition names: in stages, rules, exits and scoring."""
+        used = set(self.scoring.points) | set(self.custom_types)
+        for stage_spec in self.stages:
+            used |= stage_spec.entry.event_types()
+        for rule in self.rules:
+            used |= rule.when.event_types()
+        for exit_spec in self.exits:
+            used |= exit_spec.when.event_types()
+        return used
 
 
 def _no_duplicates(what: str, names: list[str]) -> None:

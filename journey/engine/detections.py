@@ -34,31 +34,36 @@ class Due:
     anchor: int
 
 
-def journey_dues(
+def lifecycle_dues(
     spec: DetectionsSpec,
     state: CustomerState,
-    position: JourneyPosition,
     churn: ChurnParams | None,
 ) -> list[Due]:
-    """The detections of one journey that have not fired for their current anchor."""
+    """The customer's lifecycle detections that have not fired for their current anchor."""
+    fired_by_kind = state.detected
     dues: list[Due] = []
-    if spec.low_season.enabled:
-        fired = position.fired.get("low_season")
-        season = low_season_due(spec, state, None if fired is None else fired[1])
-        if season is not None:
-            dues.append(season)
     for due in _candidates(spec, state, churn):
-        fired = position.fired.get(due.kind)
+        fired = fired_by_kind.get(due.kind)
         if fired is None or fired[1] != due.anchor:
             dues.append(due)
     return dues
 
 
+def season_due(
+    spec: DetectionsSpec, state: CustomerState, position: JourneyPosition, default_zone: str
+) -> Due | None:
+    """A journey's next low-season invitation, if it turned them on."""
+    if not spec.low_season.enabled:
+        return None
+    fired = position.fired.get("low_season")
+    return low_season_due(spec, state, None if fired is None else fired[1], default_zone)
+
+
 def _candidates(
     spec: DetectionsSpec, state: CustomerState, churn: ChurnParams | None
 ) -> list[Due]:
-    # Conditions read the customer's facts, not the lifecycle status, so that when several
-    # journeys run, each one's detection fires for the same episode (anchors stop repeats).
+    # Conditions read the customer's facts, not the lifecycle status; the anchor of each
+    # episode stops repeats.
     found: list[Due] = []
     if spec.complaint.enabled and state.open_complaint_ms is not None:
         found.append(Due(state.open_complaint_ms + spec.complaint.respond_within, "complaint",
@@ -81,7 +86,7 @@ def _candidates(
 
 
 def low_season_due(
-    spec: DetectionsSpec, state: CustomerState, last_anchor: int | None
+    spec: DetectionsSpec, state: CustomerState, last_anchor: int | None, default_zone: str
 ) -> Due | None:
     """The next low-season invitation: at the start of the season (or at once, if the
     customer became regular during one), once per season; the season start is the anchor."""
@@ -89,7 +94,7 @@ def low_season_due(
     times = state.purchase_times
     if state.purchases < s.min_purchases or not times:
         return None
-    zone = zone_of(state.timezone, "UTC")
+    zone = zone_of(state.timezone, default_zone)
     months = frozenset(s.months)
     # When they became a regular: their k-th purchase, exact while the recent history holds it;
     # otherwise it happened before the oldest purchase kept, and that one will do.

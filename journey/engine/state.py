@@ -3,6 +3,8 @@
 Version history (from_dict reads every one of them):
   1  the walking skeleton: counters and one lifecycle position.
   2  attribution, purchase gaps, temperature, consent, status, referrals, scores, dedupe.
+  3  lifecycle detections belong to the customer: `detected` (kind -> [times, anchor])
+     replaces each journey's copy in its position's `fired`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import orjson
 
 from journey.engine.outputs import TriggerRequest
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 #: How many recent purchase times are kept for gap statistics.
 PURCHASE_HISTORY = 16
 
@@ -133,6 +135,8 @@ class CustomerState:
     #: "journey/rule" -> send time of the last trigger of that rule
     sent: dict[str, int] = field(default_factory=dict)
     journeys: dict[str, JourneyPosition] = field(default_factory=dict)
+    #: lifecycle detection kind -> [times fired, anchor of the last episode]
+    detected: dict[str, list[int]] = field(default_factory=dict)
     #: event_id -> event time, for duplicate detection within the horizon
     recent_ids: dict[str, int] = field(default_factory=dict)
 
@@ -196,6 +200,7 @@ class CustomerState:
             "contacts": self.contacts,
             "sent": self.sent,
             "journeys": {k: p.to_dict() for k, p in self.journeys.items()},
+            "detected": self.detected,
             "recent_ids": self.recent_ids,
         }
 
@@ -208,6 +213,8 @@ class CustomerState:
             )
         if version == 1:
             raw = _upgrade_v1(raw)
+        if version <= 2:
+            raw = _upgrade_v2(raw)
         first = raw.get("first_touch")
         return cls(
             customer_id=raw["customer_id"],
@@ -244,6 +251,7 @@ class CustomerState:
             contacts=list(raw.get("contacts", [])),
             sent=dict(raw.get("sent", {})),
             journeys={k: JourneyPosition.from_dict(v) for k, v in raw.get("journeys", {}).items()},
+            detected={k: list(v) for k, v in raw.get("detected", {}).items()},
             recent_ids=dict(raw.get("recent_ids", {})),
         )
 
@@ -269,4 +277,25 @@ def _upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:
     upgraded["max_event_ms"] = raw.get("last_touch_ms") or 0
     if raw.get("purchases"):
         upgraded["has_contact"] = True
+    return upgraded
+
+
+#: Lifecycle detection kinds (journey.engine.definitions.LIFECYCLE_KINDS; not imported, the
+#: state sits below the definitions).
+_LIFECYCLE_KINDS = ("complaint", "inactive_lead", "churn_risk", "dormant", "lost")
+
+
+def _upgrade_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 kept each lifecycle detection per journey; the customer now owns it. The
+    latest episode any journey saw is the customer's, so no episode fires a second time."""
+    upgraded = dict(raw)
+    detected: dict[str, list[int]] = {}
+    for position in raw.get("journeys", {}).values():
+        for kind, (times, anchor) in position.get("fired", {}).items():
+            if kind not in _LIFECYCLE_KINDS:
+                continue
+            have = detected.get(kind)
+            if have is None or anchor > have[1]:
+                detected[kind] = [times, anchor]
+    upgraded["detected"] = detected
     return upgraded

@@ -3,12 +3,20 @@
 The same decoder, engine and batch processor as the worker; one partition; time advances
 with the events (event time minus allowed lateness) and, with `until_ms`, to that instant
 at the end, so detections due by then fire. Deterministic: no wall clock is read (the
-future-timestamp check is off unless `now_ms` is given).
+future-timestamp check is off unless `now_ms` is given; dead letters are stamped with
+`dead_lettered_at_ms`, the time the run started when run from the command line).
+
+A history file may come in any line order (grouped by customer, say): the run reads it
+whole and takes the events in event time (stable; ties by event_id, then line number), so
+the same events in any line order give the same outputs, and no customer looks dormant
+because another's events came first. Lines whose time cannot be read come first, in file
+order; the decoder then rejects them with their own line number.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,6 +71,7 @@ def replay_lines(
     now_ms: int | None = None,
     batch_size: int = 1000,
     summary: OfflineSummary | None = None,
+    dead_lettered_at_ms: int = 0,
 ) -> Iterator[dict[str, Any]]:
     """Yield one output record per line of output: {"topic": ..., "key": ..., "value": ...}.
 
@@ -73,9 +82,9 @@ def replay_lines(
     dead_letters = pipeline.router.topics.dead_letters.name
 
     def flush() -> Iterator[dict[str, Any]]:
-        # Offline output must not depend on when it ran: no wall-clock time in dead
-        # letters, and the line number stands in for the offset.
-        sends = pipeline.on_touchpoints(batch, clock_ms, dead_lettered_at_ms=0)
+        # The line number stands in for the offset; dead letters carry the time the
+        # caller gives (the run's start for `journey replay`; 0 keeps output reproducible).
+        sends = pipeline.on_touchpoints(batch, clock_ms, dead_lettered_at_ms=dead_lettered_at_ms)
         batch.clear()
         for outgoing in sends:
             summary.outputs[outgoing.topic] = summary.outputs.get(outgoing.topic, 0) + 1
@@ -85,7 +94,7 @@ def replay_lines(
                    "key": None if outgoing.key is None else outgoing.key.decode(),
                    "value": orjson.loads(outgoing.value or b"null")}
 
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in in_time_order(lines):
         line = raw.rstrip(b"\r\n")
         if not line.strip():
             continue
@@ -101,6 +110,26 @@ def replay_lines(
     summary.duplicates = pipeline.totals.duplicates
     summary.late = pipeline.totals.late
     summary.customers = len(pipeline.states.live)
+
+
+def in_time_order(lines: Iterable[bytes]) -> list[tuple[int, bytes]]:
+    """The lines with their 1-based numbers, in event time: stable, ties by event_id."""
+    keyed = []
+    for number, raw in enumerate(lines, start=1):
+        keyed.append((_time_key(raw), number, raw))
+    keyed.sort(key=lambda item: (item[0], item[1]))
+    return [(number, raw) for _, number, raw in keyed]
+
+
+def _time_key(raw: bytes) -> tuple[int, int, str]:
+    """(0, 0, "") for a line whose time cannot be read, else (1, epoch ms, event_id)."""
+    try:
+        doc = orjson.loads(raw)
+        at_ms = to_epoch_ms(datetime.fromisoformat(doc["occurred_at"]))
+        event_id = doc.get("event_id")
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+        return (0, 0, "")
+    return (1, at_ms, event_id if isinstance(event_id, str) else "")
 
 
 def run_in_process(path: Path, settings: Settings, *, out: Path | None, until: str | None) -> int:
@@ -130,8 +159,10 @@ def run_in_process(path: Path, settings: Settings, *, out: Path | None, until: s
     source = sys.stdin.buffer if str(path) == "-" else path.open("rb")
     sink = sys.stdout.buffer if out is None or str(out) == "-" else out.open("wb")
     try:
+        # Dead letters carry the time this run rejected them, as the worker's do.
+        started_ms = int(time.time() * 1000)
         for record in replay_lines(source, pipeline, source=str(path), until_ms=until_ms,
-                                   summary=summary):
+                                   summary=summary, dead_lettered_at_ms=started_ms):
             sink.write(orjson.dumps(record) + b"\n")
     except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
         sys.stderr.close()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from journey.contract.decode import IngestPolicy
@@ -146,6 +148,11 @@ class Settings(BaseSettings):
     regular_from_purchases: int = Field(3, ge=1, description="seed 001: regular from 3.")
     loyal_from_purchases: int = Field(10, ge=1, description="Loyal from this many purchases.")
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("quiet_hours", "contact_budget", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
@@ -220,8 +227,20 @@ class Settings(BaseSettings):
             max_payload_bytes=self.max_payload_bytes,
             max_future_skew_ms=self.max_future_skew_s * 1000,
             accept_unknown_types=self.accept_unknown_types,
-            extra_types=frozenset(self.extra_event_types),
+            extra_types=frozenset(self.extra_event_types) | self.definition_types(),
         )
+
+    def definition_types(self) -> frozenset[str]:
+        """The event types the configured journey definitions name (their custom_types
+        included): loading a definition accepts the types it uses. A definition that does
+        not load adds none; building the engine reports it."""
+        from journey.engine.definitions import DefinitionError, load_definitions
+
+        try:
+            return frozenset(t for d in load_definitions(self.definitions)
+                             for t in d.event_types())
+        except DefinitionError:
+            return frozenset()
 
     def redacted(self) -> dict[str, object]:
         """The settings as a dict safe to log: secrets stay masked."""
@@ -250,3 +269,61 @@ def parse_budget(text: str) -> tuple[int, int]:
     if n < 1 or window_ms <= 0:
         raise ValueError(f"{text!r}: the count and the window must be positive")
     return n, window_ms
+
+
+#: JOURNEY_* variables that are not settings but are read by the test harness.
+_NOT_SETTINGS_PREFIXES = ("JOURNEY_TEST_",)
+
+
+def env_name(field_name: str) -> str:
+    return f"JOURNEY_{field_name.upper()}"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each JOURNEY_* variable that is no setting, with the closest known name."""
+    known = {env_name(name) for name in Settings.model_fields}
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("JOURNEY_") or name in known:
+            continue
+        if name.startswith(_NOT_SETTINGS_PREFIXES):
+            continue
+        # Compared without the common JOURNEY_ prefix, which would make anything look close.
+        close = difflib.get_close_matches(
+            name.removeprefix("JOURNEY_"), sorted(k.removeprefix("JOURNEY_") for k in known),
+            n=1, cutoff=0.7)
+        hint = f"; did you mean JOURNEY_{close[0]}?" if close else ""
+        warnings.append(f"{name} is not a setting and is ignored{hint}")
+    return warnings
+
+
+def describe_error(exc: ValidationError) -> str:
+    """Each bad setting as its environment variable, the value given and what is wrong."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        field_name = str(err["loc"][0]) if err["loc"] else ""
+        variable = env_name(field_name) if field_name in Settings.model_fields else field_name
+        given = err.get("input")
+        shown = "(unset)" if given is None else repr(given if isinstance(given, str)
+                                                     else str(given))
+        reason = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{variable}={shown}: {reason}")
+    return "; ".join(lines)
+
+
+def settings_help() -> str:
+    """Every setting as its environment variable, its default and what it does."""
+    rows = []
+    for name, info in Settings.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            shown = "(secret)" if default.get_secret_value() else "(empty)"
+        elif isinstance(default, list):
+            shown = ",".join(str(v) for v in default) or "(none)"
+        elif default is None:
+            shown = "(none)"
+        else:
+            shown = str(default)
+        about = f"  {info.description}" if info.description else ""
+        rows.append(f"  {env_name(name)}={shown}{about}")
+    return "settings (environment variables, with their defaults):\n" + "\n".join(rows)

@@ -197,3 +197,15 @@ def test_leads_are_not_invited_in_the_low_season() -> None:
     state = _feed(eng, [ev(1, "site_visit", 0)])
     assert not [o for o in eng.on_time(state, _utc_ms(2027, 3, 1)).outputs
                 if isinstance(o, TriggerRequest) and o.rule == "low_season_invitation"]
+
+
+def test_low_season_starts_at_local_midnight_in_the_deployments_default_zone() -> None:
+    # Given a deployment in New Zealand and a regular customer whose events carry no zone
+    eng = engine(definition(SEASONAL), default_timezone="Pacific/Auckland")
+    state = _feed(eng, [ev(i, "purchase", 90 + i) for i in range(3)])
+    # When event time passes the season's start
+    step = eng.on_time(state, _utc_ms(2026, 12, 1))
+    invites = [o.at_ms for o in step.outputs if isinstance(o, TriggerRequest)
+               and o.rule == "low_season_invitation"]
+    # Then the invitation comes at 1 November 00:00 in Auckland (31 October 11:00 UTC)
+    assert invites == [_utc_ms(2026, 10, 31) + 11 * 3_600_000]

@@ -153,7 +153,7 @@ stages: [{name: s, entry: {}}]
 rules:
   - {name: ask, once: false, every: 10d, when: {type: purchase}, trigger: {reason: feedback}}
 """
-    _, out = _run(engine(definition(text)),
+    _, out = _run(engine(definition(text), allowed_lateness_ms=0),
                   [ev(1, "purchase", 0), ev(2, "purchase", 5), ev(3, "purchase", 12)])
     fired = [o for o in out if isinstance(o, TriggerRequest)]
     assert [t.details["cause_event_id"] for t in fired] == ["e1", "e3"]

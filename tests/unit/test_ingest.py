@@ -338,7 +338,7 @@ def test_settings_ingest_policy_uses_the_ingestion_settings() -> None:
     )
     assert settings.ingest_policy() == IngestPolicy(
         max_payload_bytes=1000, max_future_skew_ms=60_000, accept_unknown_types=True,
-        extra_types=frozenset({"tiktok_duet"}),
+        extra_types=frozenset({"tiktok_duet"}) | settings.definition_types(),
     )
 
 

@@ -57,7 +57,7 @@ def test_hold_lets_a_late_opt_out_within_the_lateness_stop_a_marketing_trigger()
 
 
 def test_without_a_hold_the_trigger_goes_at_once_and_the_consent_at_that_time_counts() -> None:
-    eng = engine(definition(PROMO))
+    eng = engine(definition(PROMO), allowed_lateness_ms=0)
     out = _run(eng, [ev(1, "purchase", 1)])
     assert [t.rule for t in _sent(out)] == ["promo"]
     assert _sent(out)[0].send_at_ms == T0 + DAY_MS
@@ -70,12 +70,13 @@ def test_service_triggers_are_exempt_from_opt_out_and_hold() -> None:
 
 
 def test_contact_budget_admits_higher_priority_first_when_triggers_compete() -> None:
-    eng = engine(definition(PROMO), contact_budget=ContactBudget(1, 7 * DAY_MS))
+    eng = engine(definition(PROMO), contact_budget=ContactBudget(1, 7 * DAY_MS),
+                 allowed_lateness_ms=0)
     # One event time, two rules: a purchase that is also... two events at the same instant.
     out = _run(eng, [ev(1, "site_visit", 1), ev(2, "purchase", 1)])
     assert [t.rule for t in _sent(out)] == ["visit"]  # released first, at its own event
     eng = engine(definition(PROMO), contact_budget=ContactBudget(1, 7 * DAY_MS),
-                 trigger_hold_ms=HOUR)
+                 trigger_hold_ms=HOUR, allowed_lateness_ms=0)
     out = _run(eng, [ev(1, "site_visit", 1), ev(2, "purchase", 1)], T0 + 2 * DAY_MS)
     assert [t.rule for t in _sent(out)] == ["promo"]  # released together: priority 50 > 10
     assert _withheld(out) == [("visit", "suppressed", "contact_budget")]
@@ -104,7 +105,7 @@ policy:
     promo: {cooldown: 3d}
     visit: {once: true}
 """
-    eng = engine(definition(text))
+    eng = engine(definition(text), allowed_lateness_ms=0)
     out = _run(eng, [ev(1, "purchase", 0), ev(2, "purchase", 1), ev(3, "purchase", 4),
                      ev(4, "site_visit", 5), ev(5, "site_visit", 30)])
     rules = [t for t in _sent(out) if t.rule in ("promo", "visit")]
@@ -184,7 +185,7 @@ def test_holdout_share_is_within_tolerance_on_100000_customers_and_stable() -> N
 
 def test_held_out_triggers_are_recorded_not_sent_and_service_is_never_held_out() -> None:
     text = PROMO + "policy: {holdout: 0.5}\n"
-    eng = engine(definition(text))
+    eng = engine(definition(text), allowed_lateness_ms=0)
     held_marketing = sent_marketing = 0
     for i in range(200):
         cid = f"c{i}"

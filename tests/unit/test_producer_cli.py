@@ -99,6 +99,17 @@ def quiet() -> Progress:
     return Progress(io.StringIO(), enabled=False)
 
 
+POLICY = IngestPolicy()
+
+
+def tp(customer: str, n: int = 1, spacing: str = " ") -> bytes:
+    """A valid touchpoint line."""
+    sep = f",{spacing}"
+    return (f'{{"event_id":{spacing}"e{n}"{sep}"customer_id":{spacing}"{customer}"{sep}'
+            f'"type":{spacing}"site_visit"{sep}"occurred_at":{spacing}'
+            f'"2026-10-01T09:00:00+02:00"}}').encode()
+
+
 # --- building one touchpoint -------------------------------------------------------------
 
 
@@ -183,35 +194,47 @@ def test_an_unknown_type_is_refused_unless_the_settings_allow_it() -> None:
 
 def test_lines_are_read_as_is_and_keyed_by_customer(tmp_path: Path) -> None:
     # Given two touchpoint lines, one with Windows line endings and one without a final newline
-    path = write_jsonl(tmp_path, b'{"customer_id": "anna", "x": 1}\r\n{"customer_id":"ben"}')
+    path = write_jsonl(tmp_path, tp("anna", 1) + b"\r\n" + tp("ben", 2, spacing=""))
     # When the file is read / Then each line keeps its exact bytes, minus the line ending
-    assert list(iter_lines(path)) == [
-        Line(1, b'{"customer_id": "anna", "x": 1}', b"anna"),
-        Line(2, b'{"customer_id":"ben"}', b"ben"),
+    assert list(iter_lines(path, POLICY, NOW_MS)) == [
+        Line(1, tp("anna", 1), b"anna"),
+        Line(2, tp("ben", 2, spacing=""), b"ben"),
     ]
 
 
 def test_blank_lines_are_skipped_but_still_counted(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path, b'\n   \n{"customer_id": "anna"}\n\n')
-    assert [item.number for item in iter_lines(path)] == [3]
+    path = write_jsonl(tmp_path, b"\n   \n" + tp("anna") + b"\n\n")
+    assert [item.number for item in iter_lines(path, POLICY, NOW_MS)] == [3]
 
 
-def test_a_line_that_is_not_json_is_a_bad_line_with_its_number(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path, b'{"customer_id": "anna"}\n{"customer_id": \n\xff\xfe\n[1]\n')
-    items = list(iter_lines(path))
-    assert [type(i).__name__ for i in items] == ["Line", "BadLine", "BadLine", "Line"]
-    bad = items[1]
-    assert isinstance(bad, BadLine)
-    assert bad.number == 2
-    assert bad.error.startswith("not valid JSON")
+def test_a_line_the_worker_would_reject_is_a_bad_line_with_its_number_and_reason(
+    tmp_path: Path,
+) -> None:
+    # Given lines that are not JSON, not UTF-8, not an object, and a touchpoint with no type
+    no_type = b'{"event_id":"e9","customer_id":"ann","occurred_at":"2026-10-01T09:00:00Z"}'
+    path = write_jsonl(tmp_path, tp("anna") + b'\n{"customer_id": \n\xff\xfe\n[1]\n'
+                       + no_type + b"\n")
+    # When the file is read with the worker's decoder
+    items = list(iter_lines(path, POLICY, NOW_MS))
+    # Then each bad line carries its number and the reason the worker would dead-letter it
+    assert [type(i).__name__ for i in items] == ["Line", "BadLine", "BadLine", "BadLine",
+                                                  "BadLine"]
+    errors = {i.number: i.error for i in items if isinstance(i, BadLine)}
+    assert errors[2].startswith("not JSON") and errors[2].endswith("[invalid_json]")
+    assert errors[3].endswith("[not_utf8]")
+    assert errors[4] == "expected a JSON object, got an array [not_an_object]"
+    assert errors[5] == "type is required [missing_field]"
 
 
-def test_json_that_is_no_touchpoint_is_still_sent_for_the_worker_to_judge(tmp_path: Path) -> None:
-    # The worker validates and dead-letters; replay only refuses what is not JSON at all.
-    path = write_jsonl(tmp_path, b'[1, 2]\n{"customer_id": 7}\n"text"\n')
-    assert [(i.number, i.key) for i in iter_lines(path) if isinstance(i, Line)] == [
-        (1, None), (2, None), (3, None)
-    ]
+def test_a_line_of_an_unknown_type_is_reported_unless_a_loaded_definition_names_it(
+    tmp_path: Path,
+) -> None:
+    line = tp("anna").replace(b'"site_visit"', b'"diagnosis"')
+    path = write_jsonl(tmp_path, line + b"\n")
+    [item] = iter_lines(path, Settings().ingest_policy(), NOW_MS)
+    assert isinstance(item, BadLine) and item.error.endswith("[unknown_event_type]")
+    [item] = iter_lines(path, Settings(definitions=["dentist"]).ingest_policy(), NOW_MS)
+    assert item == Line(1, line, b"anna")
 
 
 # --- rate limiter ------------------------------------------------------------------------
@@ -314,16 +337,16 @@ def test_replay_sends_good_lines_in_order_and_reports_bad_ones_without_stopping(
     tmp_path: Path,
 ) -> None:
     # Given a file with a bad line between two good ones
-    path = write_jsonl(tmp_path, b'{"customer_id":"a"}\nnot json\n{"customer_id":"b"}\n')
+    path = write_jsonl(tmp_path, tp("a", 1) + b"\nnot json\n" + tp("b", 2) + b"\n")
     sink, notes = FakeSink(), io.StringIO()
     # When it is replayed
-    tally = replay(iter_lines(path), sink, limiter=RateLimiter(None),
+    tally = replay(iter_lines(path, POLICY, NOW_MS), sink, limiter=RateLimiter(None),
                    progress=Progress(notes, enabled=False))
     # Then both good lines went out as they were, keyed by customer, and the bad one is named
-    assert sink.sent == [(b'{"customer_id":"a"}', b"a"), (b'{"customer_id":"b"}', b"b")]
+    assert sink.sent == [(tp("a", 1), b"a"), (tp("b", 2), b"b")]
     assert sink.flushed
     assert (tally.sent, tally.failed) == (2, 1)
-    assert notes.getvalue().startswith("line 2: not valid JSON")
+    assert notes.getvalue().startswith("line 2: not JSON")
 
 
 def test_a_record_the_producer_refuses_or_loses_fails_alone(tmp_path: Path) -> None:
@@ -352,7 +375,7 @@ def test_the_replay_command_prints_the_final_count_and_fails_if_any_line_failed(
     # Given a file with one bad line, and Kafka replaced by a fake
     sink = FakeSink()
     monkeypatch.setattr(producer_cli, "_kafka_sink", lambda settings: sink)
-    path = write_jsonl(tmp_path, b'{"customer_id":"a"}\n{oops\n')
+    path = write_jsonl(tmp_path, tp("a") + b"\n{oops\n")
     args = parser().parse_args(["replay", str(path), "--no-progress"])
     # When the command runs / Then it reports the count and exits non-zero
     assert args.handler(args, Settings()) == 1
@@ -364,7 +387,7 @@ def test_the_replay_command_succeeds_when_every_line_went(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(producer_cli, "_kafka_sink", lambda settings: FakeSink())
-    path = write_jsonl(tmp_path, b'{"customer_id":"a"}\n{"customer_id":"b"}\n')
+    path = write_jsonl(tmp_path, tp("a", 1) + b"\n" + tp("b", 2) + b"\n")
     args = parser().parse_args(["replay", str(path), "--no-progress"])
     assert args.handler(args, Settings()) == 0
     assert capsys.readouterr().out.strip() == "sent 2, failed 0"
@@ -459,3 +482,23 @@ def test_the_kafka_sink_sends_to_its_topic_and_reports_each_delivery() -> None:
     # Then both went to the topic with their keys, and the outcomes came back in order
     assert producer.calls == [("touchpoints", b"{}", b"anna"), ("touchpoints", b"[]", None)]
     assert outcomes == [None, failure]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [(["--out", "x.jsonl"], "--out applies only with --in-process"),
+     (["--until", "2026-12-01T00:00:00+00:00"], "--until applies only with --in-process"),
+     (["--in-process", "--rate", "5"], "--rate applies only when sending to Kafka"),
+     (["--in-process", "--no-progress"], "--no-progress applies only when sending to Kafka")],
+)
+def test_an_option_of_the_other_replay_mode_is_refused_before_anything_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    options: list[str], message: str,
+) -> None:
+    sink = FakeSink()
+    monkeypatch.setattr(producer_cli, "_kafka_sink", lambda settings: sink)
+    path = write_jsonl(tmp_path, tp("a") + b"\n")
+    args = parser().parse_args(["replay", str(path), *options])
+    assert args.handler(args, Settings()) == 2
+    assert f"journey replay: {message}" in capsys.readouterr().err
+    assert sink.sent == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from journey.engine import TriggerSuppressed
 from tests.unit.presets.support import (
     DAY_MS,
     Customer,
@@ -41,8 +42,9 @@ def test_a_buyer_walks_from_the_database_to_insurance_and_furniture() -> None:
         ("property_viewing", "viewings", ["credit_advisor_offer"]),
         ("consultation", "credit_advice", []),
         ("purchase", "property_purchase", ["renovation_moving_offer"]),
-        ("purchase", "renovation_moving", ["insurance_furniture_offer"]),
-        ("purchase", "insurance_furniture", []),
+        ("purchase", "renovation_moving", []),
+        # released two weeks after the property purchase; this touch (day 30) shows it
+        ("purchase", "insurance_furniture", ["insurance_furniture_offer"]),
     ]
     assert moves(buyer.outputs, JOURNEY) == path(
         ["buyer_database", "viewings", "credit_advice", "property_purchase",
@@ -63,17 +65,19 @@ def test_seed_003_the_agency_automation_in_its_order_and_channels() -> None:
     buyer.touch("property_viewing", after_ms=2 * DAY_MS)
     bought = buyer.touch("contract_signed", after_ms=40 * DAY_MS,
                          properties={"product": "property"})
-    next_touch = buyer.touch("email_opened", after_ms=14 * DAY_MS, channel="email")
+    next_day = buyer.touch("email_opened", after_ms=DAY_MS, channel="email")
+    weeks_later = buyer.touch("email_opened", after_ms=14 * DAY_MS, channel="email")
 
     assert fired(second) == []  # two viewings are not yet "several"
     assert [(t.rule, t.channel) for t in triggers(third)] == [("credit_advisor_offer", "sms")]
     assert fired(bought) == ["renovation_moving_offer"]
-    assert fired(next_touch) == ["insurance_furniture_offer"]
+    assert fired(next_day) == []  # "in the following weeks", not with the next day's touch
+    assert fired(weeks_later) == ["insurance_furniture_offer"]
     assert [(t.rule, t.channel) for t in triggers(buyer.outputs)] == [
         ("buyer_tips_sequence", "email"),
         ("credit_advisor_offer", "sms"),
         ("renovation_moving_offer", "web"),
-        ("insurance_furniture_offer", "email"),
+        ("insurance_furniture_offer", "web"),
     ]
 
 
@@ -88,3 +92,35 @@ def test_a_buyer_who_already_met_the_credit_advisor_gets_no_credit_sms() -> None
 
     assert buyer.stage(JOURNEY) == "credit_advice"
     assert "credit_advisor_offer" not in fired(buyer.outputs)
+
+
+def test_a_silent_buyer_still_gets_the_insurance_and_furniture_offer_two_weeks_on() -> None:
+    engine, _ = engine_for(JOURNEY)
+    buyer = Customer(engine, "buyer")
+    buyer.touch("signup")
+    bought = buyer.touch("purchase", after_ms=30 * DAY_MS, amount=500_000.0,
+                         properties={"product": "property"})
+    assert fired(bought) == ["renovation_moving_offer"]
+    assert buyer.state is not None
+
+    # Nothing more from the buyer; event time moves on to three weeks after the purchase.
+    later = engine.on_time(buyer.state, buyer.now_ms + 21 * DAY_MS).outputs
+
+    offers = [t for t in triggers(later) if t.rule == "insurance_furniture_offer"]
+    assert len(offers) == 1
+    assert offers[0].send_at_ms == buyer.now_ms + 14 * DAY_MS
+
+
+def test_buying_furniture_before_the_promotion_cancels_it() -> None:
+    engine, _ = engine_for(JOURNEY)
+    buyer = Customer(engine, "buyer")
+    buyer.touch("signup")
+    buyer.touch("purchase", after_ms=30 * DAY_MS, properties={"product": "property"})
+    out = buyer.touch("purchase", after_ms=3 * DAY_MS, properties={"product": "furniture"})
+    assert buyer.state is not None
+    out += engine.on_time(buyer.state, buyer.now_ms + 30 * DAY_MS).outputs
+
+    assert "insurance_furniture_offer" not in fired(out)
+    assert [(o.request.rule, o.decision, o.reason) for o in out
+            if isinstance(o, TriggerSuppressed)] == [
+        ("insurance_furniture_offer", "cancelled", "insured_or_furnished")]
