@@ -84,14 +84,15 @@ class GroupWatch:
         return {(tp.topic, tp.partition): int(meta.offset) for tp, meta in found.items()
                 if meta.offset >= 0}
 
-    def wait_for_commit(self, since: Offsets, *, timeout_s: float,
-                        poll_s: float = 0.01) -> Offsets | None:
-        """Poll until some committed offset differs from `since`; the new offsets, or None
-        when nothing was committed in time."""
+    def wait_for_commit(self, since: Offsets, *, timeout_s: float, poll_s: float = 0.01,
+                        every_partition_of: str | None = None) -> Offsets | None:
+        """Poll until some committed offset differs from `since` (or, with
+        `every_partition_of`, until every partition of that topic has moved on); the new
+        offsets, or None when that did not happen in time."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             now = self.offsets()
-            if now is not None and any(since.get(k) != v for k, v in now.items()):
+            if now is not None and _moved(since, now, every_partition_of):
                 return now
             time.sleep(poll_s)
         return None
@@ -101,6 +102,13 @@ class GroupWatch:
             with suppress(Exception):
                 self._admin.close()
             self._admin = None
+
+
+def _moved(since: Offsets, now: Offsets, every_partition_of: str | None) -> bool:
+    if every_partition_of is None:
+        return any(since.get(k) != v for k, v in now.items())
+    keys = [k for k in since if k[0] == every_partition_of]
+    return bool(keys) and all(now.get(k, -1) > since[k] for k in keys)
 
 
 @dataclass
