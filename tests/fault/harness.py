@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sys
 import time
 from collections import Counter
@@ -41,6 +42,8 @@ class Fault:
     log_warnings: int = 0
     #: whether unprocessed touchpoints were still waiting when it hit
     mid_stream: bool = True
+    #: warnings and errors written meanwhile, without time stamps and numbers
+    warning_kinds: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -179,25 +182,28 @@ class FaultRun:
         self.watch.wait_for_commit(self.committed(), timeout_s=90)
         time.sleep(self.rng.uniform(min_s, max_s))
 
-    def log_lines(self) -> tuple[int, int]:
-        """Lines in all worker logs of this run so far, and how many are warnings or errors."""
-        lines = warnings = 0
+    def log_mark(self) -> dict[Path, int]:
+        """How many lines each worker log of this run has so far."""
+        return {path: len(path.read_text(errors="replace").splitlines())
+                for path in self.data_dir.glob("worker-*.log")}
+
+    def log_since(self, mark: dict[Path, int]) -> list[str]:
+        """The worker log lines written since `mark`, all workers together."""
+        lines: list[str] = []
         for path in self.data_dir.glob("worker-*.log"):
-            for line in path.read_text(errors="replace").splitlines():
-                lines += 1
-                warnings += any(w in line for w in ("WARNING", "ERROR", "CRITICAL"))
-        return lines, warnings
+            lines += path.read_text(errors="replace").splitlines()[mark.get(path, 0):]
+        return lines
 
     # ----- faults -----------------------------------------------------------------------------
-    def begin(self, kind: str) -> tuple[Fault, tuple[int, int]]:
+    def begin(self, kind: str) -> tuple[Fault, dict[Path, int]]:
         fault = Fault(kind, time.monotonic())
         left = self.backlog_left()
         fault.mid_stream = left > 0
         self.say(f"{kind}: {left} touchpoints of the backlog left")
         self.faults.append(fault)
-        return fault, self.log_lines()
+        return fault, self.log_mark()
 
-    def recovered_from(self, fault: Fault, mark: tuple[int, int], since: Offsets,
+    def recovered_from(self, fault: Fault, mark: dict[Path, int], since: Offsets,
                        timeout_s: float = 120.0) -> None:
         """Measure the time from the end of the fault until the group has committed new
         offsets on every touchpoints partition: each is owned and processed again (ticks
@@ -207,8 +213,11 @@ class FaultRun:
                                       every_partition_of=self.topics.touchpoints.name
                                       ) is not None:
             fault.recovery_s = time.monotonic() - fault.ended
-        lines, warnings = self.log_lines()
-        fault.log_lines, fault.log_warnings = lines - mark[0], warnings - mark[1]
+        lines = self.log_since(mark)
+        warnings = [_gist(line) for line in lines if any(
+            level in line for level in ("[WARNING]", "[ERROR]", "[CRITICAL]"))]
+        fault.log_lines, fault.log_warnings = len(lines), len(warnings)
+        fault.warning_kinds.update(warnings)
         self.say(f"{fault.kind}: recovered in {fault.recovery_s}s, {fault.log_lines} log lines")
 
     def kill(self, worker: WorkerProcess, kind: str = "sigkill") -> WorkerProcess:
@@ -366,6 +375,12 @@ def _differing(mine: dict[str, Any] | None, theirs: dict[str, Any] | None) -> li
         return ["<missing>" if mine is None else "<extra>"]
     keys = (set(mine) | set(theirs)) - IGNORED_STATE_FIELDS
     return sorted(k for k in keys if mine.get(k) != theirs.get(k))
+
+
+def _gist(line: str) -> str:
+    """A log line without its time stamp, pid and numbers, so repeats count as one kind."""
+    text = re.sub(r"^(\[[^\]]*\] ){2}", "", line)
+    return re.sub(r"\d+(\.\d+)?", "N", text)[:160]
 
 
 def _key(raw: bytes | None) -> bytes | None:

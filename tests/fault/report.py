@@ -85,8 +85,10 @@ def render(results: list[Outcome], names: list[str], repeat: int, seconds: float
         f"{os.cpu_count()} CPUs",
         f"- Sizes: kill scenarios {scenarios.EVENTS} touchpoints over {scenarios.CUSTOMERS} "
         f"customers; others {scenarios.SMALL_EVENTS} over {scenarios.SMALL_CUSTOMERS}",
-        f"- Reproduce: `{command}` (the test suite: "
-        "`scripts/test.sh tests/fault`)",
+        f"- Reproduce: `{command}`; the same scenarios as tests: "
+        "`scripts/test.sh tests/fault`",
+        "- Soak (manual, longer): `JOURNEY_FAULT_SOAK=1 python -m tests.fault.report` "
+        "(sizes and the JOURNEY_FAULT_* knobs: tests/fault/scenarios.py)",
         "",
         "Columns: *lost* = expected trigger ids never published; *unrecognisable* = trigger",
         "records whose id the reference never gives; *recognisable* = repeated records of an",
@@ -124,6 +126,16 @@ def render(results: list[Outcome], names: list[str], repeat: int, seconds: float
     for name in names:
         doc = (scenarios.SCENARIOS[name].__doc__ or "").strip()
         out.append(f"- **{name}**: {' '.join(doc.split())}")
+    out += ["", "## Warnings and errors the workers logged during the faults", "",
+            "Most frequent kinds per scenario (numbers replaced by N), all runs together.", ""]
+    for name in dict.fromkeys(o.scenario for o in results):
+        kinds: Counter[str] = Counter()
+        for o in results:
+            if o.scenario == name:
+                for f in o.faults:
+                    kinds.update(f.warning_kinds)
+        shown = "; ".join(f"{n} x `{k.strip()}`" for k, n in kinds.most_common(5)) or "none"
+        out.append(f"- **{name}**: {shown}")
     failing = [o for o in results if o.problems()]
     if failing:
         out += ["", "## Failures", ""]
