@@ -13,10 +13,7 @@ from typing import Any
 import orjson
 
 from journey.contract.decode import REASONS, Rejection, decode
-from journey.engine import CustomerState
-from journey.pipeline.build import build_engine
-from journey.pipeline.inprocess import replay_lines
-from journey.pipeline.processor import BatchProcessor
+from journey.pipeline.inprocess import in_process_pipeline, replay_lines
 from journey.pipeline.settings import Settings
 from tests.bench.generate import touchpoint_lines
 
@@ -72,20 +69,18 @@ def golden(events: int, customers: int, seed: int = 7) -> Golden:
 
 
 def reference_at(lines: tuple[bytes, ...], now: datetime) -> Golden:
-    settings = Settings(**SETTINGS_FIELDS)
-    processor = BatchProcessor(build_engine(settings),
-                               allowed_lateness_ms=settings.allowed_lateness_s * 1000)
-    states: dict[str, CustomerState] = {}
+    pipeline = in_process_pipeline(Settings(**SETTINGS_FIELDS))
+    names = pipeline.router.topics
     triggers: set[str] = set()
     changes: set[str] = set()
-    for out in replay_lines(lines, processor, settings.ingest_policy(),
-                            until_ms=int(now.timestamp() * 1000), states=states):
-        if out["topic"] == "triggers":
+    for out in replay_lines(lines, pipeline, until_ms=int(now.timestamp() * 1000)):
+        if out["topic"] == names.triggers.name:
             triggers.add(out["value"]["trigger_id"])
-        elif out["topic"] == "stage-changes":
+        elif out["topic"] == names.stage_changes.name:
             changes.add(out["value"]["change_id"])
-        elif out["topic"] == "dead-letters":
+        elif out["topic"] == names.dead_letters.name:
             raise AssertionError(f"the golden input has a bad line: {out['value']}")
+    states = pipeline.states.live  # every customer's final state, once the run is over
     return Golden(lines, frozenset(triggers), frozenset(changes),
                   {cid: orjson.loads(state.to_bytes()) for cid, state in states.items()})
 
