@@ -4,9 +4,9 @@ after its next offset commit, JOURNEY_FAULT_ROUNDS times (default 5), restarting
 
 Before the fix this fails: Faust's producer flush returns after 0.1 s without progress, so the
 commit after a stall covers records still in Faust's buffer. Measured on commit 317c31c's worker
-(36,000 touchpoints, 4,500 customers, 15,760 expected triggers, 5 rounds): 4 runs out of 4
-failed, losing 166, 189, 78 and 28 triggers, with 50, 97, 37 and 10 trigger records of ids the
-reference never gives and 388, 398, 211 and 78 customers in a wrong final state."""
+(36,000 touchpoints, 4,500 customers, 15,760 expected triggers, 5 rounds): 5 runs out of 5
+failed, losing 166, 189, 78, 28 and 178 triggers, with 50, 97, 37, 10 and 65 trigger records of
+ids the reference never gives and 388, 398, 211, 78 and 457 customers in a wrong final state."""
 
 from __future__ import annotations
 
