@@ -28,6 +28,7 @@ from kafka import KafkaConsumer
 
 from tests.fault.golden import Golden, golden, with_malformed
 from tests.fault.harness import FaultRun, Outcome
+from tests.support.faults import wait_until
 
 SOAK = os.environ.get("JOURNEY_FAULT_SOAK", "") not in ("", "0")
 
@@ -123,6 +124,9 @@ def two_workers_rebalance(bootstrap: str, work: Path, seed: int = 31) -> Outcome
         run.produce()
         first = run.start_worker()
         second = run.start_worker()
+        # both hold partitions before one dies, so they move both ways
+        assert wait_until(lambda: run.watch.stable_members() == 2, timeout_s=90), \
+            "the two workers never formed a stable group"
         run.wait_for_progress(1.0, 3.0)
         fault, mark = run.begin("kill-one-of-two")
         second.kill()
@@ -131,10 +135,11 @@ def two_workers_rebalance(bootstrap: str, work: Path, seed: int = 31) -> Outcome
         # expires) and commits on every partition
         run.recovered_from(fault, mark, run.committed())
         fault, mark = run.begin("rejoin")
-        since = run.committed()
-        third = run.start_worker()
         fault.ended = time.monotonic()
-        run.recovered_from(fault, mark, since)
+        third = run.start_worker()
+        # recovered: the group is stable with both again, and commits on every partition
+        wait_until(lambda: run.watch.stable_members() == 2, timeout_s=90)
+        run.recovered_from(fault, mark, run.committed())
         return run.finish(alive=[first, third])
     finally:
         run.close()

@@ -97,6 +97,21 @@ class GroupWatch:
             time.sleep(poll_s)
         return None
 
+    def stable_members(self) -> int | None:
+        """How many members the group has once it is Stable (assignment done), else None."""
+        try:
+            if self._admin is None:
+                self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap,
+                                               request_timeout_ms=5000)
+            found = self._admin.describe_groups([self.group_id])
+        except (KafkaError, OSError):
+            self.close()
+            return None
+        info = found[self.group_id] if isinstance(found, dict) else found[0]
+        info = info if isinstance(info, dict) else info._asdict()
+        state = info.get("group_state", info.get("state"))
+        return len(info.get("members", [])) if state == "Stable" else None
+
     def close(self) -> None:
         if self._admin is not None:
             with suppress(Exception):
