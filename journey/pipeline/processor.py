@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
 from journey.engine import CustomerState, Engine, Event, Output
 from journey.pipeline.timekeeping import PartitionClock, partition_of
 
@@ -57,6 +59,12 @@ class BatchResult:
 
 Read = Callable[[bytes], bytes | None]
 
+#: The key under which a stored state carries the input offsets it has applied.
+SOURCES_KEY = "_applied_offsets"
+#: Input paths a customer's records arrive by: its touchpoints partition (one hop), and its
+#: partition of the internal events topic (re-keyed).
+TOUCHPOINTS, EVENTS = 0, 1
+
 
 class StateCache:
     """Live customer states, read through from the table and written behind.
@@ -80,6 +88,8 @@ class StateCache:
         self.dirty: set[str] = set()
         self._position = position
         self.before: dict[str, object] = {}
+        #: per customer, the offset of the last record applied on each input path
+        self.applied: dict[str, list[int]] = {}
 
     def get(self, customer_id: str) -> CustomerState | None:
         state = self.live.get(customer_id)
@@ -87,10 +97,14 @@ class StateCache:
             stored = self._read(customer_id.encode())
             if stored is not None:
                 try:
-                    state = CustomerState.from_bytes(stored)
+                    raw = orjson.loads(stored)
+                    applied = raw.pop(SOURCES_KEY, None)
+                    state = CustomerState.from_dict(raw)
                 except Exception as exc:
                     raise StateUnreadableError(f"{type(exc).__name__}: {exc}") from None
                 self.live[customer_id] = state
+                if isinstance(applied, list) and len(applied) == 2:
+                    self.applied[customer_id] = [int(applied[0]), int(applied[1])]
         if self._position is not None and customer_id not in self.before:
             self.before[customer_id] = self._position(state)
         return state
@@ -108,14 +122,40 @@ class StateCache:
         """Drop a live state (after an engine error left it half-changed): the next read
         comes from the store, the last state written."""
         self.live.pop(customer_id, None)
+        self.applied.pop(customer_id, None)
         self.dirty.discard(customer_id)
+
+    def seen(self, customer_id: str, path: int, offset: int) -> bool:
+        """Whether this customer's state already reflects the record at `offset` of its
+        partition on `path`: a record replayed after a crash, from before the state was
+        written, whatever its event time (event ids are remembered only for a while)."""
+        self.get(customer_id)
+        applied = self.applied.get(customer_id)
+        return applied is not None and offset <= applied[path]
+
+    def mark(self, customer_id: str, path: int, offset: int) -> None:
+        """The record at `offset` on `path` is now reflected in this customer's state."""
+        applied = self.applied.get(customer_id)
+        if applied is None:
+            applied = self.applied[customer_id] = [-1, -1]
+        if offset > applied[path]:
+            applied[path] = offset
 
     def take_dirty(self) -> list[tuple[str, int, bytes]]:
         """(customer, partition, state bytes) of every changed customer, once."""
-        taken = [(cid, partition_of(cid.encode(), self.partitions), self.live[cid].to_bytes())
+        taken = [(cid, partition_of(cid.encode(), self.partitions), self._encode(cid))
                  for cid in self.dirty]
         self.dirty = set()
         return taken
+
+    def _encode(self, customer_id: str) -> bytes:
+        state = self.live[customer_id]
+        applied = self.applied.get(customer_id)
+        if applied is None:
+            return state.to_bytes()
+        doc = state.to_dict()
+        doc[SOURCES_KEY] = applied
+        return orjson.dumps(doc)
 
     def trim(self) -> None:
         excess = len(self.live) - len(self.dirty) - self.max_clean
@@ -123,12 +163,14 @@ class StateCache:
             return
         for cid in [c for c in self.live if c not in self.dirty][:excess]:
             del self.live[cid]
+            self.applied.pop(cid, None)
 
     def keep_partitions(self, owned: Iterable[int]) -> None:
         keep = set(owned)
         self.live = {c: s for c, s in self.live.items()
                      if partition_of(c.encode(), self.partitions) in keep}
         self.dirty = {c for c in self.dirty if c in self.live}
+        self.applied = {c: a for c, a in self.applied.items() if c in self.live}
 
 
 class BatchProcessor:
