@@ -72,11 +72,15 @@ class Settings(BaseSettings):
     )
 
     # --- Batching ----------------------------------------------------------------------
+    # Accepted but not used at present: the agents take events one at a time, because
+    # faust-streaming's take_events() acknowledges a batch itself (see journey/stream/worker.py).
     batch_max_events: int = Field(
-        2000, ge=1, le=100_000, description="Most events the journey agent takes per batch."
+        2000, ge=1, le=100_000,
+        description="Not used at present (the agents take events one at a time).",
     )
     batch_within_ms: int = Field(
-        50, ge=1, le=60_000, description="Longest wait for a batch to fill, in milliseconds."
+        50, ge=1, le=60_000,
+        description="Not used at present (the agents take events one at a time).",
     )
 
     flush_interval_ms: int = Field(

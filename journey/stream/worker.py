@@ -5,8 +5,8 @@ Faust owns group membership, partition assignment, the customer-state table and 
 changelog, recovery, timers and the web server. This module only:
 
 - runs two agents, on the touchpoints topic and on the internal events topic, that take
-  batches with manual acknowledgement (`noack`), give them to the pipeline and send what
-  it returns through Faust's producer, keeping each delivery future;
+  events with acknowledgement off (`noack`), give them to the pipeline and send what it
+  returns through Faust's producer, keeping each delivery future;
 - flushes the barrier on a timer and when enough input is held, so states are written
   behind (once per flush, not per event) and offsets are acknowledged only after the
   records they caused are confirmed; Faust then commits acknowledged offsets only;

@@ -13,12 +13,12 @@ import time
 
 from prometheus_client import CollectorRegistry
 
+from journey.contract import codec
 from journey.contract.decode import decode
 from journey.contract.records import Touchpoint
-from journey.engine import CustomerState
 from journey.pipeline.build import build_engine
-from journey.pipeline.metrics import Metrics
-from journey.pipeline.processor import BatchProcessor, PlainRecord
+from journey.pipeline.metrics import Metrics, position_of
+from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.settings import Settings
 from tests.bench.generate import touchpoint_lines
 
@@ -31,18 +31,16 @@ def run(lines: list[bytes], settings: Settings, hooks: bool) -> tuple[float, flo
     processor = BatchProcessor(engine, allowed_lateness_ms=settings.allowed_lateness_s * 1000)
     metrics = Metrics(CollectorRegistry())
     metrics.describe_engine(engine)
-    store: dict[str, CustomerState] = {}
-    batches = [[PlainRecord(0, line) for line in lines[i:i + BATCH]]
+    states = StateCache(lambda key: None, 1, position=position_of if hooks else None)
+    batches = [[(0, codec.event_from_bytes(line)) for line in lines[i:i + BATCH]]
                for i in range(0, len(lines), BATCH)]
     in_hooks = 0.0
     started = time.perf_counter()
     for batch in batches:
-        load = metrics.populations.track(store.get) if hooks else store.get
-        result = processor.process(batch, load)
-        store.update({cid: state for cid, (state, _) in result.dirty.items()})
+        result = processor.process(batch, states)  # type: ignore[arg-type]
         if hooks:
             mark = time.perf_counter()
-            metrics.populations.commit(result.dirty, lambda r: 0)
+            metrics.populations.follow(states.take_before(), states.live, lambda cid: 0)
             metrics.observe_batch(result, size=len(batch))
             in_hooks += time.perf_counter() - mark
     return time.perf_counter() - started, in_hooks

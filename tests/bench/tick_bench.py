@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from journey.engine import CustomerState, Engine, Event, load_preset
 from journey.engine.duration import DAY_MS
-from journey.pipeline.processor import BatchProcessor, Load, PlainRecord
-from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, DueIndex, encode_tick
+from journey.pipeline.processor import BatchProcessor, StateCache, Tick
+from journey.pipeline.timekeeping import DueIndex
 from tests.bench.generate import T0_MS
 
 DEFINITION = "touchpoint_journey"
@@ -94,14 +94,9 @@ def stored(state: CustomerState) -> bytes:
     return bytes(memoryview(state.to_bytes()))
 
 
-def loader(store: dict[str, bytes]) -> Load:
-    """The worker's load: a table lookup and a decode."""
-
-    def load(cid: str) -> CustomerState | None:
-        raw = store.get(cid)
-        return None if raw is None else CustomerState.from_bytes(raw)
-
-    return load
+def loader(store: dict[str, bytes]) -> StateCache:
+    """The worker's states: read through from a table of bytes, decoded on first use."""
+    return StateCache(lambda key: store.get(key.decode()), 1)
 
 
 def rss_bytes() -> int | None:
@@ -154,22 +149,22 @@ def measure_index_alone(deadlines: array[int], result: SizeResult) -> None:
     del index
 
 
-def tick_record(at_ms: int) -> PlainRecord:
-    return PlainRecord(0, encode_tick(at_ms, "bench"), {TICK_HEADER: TICK_VALUE})
+def tick_record(at_ms: int) -> tuple[int, Tick]:
+    return 0, Tick(at_ms, 0)
 
 
 def timed_tick(processor: BatchProcessor, store: dict[str, bytes], at_ms: int,
                expect_due: int) -> tuple[float, float]:
     """Seconds for processor.process([tick]), then seconds to write the dirty states back."""
-    record, load = tick_record(at_ms), loader(store)
+    record, states = tick_record(at_ms), loader(store)
     started = time.perf_counter()
-    result = processor.process([record], load)
+    result = processor.process([record], states)
     elapsed = time.perf_counter() - started
     if result.detections_due != expect_due:
         raise RuntimeError(f"tick at {at_ms}: {result.detections_due} due, not {expect_due}")
     started = time.perf_counter()
-    for cid, (state, _) in result.dirty.items():
-        store[cid] = stored(state)
+    for cid, _, value in states.take_dirty():
+        store[cid] = value
     return elapsed, time.perf_counter() - started
 
 
