@@ -76,13 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from faust import Worker
     from kafka.errors import KafkaError
 
     from journey.cli.topics import broker_topics, unreachable
     from journey.engine.definitions import DefinitionError
     from journey.stream.app import create_app
     from journey.stream.kafka_client import TopicMismatchError, ensure_topics
+    from journey.stream.quiet import install
+    from journey.stream.runner import JourneyWorker
 
     logging.basicConfig(level=settings.log_level)
     try:
@@ -99,7 +100,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.offer_code_secret.get_secret_value():
         logging.getLogger("journey").warning(
             "JOURNEY_OFFER_CODE_SECRET is empty: offer codes can be guessed from trigger ids")
-    worker = Worker(built.faust, loglevel=settings.log_level, quiet=True)
+    install(built.repeat_filter)
+    worker = JourneyWorker(built.faust, loglevel=settings.log_level, quiet=True,
+                           shutdown_s=settings.shutdown_timeout_s,
+                           repeat_filter=built.repeat_filter)
     worker.execute_from_commandline()
     return 0
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from journey.contract.asyncapi import asyncapi_document
 from journey.contract.records import (
     SCHEMA_VERSION,
+    CustomerErased,
     DeadLetter,
     StageChanged,
     Touchpoint,
@@ -49,6 +50,7 @@ RECORDS: tuple[Record, ...] = (
     Record("trigger-emitted", TriggerEmitted, "serialization"),
     Record("trigger-audited", TriggerAudited, "serialization"),
     Record("dead-letter", DeadLetter, "serialization"),
+    Record("customer-erased", CustomerErased, "serialization"),
 )
 
 

@@ -385,6 +385,35 @@ class Engine:
             moments.append(state.pending[0][0])
         return min(moments) if moments else None
 
+    def deadlines(self, state: CustomerState) -> list[tuple[int, str, str]]:
+        """(event time, what fires then, journey) of every upcoming deadline, earliest
+        first: detections, the temperature change and pending trigger releases."""
+        found = [(due.at_ms, due.kind,
+                  LIFECYCLE if idx == _LIFECYCLE_IDX else self.journeys[idx].definition.name)
+                 for idx, due in self._dues(state)]
+        temp = self.temperature.next_change_ms(state)
+        if temp is not None:
+            found.append((temp, "temperature", TEMPERATURE))
+        found.extend((at, f"release:{r.rule}", r.journey) for at, r in state.pending)
+        return sorted(found)
+
+    def why_held(self, request: TriggerRequest, release_ms: int) -> list[str]:
+        """Why a pending trigger waits until release_ms: its rule's delay, the hold that
+        lets a late opt-out be seen (marketing), or a deferral by the policy."""
+        reasons: list[str] = []
+        journey = self._by_name.get(request.journey)
+        delay = journey.delays.get(request.rule, 0) if journey is not None else 0
+        hold = self._policies[request.journey].hold_ms if request.journey in self._policies \
+            else 0
+        planned = request.at_ms + delay + (hold if request.kind == "marketing" else 0)
+        if delay:
+            reasons.append("rule_delay")
+        if request.kind == "marketing" and hold:
+            reasons.append("opt_out_hold")
+        if release_ms != planned:
+            reasons.append("deferred")
+        return reasons
+
     def on_time(self, state: CustomerState, now_ms: int) -> Step:
         """Fire every detection whose deadline is at or before now_ms (the watermark), in
         deadline order. Each happens at its own deadline, not at now_ms, so the outcome
