@@ -57,7 +57,7 @@ class RepeatFilter(logging.Filter):
             note = (f" [and {int(entry[1])} more like this in the last "
                     f"{now - entry[0]:.0f}s, not logged]")
             record.msg = f"{record.getMessage()}{note}"
-            record.args = None
+            record.args = ()
         record._journey_repeat = True
         return True
 
