@@ -48,12 +48,13 @@ def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  #
     """Command groups kept in their own modules, each exposing register(subparsers)."""
     from journey.cli.catalog import register as catalog
     from journey.cli.churn import register as churn
+    from journey.cli.customer import register as customer
     from journey.cli.lab import register as lab
     from journey.cli.schemas import register as schemas
     from journey.cli.send import register as producer
     from journey.cli.topics import register as topics
 
-    return [topics, producer, schemas, churn, catalog, lab]
+    return [topics, producer, schemas, churn, catalog, lab, customer]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,7 @@ _CUSTOMER_ID = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 128,
                "pattern": r"^\S(.*\S)?$"},
 }
-_SECURED = [{"bearer": []}]
+_SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def openapi_document() -> dict[str, Any]:
