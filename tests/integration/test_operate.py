@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -218,6 +219,28 @@ def test_malformed_and_oversized_requests_get_clear_4xx(
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 413
     # And the worker is still alive
+    assert http(worker.url("/health"))[0] == 200
+
+
+def test_the_web_api_keeps_its_openapi_document_under_schemathesis(
+    kafka_bootstrap: str, topic_prefix: str, worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    # Given a worker with a token and one known customer
+    worker = worker_factory(JOURNEY_WEB_TOKEN=TOKEN)
+    produce_json(kafka_bootstrap, settings_for(topic_prefix).topics().touchpoints.name, [
+        visit("known-1", "k-1", "2026-03-01T10:00:00+00:00")])
+    wait_for(lambda: http(worker.url("/customers/known-1"), headers=AUTH)[0] == 200, 60,
+             "the customer is known")
+    # When schemathesis generates requests from schemas/openapi.yaml, valid and not
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("schemathesis")), "run",
+         str(SCHEMA_DIR / "openapi.yaml"), "--url", worker.url(""),
+         "-H", f"Authorization: Bearer {TOKEN}", "--checks", "all", "--max-examples", "25",
+         "--workers", "1", "--no-color", "--seed", "1"],
+        capture_output=True, text=True, timeout=600,
+    )
+    # Then every answer conforms (status, content type, schema) and none is a server error
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert http(worker.url("/health"))[0] == 200
 
 
