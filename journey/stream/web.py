@@ -131,7 +131,7 @@ def install_pages(parts: WebParts) -> None:
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        ok, reason, checks = _readiness(parts)
+        ok, reason, checks = readiness(parts)
         return web.json({"status": "ok" if ok else "failing", "reason": reason,
                          "checks": checks}, status=200 if ok else 503)
 
@@ -231,7 +231,7 @@ def _profile(web: Any, parts: WebParts, cid: str) -> Any:
                      content_type="application/json")
 
 
-def _readiness(parts: WebParts) -> tuple[bool, str | None, dict[str, Any]]:
+def readiness(parts: WebParts) -> tuple[bool, str | None, dict[str, Any]]:
     app = parts.app
     recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
     recovered = recovery.completed.is_set() and not recovery.in_recovery

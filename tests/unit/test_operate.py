@@ -3,13 +3,17 @@ folds repeated library warnings."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from types import SimpleNamespace
+from typing import Any
 
 from journey.engine import Event
 from journey.engine.duration import DAY_MS
 from journey.pipeline.lookup import customer_profile, journey_views, merge_counts
 from journey.pipeline.processor import BatchProcessor, Item, StateCache
 from journey.stream.quiet import RepeatFilter
+from journey.stream.web import Liveness, readiness
 from tests.unit.engine_helpers import T0, definition, engine
 
 JOURNEY = definition("name: j\nstages: [{name: s, entry: {}}]\n")
@@ -148,3 +152,37 @@ def test_the_worker_s_own_warnings_are_never_folded() -> None:
     record = logging.LogRecord("journey.stream", logging.WARNING, __file__, 1, "same", None,
                                None)
     assert all(repeat.filter(record) for _ in range(5))
+
+
+def _worker_view(*, recovered: bool, rebalancing: bool, owned: frozenset[int]) -> Any:
+    """What readiness reads of a worker: Faust's recovery flags, rebalancing, partitions."""
+    event = asyncio.Event()
+    if recovered:
+        event.set()
+    recovery = SimpleNamespace(completed=event, in_recovery=not recovered)
+    app = SimpleNamespace(tables=SimpleNamespace(recovery=recovery), rebalancing=rebalancing)
+    return SimpleNamespace(app=app, owned=lambda: owned)
+
+
+def test_a_worker_in_recovery_is_not_ready_and_says_why() -> None:
+    ok, reason, checks = readiness(_worker_view(recovered=False, rebalancing=False,
+                                                 owned=frozenset({0})))
+    assert (ok, reason, checks["recovery_done"]) == (False, "table recovery is not done", False)
+    ok, reason, _ = readiness(_worker_view(recovered=True, rebalancing=True,
+                                            owned=frozenset({0})))
+    assert (ok, reason) == (False, "a rebalance is under way")
+    ok, reason, _ = readiness(_worker_view(recovered=True, rebalancing=False,
+                                            owned=frozenset()))
+    assert (ok, reason) == (False, "no partitions are assigned to this worker")
+    assert readiness(_worker_view(recovered=True, rebalancing=False,
+                                   owned=frozenset({1, 2})))[:2] == (True, None)
+
+
+def test_health_fails_when_the_broker_has_not_answered_within_the_window() -> None:
+    live = Liveness(broker_window_s=30.0, started=0.0, last_loop=100.0, last_broker_ok=50.0)
+    ok, reason, _ = live.health(101.0)
+    assert not ok and reason is not None and "broker has not answered for 51s" in reason
+    live.last_broker_ok = 90.0
+    assert live.health(101.0)[:2] == (True, None)
+    live.last_loop = 80.0  # the loop's timer stopped running
+    assert "event loop" in (live.health(101.0)[1] or "")
