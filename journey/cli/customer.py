@@ -81,6 +81,9 @@ def render(p: dict[str, Any]) -> str:
     lines.append("last sent" + ("" if p["last_sent"] else "  none"))
     for s in p["last_sent"]:
         lines.append(f"  {s['sent_at']}  {s['journey']}/{s['rule']}")
+    lines.append("recent trigger decisions" + ("" if p["recent_decisions"] else "  none"))
+    for d in p["recent_decisions"]:
+        lines.append(f"  {d['at']}  {d['journey']}/{d['rule']}: {d['outcome']} ({d['reason']})")
     lines.append("detections" + ("" if p["detections"] else "  none"))
     for d in p["detections"]:
         lines.append(f"  {d['kind']} x{d['times']}, last anchored {d['last_anchor']}")

@@ -70,6 +70,19 @@ class SentTrigger(_Answer):
     sent_at: AwareDatetime
 
 
+class TriggerDecision(_Answer):
+    """A recent trigger decision: sent, or withheld and why."""
+
+    at: AwareDatetime = Field(description="Event time of the decision (the send time).")
+    journey: str
+    rule: str
+    trigger_id: str
+    outcome: str = Field(description="sent, suppressed, deferred, held_out or cancelled.")
+    reason: str = Field(description="For sent, the trigger's reason code; otherwise why it "
+                        "was withheld (opted_out, contact_budget, quiet_hours, the exit…).")
+    details: dict[str, Any]
+
+
 class Detection(_Answer):
     """A lifecycle detection that fired for this customer."""
 
@@ -100,10 +113,10 @@ class CustomerProfile(_Answer):
     journeys: list[JourneyStanding]
     pending_triggers: list[PendingTrigger]
     next_deadlines: list[Deadline]
-    last_sent: list[SentTrigger] = Field(
-        description="The last trigger sent per rule. Withheld triggers (suppressed, "
-        "deferred, held out, cancelled) are on the trigger-audit topic with their reasons; "
-        "the state keeps only the pending ones."
+    last_sent: list[SentTrigger] = Field(description="The last trigger sent per rule.")
+    recent_decisions: list[TriggerDecision] = Field(
+        description="The last few trigger decisions, sent or withheld, newest last; the "
+        "full history is on the triggers and trigger-audit topics."
     )
     detections: list[Detection]
 

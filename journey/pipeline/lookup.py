@@ -20,6 +20,7 @@ from journey.contract.api import (
     PendingTrigger,
     SentTrigger,
     StagePopulation,
+    TriggerDecision,
 )
 from journey.engine import CustomerState, Engine
 from journey.engine.events import from_epoch_ms
@@ -71,6 +72,10 @@ def customer_profile(
         next_deadlines=[Deadline(at=from_epoch_ms(at), fires=fires, journey=journey)
                         for at, fires, journey in engine.deadlines(state)[:10]],
         last_sent=sent,
+        recent_decisions=[TriggerDecision(
+            at=from_epoch_ms(at), journey=journey, rule=rule, trigger_id=tid, outcome=outcome,
+            reason=reason, details=details,
+        ) for at, journey, rule, tid, outcome, reason, details in state.decisions],
         detections=[Detection(kind=k, times=times, last_anchor=from_epoch_ms(anchor))
                     for k, (times, anchor) in sorted(state.detected.items())],
     )

@@ -14,7 +14,7 @@ from journey.pipeline.lookup import customer_profile, journey_views, merge_count
 from journey.pipeline.processor import BatchProcessor, Item, StateCache
 from journey.stream.quiet import RepeatFilter
 from journey.stream.web import Liveness, readiness
-from tests.unit.engine_helpers import T0, definition, engine
+from tests.unit.engine_helpers import T0, definition, engine, ev
 
 JOURNEY = definition("name: j\nstages: [{name: s, entry: {}}]\n")
 
@@ -186,3 +186,29 @@ def test_health_fails_when_the_broker_has_not_answered_within_the_window() -> No
     assert live.health(101.0)[:2] == (True, None)
     live.last_loop = 80.0  # the loop's timer stopped running
     assert "event loop" in (live.health(101.0)[1] or "")
+
+
+PROMO = """
+name: shop
+stages: [{name: s, entry: {}}]
+rules:
+  - {name: promo, once: false, when: {type: purchase}, trigger: {reason: promo, valid_for: 7d}}
+"""
+
+
+def test_the_profile_says_why_a_trigger_was_held_and_then_withheld() -> None:
+    # Given a purchase that fires a promo, held for an hour so a late opt-out is seen
+    hour = 3_600_000
+    eng = engine(definition(PROMO), trigger_hold_ms=hour, allowed_lateness_ms=hour)
+    state = eng.apply(None, ev(1, "purchase", 0.4167)).state
+    # Then the lookup shows it pending, with the hold as the reason
+    [pending] = customer_profile(eng, state).pending_triggers
+    assert (pending.rule, pending.held_because) == ("promo", ["opt_out_hold"])
+    # When an opt-out stamped before it arrives, and time passes the release
+    state = eng.apply(state, ev(2, "opt_out", 0.41)).state
+    state = eng.on_time(state, T0 + DAY_MS).state
+    # Then the lookup says it was suppressed because the customer opted out
+    profile = customer_profile(eng, state)
+    assert profile.pending_triggers == []
+    assert [(d.rule, d.outcome, d.reason) for d in profile.recent_decisions] == [
+        ("promo", "suppressed", "opted_out")]
