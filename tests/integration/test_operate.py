@@ -43,7 +43,8 @@ def http(url: str, *, method: str = "GET", headers: dict[str, str] | None = None
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+        with exc:  # an error answer holds the connection until closed
+            return exc.code, json.loads(exc.read() or b"null")
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float = 60.0, what: str = "") -> Any:
@@ -217,6 +218,7 @@ def test_malformed_and_oversized_requests_get_clear_4xx(
                                      method="GET", headers=AUTH)
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
+    refused.value.close()
     assert refused.value.code == 413
     # And the worker is still alive
     assert http(worker.url("/health"))[0] == 200
