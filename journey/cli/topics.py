@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from journey.pipeline.settings import Settings
-from journey.stream.kafka_client import TopicMismatchError, client_config
+from journey.stream.kafka_client import TopicMismatchError, check_access, client_config
 
 #: How long a command waits for the broker before saying it cannot reach it.
 BOOTSTRAP_TIMEOUT_MS = 10_000
@@ -42,7 +42,9 @@ def quiet_kafka() -> Iterator[None]:
 
 
 def broker_topics(settings: Settings, names: list[str]) -> dict[str, int]:
-    """Partition counts of those of `names` the broker has; raises KafkaError if unreachable."""
+    """Partition counts of those of `names` the broker has; raises KafkaError if unreachable,
+    and KafkaAccessError or KafkaSecurityError at once for a wrong login or certificate."""
+    check_access(settings)
     with quiet_kafka():
         admin = KafkaAdminClient(**client_config(settings), client_id=f"{settings.app_id}-cli",
                                  bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)

@@ -64,7 +64,7 @@ class DeliveryBarrier:
         self._retry_min_s = retry_min_s
         self._retry_max_s = retry_max_s
         self._stopping = stopping
-        self._held: list[Ackable] = []
+        self._held: list[tuple[int, Ackable]] = []
         self._sent: list[tuple[Outgoing, Awaitable[Any]]] = []
         self._section = asyncio.Lock()  # a batch's send-and-hold, or a flush's snapshot
         self._flushing = asyncio.Lock()  # one flush at a time, in order
@@ -86,8 +86,20 @@ class DeliveryBarrier:
         for record in records:
             sent.append((record, await self._send(record)))
 
-    def hold(self, inputs: Iterable[Ackable]) -> None:
+    def hold(self, inputs: Iterable[tuple[int, Ackable]]) -> None:
+        """(partition, input record) pairs, acknowledged by a later flush."""
         self._held.extend(inputs)
+
+    def forget_partitions(self, keep: Iterable[int]) -> int:
+        """Drop the held input of partitions no longer owned, unacknowledged: their new
+        owner reads it again from the last committed offset. The caller drops those
+        partitions' changed states with it (StateCache.keep_partitions), so no state is
+        written for input that is not acknowledged, and no input is acknowledged whose
+        state was dropped. Returns how many records were dropped."""
+        kept = set(keep)
+        before = len(self._held)
+        self._held = [(p, record) for p, record in self._held if p in kept]
+        return before - len(self._held)
 
     async def flush(self) -> int:
         """Confirm, write states, acknowledge (see the module docstring). Returns how many
@@ -108,7 +120,7 @@ class DeliveryBarrier:
             written = await self._confirm([(r, await self._send(r)) for r in state_records])
             if written:
                 self._apply_states(written)
-            for record in held:
+            for _, record in held:
                 record.ack()
             self._states.trim()
             return len(held)

@@ -41,7 +41,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from journey.contract import codec
-from journey.contract.decode import IngestPolicy, Rejection, decode
+from journey.contract.decode import IngestPolicy, Rejection
+from journey.contract.fastdecode import decode_touchpoint
 from journey.pipeline.metrics import Metrics
 from journey.pipeline.processor import BatchProcessor, BatchResult, Item, StateCache, Tick
 from journey.pipeline.routing import Outgoing, Router
@@ -128,7 +129,7 @@ class Pipeline:
                     origins.append(record)
                 continue
             try:
-                decoded = decode(record.value, policy=self.policy, now_ms=now_ms)
+                decoded = decode_touchpoint(record.value, policy=self.policy, now_ms=now_ms)
             except Exception as exc:  # a bug in our decoder must not stop the stream
                 log.exception("decoder failed on %s[%d]@%d", record.topic, record.partition,
                               record.offset)
@@ -136,18 +137,17 @@ class Pipeline:
             if isinstance(decoded, Rejection):
                 sends.append(self._dead_letter(record, decoded, at_ms))
                 continue
-            metrics.observe_accepted(decoded, now_ms)
+            metrics.observe_event(decoded.event, now_ms)
             self.totals.accepted += 1
-            canonical = codec.touchpoint_to_bytes(decoded)
             customer_key = decoded.customer_id.encode()
             if self.one_hop_only or (
                 record.key == customer_key
                 and record.partition == partition_of(customer_key, self.partitions)
             ):
-                items.append((record.partition, codec.event_from_bytes(canonical)))
+                items.append((record.partition, decoded.event))
                 origins.append(record)
             else:
-                sends.append(self.router.rekey(decoded.customer_id, canonical))
+                sends.append(self.router.rekey(decoded.customer_id, decoded.canonical()))
         return sends + self._apply(items, origins, at_ms)
 
     def on_events(self, records: Sequence[Incoming], now_ms: int) -> list[Outgoing]:

@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from journey.contract.decode import REASONS
-from journey.engine import CustomerState, Engine, Output, StageChange, TriggerRequest
+from journey.engine import CustomerState, Engine, Event, Output, StageChange, TriggerRequest
 from journey.engine.definitions import DETECTION_RULES, LIFECYCLE
 from journey.engine.outputs import TriggerSuppressed
 from journey.pipeline.timekeeping import PartitionClock
@@ -537,22 +537,33 @@ class Metrics:
     def observe_accepted(self, touchpoint: Touchpoint, now_ms: int | None = None) -> None:
         """A touchpoint passed validation: count it by type and channel, add its revenue,
         refund or cost to its channel, and observe its delay from occurred_at."""
-        channel = self._channel(touchpoint.channel)
-        self.events_accepted.inc()
-        self._accepted(self._type(touchpoint.type), channel).inc()
-        amount = touchpoint.amount
-        if amount is not None and amount > 0:
-            if touchpoint.type in REVENUE_TYPES:
-                self.revenue.labels(channel, self._currency(touchpoint.currency)).inc(amount)
-            elif touchpoint.type in REFUND_TYPES:
-                self.refunds.labels(channel, self._currency(touchpoint.currency)).inc(amount)
-        cost = _amount(touchpoint.properties.get(COST_PROPERTY))
-        if cost is not None and cost > 0:
-            self.acquisition_cost.labels(channel, self._currency(touchpoint.currency)).inc(cost)
         occurred = touchpoint.occurred_at
-        if occurred is not None:
+        self._accept(touchpoint.type, touchpoint.channel, touchpoint.amount,
+                     touchpoint.currency, touchpoint.properties,
+                     None if occurred is None else occurred.timestamp() * 1000, now_ms)
+
+    def observe_event(self, event: Event, now_ms: int | None = None) -> None:
+        """observe_accepted for the engine's Event of an accepted touchpoint."""
+        self._accept(event.type, event.channel, event.amount, event.currency,
+                     event.properties, event.at_ms, now_ms)
+
+    def _accept(self, event_type: str, channel_name: str | None, amount: float | None,
+                currency: str | None, properties: Mapping[str, Any],
+                occurred_ms: float | None, now_ms: int | None) -> None:
+        channel = self._channel(channel_name)
+        self.events_accepted.inc()
+        self._accepted(self._type(event_type), channel).inc()
+        if amount is not None and amount > 0:
+            if event_type in REVENUE_TYPES:
+                self.revenue.labels(channel, self._currency(currency)).inc(amount)
+            elif event_type in REFUND_TYPES:
+                self.refunds.labels(channel, self._currency(currency)).inc(amount)
+        cost = _amount(properties.get(COST_PROPERTY))
+        if cost is not None and cost > 0:
+            self.acquisition_cost.labels(channel, self._currency(currency)).inc(cost)
+        if occurred_ms is not None:
             now = self.now_ms() if now_ms is None else now_ms
-            self.event_delay.observe(max(0.0, now / 1000 - occurred.timestamp()))
+            self.event_delay.observe(max(0.0, (now - occurred_ms) / 1000))
 
     # ----- per batch ----------------------------------------------------------------------------
     def observe_batch(self, result: Batch, now_ms: int | None = None, *,

@@ -204,9 +204,14 @@ class StateCache:
         keep = set(owned)
         self.live = {c: s for c, s in self.live.items()
                      if partition_of(c.encode(), self.partitions) in keep}
+        # Erasures of partitions given away go with their unacknowledged input: the new
+        # owner applies the erasure_requested event again.
+        self.tombstoned = {c for c in self.tombstoned
+                           if partition_of(c.encode(), self.partitions) in keep}
         self.dirty = {c for c in self.dirty if c in self.live or c in self.tombstoned}
         self.markers = {c: at for c, at in self.markers.items()
                         if partition_of(c.encode(), self.partitions) in keep}
+        self.new_markers = {c for c in self.new_markers if c in self.markers}
 
 
 class BatchProcessor:

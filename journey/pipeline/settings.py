@@ -244,14 +244,15 @@ class Settings(BaseSettings):
         )
 
     def definition_types(self) -> frozenset[str]:
-        """The event types the configured journey definitions name (their custom_types
-        included): loading a definition accepts the types it uses. A definition that does
-        not load adds none; building the engine reports it."""
+        """The event types beyond the vocabulary that the configured journey definitions name
+        (their custom_types): loading a definition accepts the types it uses. A definition
+        that does not load adds none; building the engine reports it."""
         from journey.engine.definitions import DefinitionError, load_definitions
+        from journey.engine.vocabulary import BUILTIN_TYPES
 
         try:
             return frozenset(t for d in load_definitions(self.definitions)
-                             for t in d.event_types())
+                             for t in d.event_types() if t not in BUILTIN_TYPES)
         except DefinitionError:
             return frozenset()
 

@@ -158,7 +158,11 @@ class Shell:
             return
         self.owned = owned
         states = self.pipeline.states
+        # States and held input of a partition go together: both kept, or both dropped.
+        dropped = self.barrier.forget_partitions(owned)
         states.keep_partitions(owned)
+        if dropped:
+            log.info("dropped %d unacknowledged records of partitions now elsewhere", dropped)
         tracked = 0
 
         def known() -> Iterator[tuple[int, CustomerState]]:
@@ -192,6 +196,11 @@ class Shell:
 
     async def handle(self, batch: Sequence[Any], step: Callable[..., list[Outgoing]]) -> None:
         started = time.perf_counter()
+        if self.app.rebalancing:
+            # Taken from a buffer while partitions are being revoked or recovered: leave it
+            # unacknowledged. Faust seeks every assigned partition back to its committed
+            # offset when the rebalance completes, so it is read again by whoever owns it.
+            return
         self.on_assignment()
         owned = self.owned
         # Records of a partition revoked while they waited are left alone (never
@@ -203,7 +212,7 @@ class Shell:
         async with self.barrier.batch():
             sends = step(records, now_ms)
             await self.barrier.send(sends)
-            self.barrier.hold(mine)
+            self.barrier.hold((e.message.partition, e) for e in mine)
         metrics = self.metrics
         metrics.batch_seconds.observe(time.perf_counter() - started)
         self._observe_lag(mine)

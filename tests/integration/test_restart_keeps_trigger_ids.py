@@ -55,6 +55,14 @@ def _touchpoints(n: int, customers: int) -> list[dict[str, Any]]:
     return docs
 
 
+def _progress(worker: WorkerProcess) -> dict[str, float | None]:
+    """What the worker says it did, for a failure message."""
+    return {name: worker.metric(name) for name in (
+        "journey_events_accepted_total", "journey_events_processed_total",
+        "journey_events_duplicate_total", "journey_ticks_received_total",
+        "journey_triggers_emitted_total", "journey_batch_seconds_count")}
+
+
 def _expected_ids(docs: list[dict[str, Any]], settings: Settings) -> set[str]:
     lines = [json.dumps(d).encode() for d in docs]
     now_ms = int(time.time() * 1000)
@@ -90,7 +98,7 @@ def test_a_killed_and_restarted_worker_never_gives_an_episode_a_second_trigger_i
     assert killed_at < len(expected), "the kill came too late to test anything"
 
     # And another worker of the same app takes over
-    worker_factory(**ENV)
+    second = worker_factory(**ENV)
 
     # Then every expected trigger arrives, and each episode has exactly one id
     def all_arrived(got: list[Any]) -> bool:
@@ -108,5 +116,6 @@ def test_a_killed_and_restarted_worker_never_gives_an_episode_a_second_trigger_i
     allowed = _expected_ids(docs, settings)
     unexpected = sorted((r["customer_id"], r["rule"], r["episode"], r["occurred_at"])
                         for r in records if r["trigger_id"] not in allowed)
-    assert expected <= {r["trigger_id"] for r in records}
+    missing = expected - {r["trigger_id"] for r in records}
+    assert not missing, (len(missing), len(expected), _progress(second))
     assert unexpected == []

@@ -66,7 +66,7 @@ def test_the_worker_and_the_in_process_run_agree_on_a_simulated_population(
     assert expected.triggers and expected.audits
 
     # When the file is fed to the touchpoints topic and a worker processes it
-    settings = settings_for(topic_prefix, kafka_bootstrap, partitions=1)
+    settings = lab_settings(settings_for(topic_prefix, kafka_bootstrap, partitions=1), JOURNEYS)
     topics = settings.topics()
     ensure_topics(settings, topics)
     assert feed_file(path, settings, rate=None, progress=False) == 0

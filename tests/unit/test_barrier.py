@@ -77,7 +77,7 @@ def test_inputs_are_acknowledged_only_after_outputs_then_states_are_confirmed() 
         async with barrier.batch():
             states.put("c1", CustomerState(customer_id="c1"))
             await barrier.send([Outgoing(TOPICS.triggers.name, b"c1", b"{}")])
-            barrier.hold([Input("offset-7", broker.log)])
+            barrier.hold([(0, Input("offset-7", broker.log))])
         flush = asyncio.ensure_future(barrier.flush())
         await asyncio.sleep(0.01)
         assert broker.log == []  # nothing confirmed: nothing acknowledged, no state sent
@@ -102,7 +102,7 @@ def test_a_failed_send_is_sent_again_until_confirmed_before_anything_is_acknowle
         barrier = _barrier(broker, states, applied)
         async with barrier.batch():
             await barrier.send([Outgoing(TOPICS.stage_changes.name, b"c1", b"{}")])
-            barrier.hold([Input("offset-1", broker.log)])
+            barrier.hold([(0, Input("offset-1", broker.log))])
         flush = asyncio.ensure_future(barrier.flush())
         while not broker.pending:
             await asyncio.sleep(0.001)
@@ -120,13 +120,13 @@ def test_a_batch_during_a_flush_waits_for_the_next_flush() -> None:
         barrier = _barrier(broker, states, applied)
         async with barrier.batch():
             await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1")])
-            barrier.hold([Input("first", broker.log)])
+            barrier.hold([(0, Input("first", broker.log))])
         flush = asyncio.ensure_future(barrier.flush())
         await asyncio.sleep(0.01)
         async with barrier.batch():  # taken while the first flush waits for the broker
             states.put("b", CustomerState(customer_id="b"))
             await barrier.send([Outgoing(TOPICS.triggers.name, b"b", b"2")])
-            barrier.hold([Input("second", broker.log)])
+            barrier.hold([(0, Input("second", broker.log))])
         broker.confirm_all()
         assert await flush == 1
         assert "acked second" not in broker.log
@@ -150,7 +150,7 @@ def test_a_stopping_worker_gives_up_on_a_failed_send_without_acknowledging() -> 
                                   stopping=lambda: True)
         async with barrier.batch():
             await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1")])
-            barrier.hold([Input("offset-3", broker.log)])
+            barrier.hold([(0, Input("offset-3", broker.log))])
         with pytest.raises(ConnectionError):
             await barrier.flush()
         return broker.log

@@ -8,9 +8,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from journey.pipeline.build import build_engine
-from journey.pipeline.inprocess import in_time_order, replay_lines
-from journey.pipeline.processor import BatchProcessor
+from journey.pipeline.inprocess import in_process_pipeline, in_time_order, replay_lines
 from journey.pipeline.settings import Settings
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -33,11 +31,8 @@ def _history() -> list[bytes]:
 
 
 def _run(lines: list[bytes], *, stamp_ms: int = 0) -> list[dict[str, Any]]:
-    settings = Settings()
-    engine = build_engine(settings)
-    processor = BatchProcessor(engine, allowed_lateness_ms=settings.allowed_lateness_s * 1000)
     until = int((START + timedelta(days=105)).timestamp() * 1000)
-    return list(replay_lines(lines, processor, settings.ingest_policy(), until_ms=until,
+    return list(replay_lines(lines, in_process_pipeline(Settings()), until_ms=until,
                              batch_size=7, dead_lettered_at_ms=stamp_ms))
 
 

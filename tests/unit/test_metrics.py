@@ -73,9 +73,10 @@ def value(m: Metrics, name: str, **labels: str) -> float:
 class Worker:
     """A processor, a store and metrics wired as the shell wires them."""
 
-    def __init__(self, metrics: Metrics | None = None, hold_ms: int = 0) -> None:
-        eng = engine(FUNNEL, allowed_lateness_ms=DAY_MS, trigger_hold_ms=hold_ms)
-        self.processor = BatchProcessor(eng, allowed_lateness_ms=DAY_MS)
+    def __init__(self, metrics: Metrics | None = None, hold_ms: int = 0,
+                 lateness_ms: int = DAY_MS) -> None:
+        eng = engine(FUNNEL, allowed_lateness_ms=lateness_ms, trigger_hold_ms=hold_ms)
+        self.processor = BatchProcessor(eng, allowed_lateness_ms=lateness_ms)
         self.metrics = metrics or fresh()
         self.metrics.describe_engine(eng)
         self.metrics.watch_clocks(lambda: self.processor.clocks)
@@ -200,7 +201,9 @@ def test_lifecycle_status_changes_are_transitions_of_the_lifecycle_journey() -> 
 
 
 def test_triggers_are_counted_by_journey_rule_and_channel_with_their_delay() -> None:
-    w = Worker()
+    # No allowed lateness: a marketing trigger is decided with the event that fires it
+    # (otherwise only once no late opt-out can still arrive).
+    w = Worker(lateness_ms=0)
     cause_ms = T0
     result = w.run([record(1, "a", "signup", 0)], now_ms=cause_ms + 5_000)
     sent = [o for o in result.outputs if isinstance(o, TriggerRequest) and o.rule == "welcome"]

@@ -12,6 +12,7 @@ from journey.engine import Event
 from journey.engine.duration import DAY_MS
 from journey.pipeline.lookup import customer_profile, journey_views, merge_counts
 from journey.pipeline.processor import BatchProcessor, Item, StateCache
+from journey.pipeline.timekeeping import partition_of
 from journey.stream.quiet import RepeatFilter
 from journey.stream.web import Liveness, readiness
 from tests.unit.engine_helpers import T0, definition, engine, ev
@@ -212,3 +213,16 @@ def test_the_profile_says_why_a_trigger_was_held_and_then_withheld() -> None:
     assert profile.pending_triggers == []
     assert [(d.rule, d.outcome, d.reason) for d in profile.recent_decisions] == [
         ("promo", "suppressed", "opted_out")]
+
+
+def test_an_erasure_of_a_partition_given_away_is_left_to_its_new_owner() -> None:
+    # Given an erasure applied but not yet written, in partition 1 of 2
+    store: dict[bytes, bytes] = {}
+    cache = StateCache(store.get, 2)
+    cid = next(c for c in (f"c{n}" for n in range(100))
+               if partition_of(c.encode(), 2) == 1)
+    cache.erase(cid, T0)
+    # When partition 1 is given away
+    cache.keep_partitions({0})
+    # Then neither its tombstone nor its marker is written here
+    assert cache.take_dirty() == [] and cache.take_markers() == []
