@@ -44,7 +44,16 @@ from journey.contract import codec
 from journey.contract.decode import IngestPolicy, Rejection
 from journey.contract.fastdecode import decode_touchpoint
 from journey.pipeline.metrics import Metrics
-from journey.pipeline.processor import BatchProcessor, BatchResult, Item, StateCache, Tick
+from journey.pipeline.processor import (
+    EVENTS,
+    TOUCHPOINTS,
+    BatchProcessor,
+    BatchResult,
+    Item,
+    StateCache,
+    StateUnreadableError,
+    Tick,
+)
 from journey.pipeline.routing import Outgoing, Router
 from journey.pipeline.timekeeping import decode_tick, is_tick, partition_of
 
@@ -148,7 +157,7 @@ class Pipeline:
                 origins.append(record)
             else:
                 sends.append(self.router.rekey(decoded.customer_id, decoded.canonical()))
-        return sends + self._apply(items, origins, at_ms)
+        return sends + self._apply(items, origins, at_ms, TOUCHPOINTS)
 
     def on_events(self, records: Sequence[Incoming], now_ms: int) -> list[Outgoing]:
         """Re-keyed touchpoints and forwarded ticks of the internal events topic."""
@@ -170,7 +179,7 @@ class Pipeline:
             if item is not None:
                 items.append((record.partition, item))
                 origins.append(record)
-        return sends + self._apply(items, origins, now_ms)
+        return sends + self._apply(items, origins, now_ms, EVENTS)
 
     # ----- internals ----------------------------------------------------------------------
     def _tick(self, record: Incoming) -> Tick | None:
@@ -182,11 +191,27 @@ class Pipeline:
         return Tick(at_ms, source)
 
     def _apply(
-        self, items: list[tuple[int, Item]], origins: list[Incoming], now_ms: int
+        self, items: list[tuple[int, Item]], origins: list[Incoming], now_ms: int, path: int
     ) -> list[Outgoing]:
         if not items:
             return []
-        result = self.processor.process(items, self.states)
+        states = self.states
+        replayed = 0
+        if not self.one_hop_only:
+            # After a crash the input is read again from the last committed offset, which
+            # may be behind the states written: skip what a customer's state already has.
+            kept = [(item, origin) for item, origin in zip(items, origins, strict=True)
+                    if not self._replayed(item[1], origin, path)]
+            replayed = len(items) - len(kept)
+            items = [item for item, _ in kept]
+            origins = [origin for _, origin in kept]
+        result = self.processor.process(items, states)
+        result.duplicates += replayed
+        failed = {f.index for f in result.failures}
+        if not self.one_hop_only:
+            for index, ((_, item), origin) in enumerate(zip(items, origins, strict=True)):
+                if index not in failed and not isinstance(item, Tick):
+                    states.mark(item.customer_id, path, origin.offset)
         route = self.router.output
         sends = [route(output) for output in result.outputs]
         if result.erasures:
@@ -205,6 +230,14 @@ class Pipeline:
                       message)
         self._count(result, len(items), now_ms)
         return sends
+
+    def _replayed(self, item: Item, origin: Incoming, path: int) -> bool:
+        if isinstance(item, Tick):
+            return False
+        try:
+            return self.states.seen(item.customer_id, path, origin.offset)
+        except StateUnreadableError:
+            return False  # the processor dead-letters it
 
     def _dead_letter(self, record: Incoming, rejection: Rejection, at_ms: int) -> Outgoing:
         self.metrics.observe_rejection(rejection.reason)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
 from journey.engine import CustomerState, Engine, Event, Output
 from journey.engine.vocabulary import ERASURE_REQUESTED
 from journey.pipeline.timekeeping import PartitionClock, partition_of
@@ -72,6 +74,12 @@ class BatchResult:
 
 Read = Callable[[bytes], bytes | None]
 
+#: The key under which a stored state carries the input offsets it has applied.
+SOURCES_KEY = "_applied_offsets"
+#: Input paths a customer's records arrive by: its touchpoints partition (one hop), and its
+#: partition of the internal events topic (re-keyed).
+TOUCHPOINTS, EVENTS = 0, 1
+
 
 class StateCache:
     """Live customer states, read through from the table and written behind.
@@ -96,6 +104,8 @@ class StateCache:
         self.dirty: set[str] = set()
         self._position = position
         self.before: dict[str, object] = {}
+        #: per customer, the offset of the last record applied on each input path
+        self.applied: dict[str, list[int]] = {}
         # Erasure (GDPR art. 17): erased customers whose tombstone the store has not applied
         # yet, and erasure markers (customer -> erased_at ms) known here or to be written.
         self._read_marker = read_marker
@@ -110,10 +120,14 @@ class StateCache:
             stored = self._read(customer_id.encode())
             if stored is not None:
                 try:
-                    state = CustomerState.from_bytes(stored)
+                    raw = orjson.loads(stored)
+                    applied = raw.pop(SOURCES_KEY, None)
+                    state = CustomerState.from_dict(raw)
                 except Exception as exc:
                     raise StateUnreadableError(f"{type(exc).__name__}: {exc}") from None
                 self.live[customer_id] = state
+                if isinstance(applied, list) and len(applied) == 2:
+                    self.applied[customer_id] = [int(applied[0]), int(applied[1])]
         if self._position is not None and customer_id not in self.before:
             self.before[customer_id] = self._position(state)
         return state
@@ -176,18 +190,44 @@ class StateCache:
         """Drop a live state (after an engine error left it half-changed): the next read
         comes from the store, the last state written."""
         self.live.pop(customer_id, None)
+        self.applied.pop(customer_id, None)
         self.dirty.discard(customer_id)
+
+    def seen(self, customer_id: str, path: int, offset: int) -> bool:
+        """Whether this customer's state already reflects the record at `offset` of its
+        partition on `path`: a record replayed after a crash, from before the state was
+        written, whatever its event time (event ids are remembered only for a while)."""
+        self.get(customer_id)
+        applied = self.applied.get(customer_id)
+        return applied is not None and offset <= applied[path]
+
+    def mark(self, customer_id: str, path: int, offset: int) -> None:
+        """The record at `offset` on `path` is now reflected in this customer's state."""
+        applied = self.applied.get(customer_id)
+        if applied is None:
+            applied = self.applied[customer_id] = [-1, -1]
+        if offset > applied[path]:
+            applied[path] = offset
 
     def take_dirty(self) -> list[tuple[str, int, bytes | None]]:
         """(customer, partition, state bytes) of every changed customer, once; None (a
         tombstone) for an erased one."""
         live = self.live
         taken = [(cid, partition_of(cid.encode(), self.partitions),
-                  state.to_bytes() if (state := live.get(cid)) is not None else None)
+                  self._encode(cid) if cid in live else None)
                  for cid in self.dirty]
         self._tombstones_taken = {cid for cid, _, value in taken if value is None}
         self.dirty = set()
         return taken
+
+    def _encode(self, customer_id: str) -> bytes:
+        state = self.live[customer_id]
+        applied = self.applied.get(customer_id)
+        if applied is None:
+            return state.to_bytes()
+        doc = state.to_dict()
+        doc[SOURCES_KEY] = applied
+        return orjson.dumps(doc)
 
     def trim(self) -> None:
         # The tombstones taken by the flush that calls this are in the store now.
@@ -199,6 +239,7 @@ class StateCache:
             return
         for cid in [c for c in self.live if c not in self.dirty][:excess]:
             del self.live[cid]
+            self.applied.pop(cid, None)
 
     def keep_partitions(self, owned: Iterable[int]) -> None:
         keep = set(owned)
@@ -212,6 +253,7 @@ class StateCache:
         self.markers = {c: at for c, at in self.markers.items()
                         if partition_of(c.encode(), self.partitions) in keep}
         self.new_markers = {c for c in self.new_markers if c in self.markers}
+        self.applied = {c: a for c, a in self.applied.items() if c in self.live}
 
 
 class BatchProcessor:

@@ -109,8 +109,6 @@ def create_app(
     install_agents(
         app,
         shell,
-        batch_max=settings.batch_max_events,
-        batch_within_s=settings.batch_within_ms / 1000,
         tick_interval_s=settings.tick_interval_ms / 1000,
     )
     liveness = Liveness(broker_window_s=settings.health_broker_s)

@@ -196,11 +196,6 @@ class Shell:
 
     async def handle(self, batch: Sequence[Any], step: Callable[..., list[Outgoing]]) -> None:
         started = time.perf_counter()
-        if self.app.rebalancing:
-            # Taken from a buffer while partitions are being revoked or recovered: leave it
-            # unacknowledged. Faust seeks every assigned partition back to its committed
-            # offset when the rebalance completes, so it is read again by whoever owns it.
-            return
         self.on_assignment()
         owned = self.owned
         # Records of a partition revoked while they waited are left alone (never
@@ -238,21 +233,23 @@ def install_agents(
     app: faust.App,
     shell: Shell,
     *,
-    batch_max: int,
-    batch_within_s: float,
     tick_interval_s: float,
 ) -> None:
     ch, pipeline = shell.channels, shell.pipeline
 
+    # Events one at a time, with acknowledgement off: Faust's take_events() acknowledges
+    # every event of a batch as soon as the loop body returns, whatever noack() says
+    # (faust-streaming 0.15.3, Stream.take_events), which would let Faust commit offsets
+    # before the barrier confirmed what they caused. Acknowledgement is the barrier's alone.
     @app.agent(ch.touchpoints, name="touchpoints")
     async def touchpoints(stream: Any) -> None:
-        async for batch in stream.noack().take_events(batch_max, within=batch_within_s):
-            await shell.handle(batch, pipeline.on_touchpoints)
+        async for event in stream.noack().events():
+            await shell.handle((event,), pipeline.on_touchpoints)
 
     @app.agent(ch.events, name="events")
     async def events(stream: Any) -> None:
-        async for batch in stream.noack().take_events(batch_max, within=batch_within_s):
-            await shell.handle(batch, pipeline.on_events)
+        async for event in stream.noack().events():
+            await shell.handle((event,), pipeline.on_events)
 
     @app.timer(interval=shell.flush_interval_s, name="flush")  # type: ignore[untyped-decorator]
     async def flush() -> None:
