@@ -108,8 +108,8 @@ def test_lookup_through_a_worker_that_does_not_own_the_customer(
     ])
     # When the first worker is asked
     status, body = wait_for(
-        lambda: (r := http(first.url(f"/customers/{cid}"), headers=AUTH))[0] == 200 and r,
-        60, "the profile is served")
+        lambda: (r := http(first.url(f"/customers/{cid}"), headers=AUTH))[0] == 200
+        and r[1]["touches"] == 2 and r, 60, "the profile with both events is served")
     # Then it answers with the owner's profile, which matches the published schema
     assert status == 200
     assert body["customer_id"] == cid
