@@ -48,12 +48,13 @@ def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  #
     """Command groups kept in their own modules, each exposing register(subparsers)."""
     from journey.cli.catalog import register as catalog
     from journey.cli.churn import register as churn
+    from journey.cli.customer import register as customer
     from journey.cli.lab import register as lab
     from journey.cli.schemas import register as schemas
     from journey.cli.send import register as producer
     from journey.cli.topics import register as topics
 
-    return [topics, producer, schemas, churn, catalog, lab]
+    return [topics, producer, schemas, churn, catalog, lab, customer]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,13 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from faust import Worker
     from kafka.errors import KafkaError
 
     from journey.cli.topics import broker_topics, unreachable
     from journey.engine.definitions import DefinitionError
     from journey.stream.app import create_app
     from journey.stream.kafka_client import TopicMismatchError, ensure_topics
+    from journey.stream.quiet import install
+    from journey.stream.runner import JourneyWorker
 
     logging.basicConfig(level=settings.log_level)
     try:
@@ -99,7 +101,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.offer_code_secret.get_secret_value():
         logging.getLogger("journey").warning(
             "JOURNEY_OFFER_CODE_SECRET is empty: offer codes can be guessed from trigger ids")
-    worker = Worker(built.faust, loglevel=settings.log_level, quiet=True)
+    install(built.repeat_filter)
+    worker = JourneyWorker(built.faust, loglevel=settings.log_level, quiet=True,
+                           shutdown_s=settings.shutdown_timeout_s,
+                           repeat_filter=built.repeat_filter)
     worker.execute_from_commandline()
     return 0
 

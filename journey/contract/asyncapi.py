@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from journey.contract.records import (
     SCHEMA_VERSION,
+    CustomerErased,
     DeadLetter,
     StageChanged,
     Touchpoint,
@@ -41,7 +42,7 @@ class Flow:
 
 
 #: Topics that are the worker's private storage, not part of the contract.
-PRIVATE = frozenset({"state_changelog"})
+PRIVATE = frozenset({"state_changelog", "erasure_changelog"})
 
 # Keyed by the field names of Topics; a topic without a flow stops generation.
 FLOWS: dict[str, Flow] = {
@@ -79,6 +80,13 @@ FLOWS: dict[str, Flow] = {
         "Touchpoints that were rejected, with the reason code and the original bytes.",
         ("ingest",), ("operators and the platform teams that sent them",),
         "the rejected record's original key",
+    ),
+    "erasures": Flow(
+        CustomerErased, "customerErased",
+        "A customer was erased (GDPR article 17) on an erasure_requested touchpoint or "
+        "DELETE /customers/{id}: downstream systems erase their copy too.",
+        ("advance",), ("every system that keeps customer data from journey's topics",),
+        "customer_id, UTF-8",
     ),
 }
 

@@ -198,3 +198,21 @@ class DeadLetter(_Record):
     dead_lettered_at: AwareDatetime = Field(
         description="Wall-clock time the worker rejected it."
     )
+
+
+class CustomerErased(_Record):
+    """A customer's data was erased (GDPR article 17): downstream systems erase theirs too.
+
+    Carries the customer id and times only. The worker tombstones the customer's state,
+    drops their pending triggers, and keeps a marker (id and erased_at) so that events dated
+    at or before erased_at, replayed or late, do not bring the profile back.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    erasure_id: str = Field(description="Deterministic id: the erasure request's event id.")
+    customer_id: CustomerId
+    erased_at: AwareDatetime = Field(
+        description="Event time of the request; older events of this customer are dropped."
+    )
+    requested_via: str | None = Field(None, description="Channel of the request, e.g. api.")
+    pending_triggers_dropped: int = Field(description="Triggers waiting for release, dropped.")

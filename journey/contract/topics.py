@@ -32,6 +32,8 @@ class Topics:
     trigger_audit: TopicSpec
     dead_letters: TopicSpec
     state_changelog: TopicSpec
+    erasures: TopicSpec
+    erasure_changelog: TopicSpec
 
     @classmethod
     def named(cls, *, prefix: str = "", partitions: int = 4, app_id: str = "journey") -> Topics:
@@ -55,8 +57,17 @@ class Topics:
                 "CustomerState JSON (internal)", n, internal=True,
                 configs=(("cleanup.policy", "compact"),),
             ),
+            erasures=TopicSpec(f"{p}erasures", "customer_id", "CustomerErased", n),
+            # The erasure markers (customer id -> erased_at, no personal data) of Faust's
+            # customer-erasures table: kept so replayed older events do not resurrect anyone.
+            erasure_changelog=TopicSpec(
+                f"{app_id}-customer-erasures-changelog", "customer_id",
+                "erased_at epoch ms (internal)", n, internal=True,
+                configs=(("cleanup.policy", "compact"),),
+            ),
         )
 
     def all(self) -> tuple[TopicSpec, ...]:
         return (self.touchpoints, self.events, self.stage_changes, self.triggers,
-                self.trigger_audit, self.dead_letters, self.state_changelog)
+                self.trigger_audit, self.dead_letters, self.state_changelog, self.erasures,
+                self.erasure_changelog)

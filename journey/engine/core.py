@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from journey.engine.alive import ChurnParams
 from journey.engine.definitions import (
@@ -63,7 +63,14 @@ from journey.engine.policy import (
     offer_code,
 )
 from journey.engine.predicates import Check
-from journey.engine.state import PURCHASE_HISTORY, CustomerState, JourneyPosition, Touch, decay
+from journey.engine.state import (
+    DECISION_HISTORY,
+    PURCHASE_HISTORY,
+    CustomerState,
+    JourneyPosition,
+    Touch,
+    decay,
+)
 from journey.engine.vocabulary import CATEGORIES
 
 #: Events that count as interacting with content (temperature "hot" needs them regularly).
@@ -385,6 +392,35 @@ class Engine:
             moments.append(state.pending[0][0])
         return min(moments) if moments else None
 
+    def deadlines(self, state: CustomerState) -> list[tuple[int, str, str]]:
+        """(event time, what fires then, journey) of every upcoming deadline, earliest
+        first: detections, the temperature change and pending trigger releases."""
+        found = [(due.at_ms, due.kind,
+                  LIFECYCLE if idx == _LIFECYCLE_IDX else self.journeys[idx].definition.name)
+                 for idx, due in self._dues(state)]
+        temp = self.temperature.next_change_ms(state)
+        if temp is not None:
+            found.append((temp, "temperature", TEMPERATURE))
+        found.extend((at, f"release:{r.rule}", r.journey) for at, r in state.pending)
+        return sorted(found)
+
+    def why_held(self, request: TriggerRequest, release_ms: int) -> list[str]:
+        """Why a pending trigger waits until release_ms: its rule's delay, the hold that
+        lets a late opt-out be seen (marketing), or a deferral by the policy."""
+        reasons: list[str] = []
+        journey = self._by_name.get(request.journey)
+        delay = journey.delays.get(request.rule, 0) if journey is not None else 0
+        hold = self._policies[request.journey].hold_ms if request.journey in self._policies \
+            else 0
+        planned = request.at_ms + delay + (hold if request.kind == "marketing" else 0)
+        if delay:
+            reasons.append("rule_delay")
+        if request.kind == "marketing" and hold:
+            reasons.append("opt_out_hold")
+        if release_ms != planned:
+            reasons.append("deferred")
+        return reasons
+
     def on_time(self, state: CustomerState, now_ms: int) -> Step:
         """Fire every detection whose deadline is at or before now_ms (the watermark), in
         deadline order. Each happens at its own deadline, not at now_ms, so the outcome
@@ -509,11 +545,12 @@ class Engine:
                 outputs.append(self._send(state, request, at_ms))
             elif decision.kind == "defer" and decision.until_ms is not None:
                 bisect.insort(state.pending, (decision.until_ms, request), key=_pending_order)
-                outputs.append(TriggerSuppressed(request, decision.reason, "deferred", at_ms,
-                                                 decision.until_ms))
+                outputs.append(_remember(state, TriggerSuppressed(
+                    request, decision.reason, "deferred", at_ms, decision.until_ms)))
             else:
                 label = "held_out" if decision.kind == "hold_out" else "suppressed"
-                outputs.append(TriggerSuppressed(request, decision.reason, label, at_ms))
+                outputs.append(_remember(state, TriggerSuppressed(
+                    request, decision.reason, label, at_ms)))
 
     def _send(self, state: CustomerState, request: TriggerRequest, at_ms: int) -> TriggerRequest:
         send_at = at_ms
@@ -528,6 +565,8 @@ class Engine:
             else:
                 del state.contacts[:-16]
         state.sent[f"{request.journey}/{request.rule}"] = send_at
+        _record_decision(state, [send_at, request.journey, request.rule, request.trigger_id,
+                                 "sent", request.reason, request.details])
         return request.released(send_at, offer_code(request.trigger_id, self.config.offer_secret))
 
     def _detection_details(
@@ -633,8 +672,8 @@ class Engine:
         kept: list[tuple[int, TriggerRequest]] = []
         for item in state.pending:
             if hit(item[1]):
-                outputs.append(TriggerSuppressed(item[1], exit_.spec.name, "cancelled",
-                                                 event.at_ms))
+                outputs.append(_remember(state, TriggerSuppressed(
+                    item[1], exit_.spec.name, "cancelled", event.at_ms)))
             else:
                 kept.append(item)
         state.pending = kept
@@ -747,6 +786,23 @@ _DETECTIONS: dict[str, tuple[str, str, str, str]] = {
 }
 
 _NO_POLICY = JourneyPolicy()
+
+
+def _record_decision(state: CustomerState, decision: list[Any]) -> None:
+    state.decisions.append(decision)
+    del state.decisions[:-DECISION_HISTORY]
+
+
+def _remember(state: CustomerState, withheld: TriggerSuppressed) -> TriggerSuppressed:
+    """Keep a withheld trigger's decision in the state (for the lookup) and pass it on."""
+    r = withheld.request
+    details: dict[str, Any] = dict(r.details)
+    if withheld.until_ms is not None:
+        details["deferred_until_ms"] = withheld.until_ms
+    _record_decision(state, [withheld.at_ms if withheld.at_ms is not None else r.at_ms,
+                             r.journey, r.rule, r.trigger_id, withheld.decision,
+                             withheld.reason, details])
+    return withheld
 
 
 def _pending_order(item: tuple[int, TriggerRequest]) -> tuple[int, str]:

@@ -4,7 +4,8 @@ Version history (from_dict reads every one of them):
   1  the walking skeleton: counters and one lifecycle position.
   2  attribution, purchase gaps, temperature, consent, status, referrals, scores, dedupe.
   3  lifecycle detections belong to the customer: `detected` (kind -> [times, anchor])
-     replaces each journey's copy in its position's `fired`.
+     replaces each journey's copy in its position's `fired`. Later, within 3 (absent
+     reads as empty): `decisions`, the last trigger decisions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from journey.engine.outputs import TriggerRequest
 STATE_VERSION = 3
 #: How many recent purchase times are kept for gap statistics.
 PURCHASE_HISTORY = 16
+#: How many recent trigger decisions (sent or withheld) are kept for the lookup.
+DECISION_HISTORY = 6
 
 
 @dataclass(slots=True)
@@ -139,6 +142,9 @@ class CustomerState:
     detected: dict[str, list[int]] = field(default_factory=dict)
     #: event_id -> event time, for duplicate detection within the horizon
     recent_ids: dict[str, int] = field(default_factory=dict)
+    #: the last few trigger decisions, newest last, for the lookup's "why (not)":
+    #: [event time, journey, rule, trigger id, outcome (sent or the decision), reason, details]
+    decisions: list[list[Any]] = field(default_factory=list)
 
     # ----- derived -----------------------------------------------------------------------
     @property
@@ -202,6 +208,7 @@ class CustomerState:
             "journeys": {k: p.to_dict() for k, p in self.journeys.items()},
             "detected": self.detected,
             "recent_ids": self.recent_ids,
+            "decisions": self.decisions,
         }
 
     @classmethod
@@ -253,6 +260,7 @@ class CustomerState:
             journeys={k: JourneyPosition.from_dict(v) for k, v in raw.get("journeys", {}).items()},
             detected={k: list(v) for k, v in raw.get("detected", {}).items()},
             recent_ids=dict(raw.get("recent_ids", {})),
+            decisions=[list(d) for d in raw.get("decisions", [])],
         )
 
     def to_bytes(self) -> bytes:

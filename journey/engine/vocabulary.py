@@ -28,7 +28,12 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
         "review", "referral", "repost", "contest_entry", "coupon_shared",
     ),
     "consent": ("opt_out", "opt_in"),
+    # handled by the pipeline, not the engine: the customer's state is erased (GDPR art. 17)
+    "privacy": ("erasure_requested",),
 }
+
+#: The event that erases a customer (journey/pipeline/processor.py).
+ERASURE_REQUESTED = "erasure_requested"
 
 #: Every built-in event type.
 BUILTIN_TYPES: frozenset[str] = frozenset(t for ts in CATEGORIES.values() for t in ts)

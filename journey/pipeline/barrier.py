@@ -8,8 +8,9 @@ is acknowledged yet; changed customer states wait in the StateCache (write-behin
 `flush()` then, in this order, for everything gathered up to its start:
 
 1. waits until the broker has confirmed every record sent (re-sending on error);
-2. writes the state of every changed customer to the changelog, and waits until the
-   broker confirms those too; only then are they applied to the local store;
+2. writes the state of every changed customer to the changelog (a tombstone for an erased
+   one, with its erasure marker), and waits until the broker confirms those too; only then
+   are they applied to the local store;
 3. acknowledges the held input records, so their offsets may be committed.
 
 Outputs are on the broker before the state that remembers them, and both before the
@@ -108,10 +109,14 @@ class DeliveryBarrier:
                 held, self._held = self._held, []
                 sent, self._sent = self._sent, []
                 dirty = self._states.take_dirty()
+                markers = self._states.take_markers()
             self.last_flush = time.monotonic()
             await self._confirm(sent)
             state_records = [self._router.state(cid, partition, value)
                              for cid, partition, value in dirty]
+            # Erasure markers go with the tombstones they guard (journey/pipeline/processor.py).
+            state_records += [self._router.erasure_marker(cid, partition, value)
+                              for cid, partition, value in markers]
             written = await self._confirm([(r, await self._send(r)) for r in state_records])
             if written:
                 self._apply_states(written)

@@ -214,6 +214,11 @@ class Pipeline:
                     states.mark(item.customer_id, path, origin.offset)
         route = self.router.output
         sends = [route(output) for output in result.outputs]
+        if result.erasures:
+            sends.extend(self.router.erasure(e) for e in result.erasures)
+            self.metrics.erasures.inc(len(result.erasures))
+        if result.dropped_erased:
+            self.metrics.events_dropped_erased.inc(result.dropped_erased)
         for failure in result.failures:
             origin = origins[failure.index]
             log.error("%s on %s[%d]@%d: %s", failure.reason, origin.topic, origin.partition,

@@ -215,6 +215,12 @@ class StagePopulations(Collector):
         self._statuses.pop(partition, None)
 
     # -- reading
+    def by_partition(self) -> dict[int, list[list[Any]]]:
+        """[[journey, stage, customers], ...] per partition this worker counts (for the
+        web API's populations gathered from every worker)."""
+        return {p: [[j, s, n] for (j, s), n in sorted(t.items()) if n > 0]
+                for p, t in sorted(self._stages.items())}
+
     def stages(self) -> dict[tuple[str, str], int]:
         total: Tally[tuple[str, str]] = Tally()
         for counts in self._stages.values():
@@ -480,6 +486,21 @@ class Metrics:
         self._withheld = _Children(self.triggers_withheld)
         self._detections = _Children(self.detections)
         self._accepted = _Children(self.touchpoints_accepted)
+        self.erasures = Counter(
+            "journey_erasures_total",
+            "Customers erased (GDPR art. 17): state tombstoned, pending triggers dropped.",
+            registry=r,
+        )
+        self.events_dropped_erased = Counter(
+            "journey_events_dropped_erased_total",
+            "Events of an erased customer dated at or before the erasure, dropped.", registry=r,
+        )
+        self.connection_errors = Counter(
+            "journey_connection_errors_total",
+            "Connection errors logged by the Kafka client and Faust, including the repeats "
+            "the log folds into one line.",
+            ["logger"], registry=r,
+        )
         self.populations = StagePopulations()
         r.register(self.populations)
         self.clocks = ClockCollector(now_ms)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from journey.engine import CustomerState, Engine, Event, Output
+from journey.engine.vocabulary import ERASURE_REQUESTED
 from journey.pipeline.timekeeping import PartitionClock, partition_of
 
 
@@ -28,6 +29,17 @@ class Tick:
 
 
 Item = Event | Tick
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """A customer was erased: the router writes a CustomerErased record for it."""
+
+    customer_id: str
+    event_id: str
+    at_ms: int
+    channel: str | None
+    pending_dropped: int
 
 
 class StateUnreadableError(Exception):
@@ -46,6 +58,9 @@ class Failure:
 @dataclass
 class BatchResult:
     outputs: list[Output] = field(default_factory=list)
+    erasures: list[Erasure] = field(default_factory=list)
+    #: events of an erased customer dated at or before the erasure, dropped
+    dropped_erased: int = 0
     failures: list[Failure] = field(default_factory=list)
     processed: int = 0
     duplicates: int = 0
@@ -78,6 +93,7 @@ class StateCache:
     def __init__(
         self, read: Read, partitions: int, *, max_clean: int = 200_000,
         position: Callable[[CustomerState | None], object] | None = None,
+        read_marker: Read | None = None,
     ) -> None:
         """`position`: when given, `before` holds each customer's position as first read
         since the last `take_before()` (the engine changes live states in place)."""
@@ -90,10 +106,17 @@ class StateCache:
         self.before: dict[str, object] = {}
         #: per customer, the offset of the last record applied on each input path
         self.applied: dict[str, list[int]] = {}
+        # Erasure (GDPR art. 17): erased customers whose tombstone the store has not applied
+        # yet, and erasure markers (customer -> erased_at ms) known here or to be written.
+        self._read_marker = read_marker
+        self.tombstoned: set[str] = set()
+        self._tombstones_taken: set[str] = set()
+        self.markers: dict[str, int] = {}
+        self.new_markers: set[str] = set()
 
     def get(self, customer_id: str) -> CustomerState | None:
         state = self.live.get(customer_id)
-        if state is None:
+        if state is None and customer_id not in self.tombstoned:
             stored = self._read(customer_id.encode())
             if stored is not None:
                 try:
@@ -108,6 +131,51 @@ class StateCache:
         if self._position is not None and customer_id not in self.before:
             self.before[customer_id] = self._position(state)
         return state
+
+    def peek(self, customer_id: str) -> CustomerState | None:
+        """The newest state, for a reader outside the pipeline (the web API): the live one,
+        else the stored one; None when erased. Changes nothing here."""
+        state = self.live.get(customer_id)
+        if state is not None or customer_id in self.tombstoned:
+            return state
+        stored = self._read(customer_id.encode())
+        if stored is None:
+            return None
+        try:
+            return CustomerState.from_bytes(stored)
+        except Exception as exc:
+            raise StateUnreadableError(f"{type(exc).__name__}: {exc}") from None
+
+    def erase(self, customer_id: str, at_ms: int) -> CustomerState | None:
+        """Erase a customer: the live state goes, a tombstone is written at the next flush,
+        and a marker (id and erased_at only) keeps events dated at or before at_ms from
+        bringing the profile back. Returns the state erased, if any."""
+        try:
+            state = self.get(customer_id)  # remembers the position before (populations)
+        except StateUnreadableError:
+            state = None  # unreadable or not, it is erased all the same
+        self.live.pop(customer_id, None)
+        self.dirty.add(customer_id)
+        self.tombstoned.add(customer_id)
+        self.markers[customer_id] = max(at_ms, self.erased_at(customer_id) or at_ms)
+        self.new_markers.add(customer_id)
+        return state
+
+    def erased_at(self, customer_id: str) -> int | None:
+        """Event time of the customer's latest erasure, or None."""
+        at = self.markers.get(customer_id)
+        if at is None and self._read_marker is not None:
+            raw = self._read_marker(customer_id.encode())
+            if raw is not None:
+                at = self.markers[customer_id] = int(raw)
+        return at
+
+    def take_markers(self) -> list[tuple[str, int, bytes]]:
+        """(customer, partition, erased_at ms as ASCII digits) of new markers, once."""
+        taken = [(cid, partition_of(cid.encode(), self.partitions),
+                  str(self.markers[cid]).encode()) for cid in self.new_markers]
+        self.new_markers = set()
+        return taken
 
     def take_before(self) -> dict[str, object]:
         """Positions as first read since the last call, per customer."""
@@ -141,10 +209,14 @@ class StateCache:
         if offset > applied[path]:
             applied[path] = offset
 
-    def take_dirty(self) -> list[tuple[str, int, bytes]]:
-        """(customer, partition, state bytes) of every changed customer, once."""
-        taken = [(cid, partition_of(cid.encode(), self.partitions), self._encode(cid))
+    def take_dirty(self) -> list[tuple[str, int, bytes | None]]:
+        """(customer, partition, state bytes) of every changed customer, once; None (a
+        tombstone) for an erased one."""
+        live = self.live
+        taken = [(cid, partition_of(cid.encode(), self.partitions),
+                  self._encode(cid) if cid in live else None)
                  for cid in self.dirty]
+        self._tombstones_taken = {cid for cid, _, value in taken if value is None}
         self.dirty = set()
         return taken
 
@@ -158,6 +230,10 @@ class StateCache:
         return orjson.dumps(doc)
 
     def trim(self) -> None:
+        # The tombstones taken by the flush that calls this are in the store now.
+        if self._tombstones_taken:
+            self.tombstoned -= {c for c in self._tombstones_taken if c not in self.dirty}
+            self._tombstones_taken = set()
         excess = len(self.live) - len(self.dirty) - self.max_clean
         if excess <= 0:
             return
@@ -169,7 +245,14 @@ class StateCache:
         keep = set(owned)
         self.live = {c: s for c, s in self.live.items()
                      if partition_of(c.encode(), self.partitions) in keep}
-        self.dirty = {c for c in self.dirty if c in self.live}
+        # Erasures of partitions given away go with their unacknowledged input: the new
+        # owner applies the erasure_requested event again.
+        self.tombstoned = {c for c in self.tombstoned
+                           if partition_of(c.encode(), self.partitions) in keep}
+        self.dirty = {c for c in self.dirty if c in self.live or c in self.tombstoned}
+        self.markers = {c: at for c, at in self.markers.items()
+                        if partition_of(c.encode(), self.partitions) in keep}
+        self.new_markers = {c for c in self.new_markers if c in self.markers}
         self.applied = {c: a for c, a in self.applied.items() if c in self.live}
 
 
@@ -218,6 +301,13 @@ class BatchProcessor:
                     self._fire_due(clock, states, result)
                 continue
             cid = item.customer_id
+            erased_at = states.erased_at(cid)
+            if erased_at is not None and item.at_ms <= erased_at:
+                result.dropped_erased += 1  # it would bring the erased profile back
+                continue
+            if item.type == ERASURE_REQUESTED:
+                self._erase(clock, states, item, result)
+                continue
             try:
                 step = engine.apply(states.get(cid), item)
             except StateUnreadableError as exc:
@@ -242,6 +332,15 @@ class BatchProcessor:
             if moved or (deadline is not None and deadline <= clock.watermark_ms):
                 self._fire_due(clock, states, result)
         return result
+
+    @staticmethod
+    def _erase(clock: PartitionClock, states: StateCache, event: Event,
+               result: BatchResult) -> None:
+        cid = event.customer_id
+        erased = states.erase(cid, event.at_ms)
+        clock.due.arm(cid, None)
+        result.erasures.append(Erasure(cid, event.event_id, event.at_ms, event.channel,
+                                       0 if erased is None else len(erased.pending)))
 
     def _fire_due(self, clock: PartitionClock, states: StateCache, result: BatchResult) -> None:
         engine = self.engine

@@ -13,8 +13,11 @@ from datetime import datetime
 
 from journey.contract import codec
 from journey.contract.decode import Rejection
+from journey.contract.records import CustomerErased
 from journey.contract.topics import Topics
 from journey.engine import Output, StageChange, TriggerRequest
+from journey.engine.events import from_epoch_ms
+from journey.pipeline.processor import Erasure
 from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, encode_tick
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -64,4 +67,17 @@ class Router:
 
     def state(self, customer_id: str, partition: int, value: bytes | None) -> Outgoing:
         return Outgoing(self.topics.state_changelog.name, customer_id.encode(), value,
+                        partition=partition)
+
+    def erasure(self, erasure: Erasure) -> Outgoing:
+        record = CustomerErased(
+            erasure_id=erasure.event_id, customer_id=erasure.customer_id,
+            erased_at=from_epoch_ms(erasure.at_ms), requested_via=erasure.channel,
+            pending_triggers_dropped=erasure.pending_dropped,
+        )
+        return Outgoing(self.topics.erasures.name, erasure.customer_id.encode(),
+                        record.model_dump_json().encode())
+
+    def erasure_marker(self, customer_id: str, partition: int, value: bytes) -> Outgoing:
+        return Outgoing(self.topics.erasure_changelog.name, customer_id.encode(), value,
                         partition=partition)

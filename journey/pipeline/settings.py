@@ -62,8 +62,21 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, le=7)
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://.")
     data_dir: Path = Field(Path(".local/journey-data"), description="Faust state directory.")
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(6066, ge=1, le=65535, description="Port of /metrics and /health.")
+    web_host: str = Field(
+        "127.0.0.1", description="Interface the web API binds to (and the URL other workers "
+        "use to reach this one); loopback by default.",
+    )
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the web API and /metrics.")
+    web_token: SecretStr | None = Field(
+        None, description="Bearer token for every web path but /health and /ready; unset: "
+        "no token asked.",
+    )
+    health_broker_s: float = Field(
+        30.0, gt=0, description="/health fails when the broker has not answered for this long.",
+    )
+    shutdown_timeout_s: float = Field(
+        15.0, gt=0, description="SIGTERM stops the worker within this many seconds.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     session_timeout_s: float = Field(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from journey.contract.topics import Topics
 from journey.engine import Engine
@@ -19,6 +20,8 @@ from journey.pipeline.metrics import Metrics, position_of
 from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
+from journey.stream.quiet import RepeatFilter
+from journey.stream.web import Liveness, WebParts, install_pages
 from journey.stream.worker import (
     Channels,
     Shell,
@@ -30,10 +33,9 @@ from journey.stream.worker import (
 
 log = logging.getLogger(__name__)
 
-# aiohttp takes the charset separately and refuses it inside content_type.
-_METRICS_CONTENT_TYPE = "; ".join(
-    part for part in CONTENT_TYPE_LATEST.split("; ") if not part.startswith("charset")
-)
+#: How often the liveness timer runs and asks the broker for metadata.
+PROBE_INTERVAL_S = 2.0
+PROBE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class JourneyApp:
     channels: Channels
     metrics: Metrics
     pipeline: Pipeline
+    liveness: Liveness
+    repeat_filter: RepeatFilter
 
 
 def create_app(
@@ -66,6 +70,9 @@ def create_app(
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
+        # web_bind is the interface listened on (Faust's default is every interface);
+        # web_host names this worker in the URL other workers route lookups to.
+        web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
@@ -83,7 +90,8 @@ def create_app(
     channels = declare(app, topics)
     router = Router(topics)
     states = StateCache(lambda key: channels.states.get(key), topics.events.partitions,
-                        max_clean=settings.state_cache_customers, position=position_of)
+                        max_clean=settings.state_cache_customers, position=position_of,
+                        read_marker=lambda key: channels.erasures.get(key))
     processor = BatchProcessor(
         engine,
         allowed_lateness_ms=settings.allowed_lateness_s * 1000,
@@ -93,7 +101,7 @@ def create_app(
     metrics.watch_clocks(lambda: processor.clocks)
     pipeline = Pipeline(processor, states, router, settings.ingest_policy(), metrics)
     barrier = DeliveryBarrier(producer_send(app), states, router,
-                              store_applier(channels.states),
+                              store_applier(channels.states, channels.erasures),
                               stopping=lambda: bool(app.should_stop))
     shell = Shell(app, channels, pipeline, barrier, metrics,
                   flush_interval_s=settings.flush_interval_ms / 1000,
@@ -103,18 +111,42 @@ def create_app(
         shell,
         tick_interval_s=settings.tick_interval_ms / 1000,
     )
-    _install_pages(app, metrics)
-    return JourneyApp(app, settings, topics, channels, metrics, pipeline)
+    liveness = Liveness(broker_window_s=settings.health_broker_s)
+    install_pages(WebParts(app, settings, topics, engine, states, channels.states, metrics,
+                           liveness, owned=lambda: shell.owned,
+                           watermark=lambda p: _watermark(processor, p)))
+    _install_probe(app, liveness)
+    repeat_filter = RepeatFilter(
+        count=lambda logger: metrics.connection_errors.labels(logger).inc())
+    return JourneyApp(app, settings, topics, channels, metrics, pipeline, liveness,
+                      repeat_filter)
 
 
-def _install_pages(app: faust.App, metrics: Metrics) -> None:
-    @app.page("/metrics")
-    async def prometheus_metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(metrics.registry), content_type=_METRICS_CONTENT_TYPE)
+def _watermark(processor: BatchProcessor, partition: int) -> int | None:
+    clock = processor.clocks.get(partition)
+    mark = None if clock is None else clock.watermark_ms
+    return mark if mark is not None and mark > 0 else None
 
-    @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "rebalancing": bool(app.rebalancing)})
+
+def _install_probe(app: faust.App, liveness: Liveness) -> None:
+    @app.timer(interval=PROBE_INTERVAL_S, name="liveness")  # type: ignore[untyped-decorator]
+    async def probe() -> None:
+        # The timer running proves the loop runs; the metadata request, that the broker
+        # answers (through the producer's own connection, with its TLS and SASL settings).
+        liveness.last_loop = time.monotonic()
+        client = getattr(getattr(app.producer, "_producer", None), "client", None)
+        if client is None:
+            liveness.last_broker_error = "the producer has not started"
+            return
+        try:
+            await asyncio.wait_for(client.fetch_all_metadata(), PROBE_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            liveness.last_broker_error = f"{type(exc).__name__}: {exc}"[:200]
+        else:
+            liveness.last_broker_ok = time.monotonic()
+            liveness.last_broker_error = None
 
 
 def _credentials(settings: Settings) -> Any:

@@ -45,6 +45,8 @@ class Channels:
     touchpoints: Any
     events: Any
     states: Any
+    #: erasure markers: customer id -> erased_at epoch ms (ASCII), no personal data
+    erasures: Any = None
 
 
 def declare(app: faust.App, topics: Topics) -> Channels:
@@ -65,6 +67,13 @@ def declare(app: faust.App, topics: Topics) -> Channels:
             key_type=bytes,
             value_type=bytes,
             help="Journey state per customer id (JSON bytes of CustomerState).",
+        ),
+        erasures=app.Table(
+            "customer-erasures",
+            partitions=topics.events.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            help="Erased customers: id -> erased_at epoch ms (journey/pipeline/processor.py).",
         ),
     )
 
@@ -101,19 +110,23 @@ class _ChangelogEvent:
     message: _ChangelogMessage
 
 
-def store_applier(table: Any) -> Callable[[Sequence[tuple[Outgoing, Any]]], None]:
-    """Apply confirmed changelog records to the table's local store the way Faust's own
+def store_applier(*tables: Any) -> Callable[[Sequence[tuple[Outgoing, Any]]], None]:
+    """Apply confirmed changelog records to each table's local store the way Faust's own
     recovery does (Table.apply_changelog_batch), so the store, and a RocksDB store's
-    persisted changelog offset, are exactly what a restart would rebuild."""
+    persisted changelog offset, are exactly what a restart would rebuild. Records go to
+    the table whose changelog topic they were written to."""
+    by_topic = {t.changelog_topic.get_topic_name(): t for t in tables}
 
     def apply(written: Sequence[tuple[Outgoing, Any]]) -> None:
-        batch = []
+        batches: dict[str, list[_ChangelogEvent]] = {}
         for record, meta in written:
             key = record.key or b""
             message = _ChangelogMessage(record.topic, int(meta.partition), int(meta.offset),
                                         key, record.value)
-            batch.append(_ChangelogEvent(key, record.value, message))
-        table.apply_changelog_batch(batch)
+            batches.setdefault(record.topic, []).append(
+                _ChangelogEvent(key, record.value, message))
+        for topic, batch in batches.items():
+            by_topic[topic].apply_changelog_batch(batch)
 
     return apply
 

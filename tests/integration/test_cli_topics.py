@@ -24,13 +24,13 @@ def test_topics_says_which_exist_and_which_are_missing_and_create_makes_them(
     assert main(["topics"]) == 0
     captured = capsys.readouterr()
     states = _states(captured.out)
-    assert len(states) == 7
+    assert len(states) == 9  # seven topics and the two table changelogs
     assert set(states.values()) == {"missing"}
-    assert "7 of 7 topics are missing" in captured.err
+    assert "9 of 9 topics are missing" in captured.err
     assert "journey topics --create" in captured.err
     # When they are created / Then each is named as created and now exists
     assert main(["topics", "--create"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.count("created ") == 7
+    assert captured.out.count("created ") == 9
     assert set(_states(captured.out).values()) == {"exists"}
     assert captured.err == ""

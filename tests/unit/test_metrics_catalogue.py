@@ -67,6 +67,7 @@ def test_the_catalogue_matches_every_metric_the_registry_exposes() -> None:
     m.observe_accepted(touchpoint(type="refund", channel="store", amount=5, currency="EUR"))
     m.observe_accepted(touchpoint(type="ad_click", channel="ads", properties={"cost": 1.5}))
     m.set_lag("journey-events", 0, 3)
+    m.connection_errors.labels("aiokafka").inc()
     w.run([record(1, "a", "site_visit", 0), record(2, "a", "signup", 1),
            record(3, "a", "purchase", 2, channel="email"),
            record(4, "b", "signup", 0.5), record(5, "b", "opt_out", 0.49)])

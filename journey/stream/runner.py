@@ -1,0 +1,61 @@
+"""Runs a built app as a Faust worker with a bounded shutdown and quiet library logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+import faust
+
+from journey.stream.quiet import RepeatFilter, install
+
+log = logging.getLogger(__name__)
+
+#: Exit code when the shutdown bound ran out and the process ended without a clean stop.
+FORCED_EXIT = 3
+
+
+class JourneyWorker(faust.Worker):
+    """Faust's worker, plus: SIGTERM or SIGINT stops the process within `shutdown_s`
+    seconds, broker or not (Faust's graceful stop waits on the broker for commits and
+    sends, without a bound, when it is down); repeated library warnings are folded."""
+
+    def __init__(self, app: faust.App, *args: Any, shutdown_s: float,
+                 repeat_filter: RepeatFilter, **kwargs: Any) -> None:
+        self._shutdown_s = shutdown_s
+        self._repeat_filter = repeat_filter
+        self._watchdog: threading.Timer | None = None
+        super().__init__(app, *args, **kwargs)
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        install(self._repeat_filter, logger)
+
+    def _on_sigterm(self) -> None:
+        self._arm_watchdog("SIGTERM")
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self._arm_watchdog("SIGINT")
+        super()._on_sigint()
+
+    def _arm_watchdog(self, signal_name: str) -> None:
+        if self._watchdog is not None:
+            return
+        log.info("%s: stopping; the process ends within %.0fs", signal_name, self._shutdown_s)
+        timer = threading.Timer(self._shutdown_s, _force_exit, args=(self._shutdown_s,))
+        timer.daemon = True
+        timer.start()
+        self._watchdog = timer
+
+
+def _force_exit(bound_s: float) -> None:
+    # A thread of its own: the event loop may be the thing that is stuck.
+    sys.stderr.write(f"journey worker: not stopped cleanly within {bound_s:.0f}s "
+                     f"(broker unreachable?); exiting. Offsets not committed are replayed "
+                     f"by the next owner.\n")
+    sys.stderr.flush()
+    os._exit(FORCED_EXIT)
