@@ -70,9 +70,12 @@ class StateCache:
     def __init__(
         self, read: Read, partitions: int, *, max_clean: int = 200_000,
         position: Callable[[CustomerState | None], object] | None = None,
+        count_created: bool = False,
     ) -> None:
         """`position`: when given, `before` holds each customer's position as first read
-        since the last `take_before()` (the engine changes live states in place)."""
+        since the last `take_before()` (the engine changes live states in place).
+        `count_created`: remember new customers for `take_created()` (the caller must
+        then call it regularly)."""
         self._read = read
         self.partitions = partitions
         self.max_clean = max_clean
@@ -80,6 +83,9 @@ class StateCache:
         self.dirty: set[str] = set()
         self._position = position
         self.before: dict[str, object] = {}
+        self._count_created = count_created
+        self._absent: set[str] = set()  # read and found nowhere: new unless never put
+        self._created: set[str] = set()
 
     def get(self, customer_id: str) -> CustomerState | None:
         state = self.live.get(customer_id)
@@ -91,6 +97,8 @@ class StateCache:
                 except Exception as exc:
                     raise StateUnreadableError(f"{type(exc).__name__}: {exc}") from None
                 self.live[customer_id] = state
+            elif self._count_created:
+                self._absent.add(customer_id)
         if self._position is not None and customer_id not in self.before:
             self.before[customer_id] = self._position(state)
         return state
@@ -103,12 +111,28 @@ class StateCache:
     def put(self, customer_id: str, state: CustomerState) -> None:
         self.live[customer_id] = state
         self.dirty.add(customer_id)
+        if customer_id in self._absent:
+            self._absent.discard(customer_id)
+            self._created.add(customer_id)
+
+    def take_created(self) -> dict[int, int]:
+        """How many customers appeared (first put after a read found no state) per
+        partition since the last call: tracked-customer counts follow without a scan."""
+        counts: dict[int, int] = {}
+        for cid in self._created:
+            partition = partition_of(cid.encode(), self.partitions)
+            counts[partition] = counts.get(partition, 0) + 1
+        self._created = set()
+        self._absent.clear()
+        return counts
 
     def forget(self, customer_id: str) -> None:
         """Drop a live state (after an engine error left it half-changed): the next read
         comes from the store, the last state written."""
         self.live.pop(customer_id, None)
         self.dirty.discard(customer_id)
+        self._absent.discard(customer_id)
+        self._created.discard(customer_id)  # never written: not a customer after all
 
     def take_dirty(self) -> list[tuple[str, int, bytes]]:
         """(customer, partition, state bytes) of every changed customer, once."""
@@ -162,6 +186,17 @@ class BatchProcessor:
                     self.clocks[partition].due.arm(state.customer_id, deadline)
                     armed += 1
         return armed
+
+    def keep_partitions(self, partitions: Iterable[int]) -> None:
+        """Forget the clocks and due indexes of partitions given away."""
+        keep = set(partitions)
+        self.clocks = {p: c for p, c in self.clocks.items() if p in keep}
+
+    def reset_partition(self, partition: int) -> PartitionClock:
+        """A fresh clock for a partition just assigned; the caller re-arms its due index
+        from the stored states (journey/stream/worker.py rebuilds it in slices)."""
+        clock = self.clocks[partition] = PartitionClock(self.sources)
+        return clock
 
     def process(self, items: Sequence[tuple[int, Item]], states: StateCache) -> BatchResult:
         """Apply (partition, item) pairs in order; changed customers are put in `states`."""

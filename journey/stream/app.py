@@ -22,6 +22,7 @@ from journey.pipeline.settings import Settings
 from journey.stream.worker import (
     Channels,
     Shell,
+    StoreView,
     declare,
     install_agents,
     producer_send,
@@ -75,6 +76,7 @@ def create_app(
         # bounds how much is replayed after a crash.
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_s,
+        table_standby_replicas=settings.standby_replicas,
         producer_linger_ms=5,
         # Larger aiokafka batches: the worker sends outputs and states in bursts.
         producer_max_batch_size=256 * 1024,
@@ -82,8 +84,10 @@ def create_app(
     )
     channels = declare(app, topics)
     router = Router(topics)
-    states = StateCache(lambda key: channels.states.get(key), topics.events.partitions,
-                        max_clean=settings.state_cache_customers, position=position_of)
+    store = StoreView(channels.states, topics.events.partitions)
+    states = StateCache(store.read, topics.events.partitions,
+                        max_clean=settings.state_cache_customers, position=position_of,
+                        count_created=True)
     processor = BatchProcessor(
         engine,
         allowed_lateness_ms=settings.allowed_lateness_s * 1000,
@@ -95,9 +99,11 @@ def create_app(
     barrier = DeliveryBarrier(producer_send(app), states, router,
                               store_applier(channels.states),
                               stopping=lambda: bool(app.should_stop))
+    channels.states.on_restored = metrics.state_restored_records.inc
     shell = Shell(app, channels, pipeline, barrier, metrics,
                   flush_interval_s=settings.flush_interval_ms / 1000,
-                  flush_max_held=settings.flush_max_held)
+                  flush_max_held=settings.flush_max_held, store=store,
+                  rebuild_slice=settings.rebuild_slice_customers)
     install_agents(
         app,
         shell,

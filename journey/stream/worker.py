@@ -12,16 +12,23 @@ changelog, recovery, timers and the web server. This module only:
   records they caused are confirmed; Faust then commits acknowledged offsets only;
 - appends ticks to the touchpoints partitions it owns;
 - re-arms the due index and drops the live states of partitions it no longer owns when
-  the assignment changes.
+  the assignment changes: per newly assigned partition, reading its stored states in
+  slices and yielding to the event loop between slices, so a partition of a million
+  customers never holds the loop (and the consumer's heartbeats) for long.
+
+The table's local store is read by partition (StoreView), never through Faust's
+`table[key]`: with RocksDB that looks the key up in the partition of the *current event*,
+and a batch spans partitions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -47,6 +54,22 @@ class Channels:
     states: Any
 
 
+class StateTable(faust.Table[bytes, bytes]):
+    """The customer-state table. Counts the changelog records Faust's recovery applies to
+    the local store (`restored`); the barrier's own writes go through `apply_confirmed`
+    and are not counted. With RocksDB a restart restores only the changelog's tail."""
+
+    on_restored: Callable[[int], None] = staticmethod(lambda n: None)
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        events = batch if isinstance(batch, list) else list(batch)
+        super().apply_changelog_batch(events)
+        self.on_restored(len(events))
+
+    def apply_confirmed(self, batch: Sequence[Any]) -> None:
+        super().apply_changelog_batch(batch)
+
+
 def declare(app: faust.App, topics: Topics) -> Channels:
     def topic(spec: Any, **kw: Any) -> Any:
         return app.topic(
@@ -54,19 +77,53 @@ def declare(app: faust.App, topics: Topics) -> Channels:
             value_serializer="raw", **kw,
         )
 
+    table = StateTable(
+        app,
+        name="customer-state",
+        beacon=app.tables.beacon,
+        partitions=topics.events.partitions,
+        # bytes types make Faust use the raw codec for the changelog in both directions
+        # (a Schema alone sets the writer but not the recovery reader).
+        key_type=bytes,
+        value_type=bytes,
+        help="Journey state per customer id (JSON bytes of CustomerState).",
+    )
     return Channels(
         touchpoints=topic(topics.touchpoints),
         events=topic(topics.events, internal=True),
-        states=app.Table(
-            "customer-state",
-            partitions=topics.events.partitions,
-            # bytes types make Faust use the raw codec for the changelog in both directions
-            # (a Schema alone sets the writer but not the recovery reader).
-            key_type=bytes,
-            value_type=bytes,
-            help="Journey state per customer id (JSON bytes of CustomerState).",
-        ),
+        states=app.tables.add(table),
     )
+
+
+class StoreView:
+    """The table's local store read per partition: one key, or every stored state of one
+    partition (RocksDB keeps a database per partition; the memory store one dict)."""
+
+    def __init__(self, table: Any, partitions: int) -> None:
+        self._table = table
+        self.partitions = partitions
+
+    @property
+    def _rocksdb(self) -> bool:
+        return hasattr(self._table.data, "_db_for_partition")
+
+    def read(self, key: bytes) -> bytes | None:
+        store = self._table.data
+        if self._rocksdb:
+            value = store._db_for_partition(partition_of(key, self.partitions)).get(key)
+            return None if value is None else bytes(value)
+        value = store.data.get(key)
+        return None if value is None else bytes(value)
+
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        store = self._table.data
+        if self._rocksdb:
+            yield from store._visible_items(store._db_for_partition(partition))
+            return
+        partitions = self.partitions
+        for key, value in list(store.data.items()):
+            if partition_of(key, partitions) == partition:
+                yield key, value
 
 
 def producer_send(app: faust.App) -> Callable[[Outgoing], Awaitable[Awaitable[Any]]]:
@@ -113,7 +170,7 @@ def store_applier(table: Any) -> Callable[[Sequence[tuple[Outgoing, Any]]], None
             message = _ChangelogMessage(record.topic, int(meta.partition), int(meta.offset),
                                         key, record.value)
             batch.append(_ChangelogEvent(key, record.value, message))
-        table.apply_changelog_batch(batch)
+        table.apply_confirmed(batch)
 
     return apply
 
@@ -129,7 +186,13 @@ class Shell:
     metrics: Metrics
     flush_interval_s: float
     flush_max_held: int
+    store: StoreView | None = None
+    rebuild_slice: int = 5000
     owned: frozenset[int] = frozenset()
+    #: customers with state per owned partition: counted at the rebuild, then as new ones
+    #: appear (StateCache.take_created), never by scanning the store
+    tracked: dict[int, int] = field(default_factory=dict)
+    _assigning: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def assignment(self) -> frozenset[int]:
         topics = {self.channels.touchpoints.get_topic_name(),
@@ -137,49 +200,76 @@ class Shell:
         return frozenset(tp.partition for tp in self.app.assignor.assigned_actives()
                          if tp.topic in topics)
 
-    def on_assignment(self) -> None:
-        """After recovery or a rebalance: forget states of partitions now elsewhere, and
-        re-arm the due index of the partitions owned from their states."""
-        owned = self.assignment()
-        if owned == self.owned:
-            return
-        self.owned = owned
-        states = self.pipeline.states
-        states.keep_partitions(owned)
-        tracked = 0
+    async def on_assignment(self) -> None:
+        """After recovery or a rebalance: forget the partitions now elsewhere, and rebuild
+        the due index and counts of each newly assigned one from its stored states. The
+        clocks and indexes of partitions kept are left as they are."""
+        # Always under the lock: the other agent must wait until a rebuild is done, not
+        # only notice that the assignment was already taken in.
+        async with self._assigning:
+            while (owned := self.assignment()) != self.owned:
+                gained = sorted(owned - self.owned)
+                self._drop(self.owned - owned)
+                self.owned = owned
+                self.pipeline.states.keep_partitions(owned)
+                self.pipeline.processor.keep_partitions(owned)
+                for partition in gained:
+                    await self._rebuild(partition)
+                self._set_gauges()
+                log.info("partitions %s: %d customers tracked, %d armed", sorted(owned),
+                         sum(self.tracked.values()), self._armed())
 
-        def known() -> Iterator[tuple[int, CustomerState]]:
-            nonlocal tracked
-            partitions = states.partitions
-            seen: set[str] = set()
-            for key, value in self.channels.states.items():
-                cid = key.decode()
-                partition = partition_of(key, partitions)
-                if partition not in owned:
-                    continue
-                tracked += 1
-                seen.add(cid)
-                live = states.live.get(cid)
-                yield partition, live if live is not None else CustomerState.from_bytes(value)
-            for cid, live in states.live.items():
-                if cid not in seen:
-                    tracked += 1
-                    yield partition_of(cid.encode(), partitions), live
-
+    def _drop(self, lost: frozenset[int]) -> None:
         populations = self.metrics.populations
-        armed = self.pipeline.processor.rebuild(owned, populations.recount(owned, known()))
-        for topic in (self.channels.touchpoints.get_topic_name(),
-                      self.channels.events.get_topic_name()):
-            for partition in range(states.partitions):
-                if partition not in owned:
-                    self.metrics.forget_lag(topic, partition)
-        self.metrics.customers_tracked.set(tracked)
-        self.metrics.customers_armed.set(armed)
-        log.info("partitions %s: %d customers tracked, %d armed", sorted(owned), tracked, armed)
+        for partition in lost:
+            self.tracked.pop(partition, None)
+            populations.drop_partition(partition)
+            for topic in (self.channels.touchpoints.get_topic_name(),
+                          self.channels.events.get_topic_name()):
+                self.metrics.forget_lag(topic, partition)
+
+    async def _rebuild(self, partition: int) -> None:
+        """Re-arm one partition's due index and recount it, a slice at a time. Its live
+        states were dropped when it was last given away, so the store is the truth."""
+        started = time.perf_counter()
+        clock = self.pipeline.processor.reset_partition(partition)
+        engine = self.pipeline.processor.engine
+        populations = self.metrics.populations
+        populations.reset_partition(partition, ())
+        count = unreadable = 0
+        items = self.store.items(partition) if self.store is not None else iter(())
+        for key, value in items:
+            count += 1
+            if count % self.rebuild_slice == 0:
+                await asyncio.sleep(0)
+            try:
+                state = CustomerState.from_bytes(value)
+            except Exception:
+                unreadable += 1  # dead-lettered as state_unreadable when next touched
+                continue
+            populations.update(partition, None, state)
+            clock.due.arm(key.decode(), engine.next_deadline(state))
+        self.tracked[partition] = count
+        seconds = time.perf_counter() - started
+        self.metrics.index_rebuild_seconds.observe(seconds)
+        log.info("partition %d: due index rebuilt from %d stored states in %.2fs (%d armed%s)",
+                 partition, count, seconds, len(clock.due),
+                 f", {unreadable} unreadable" if unreadable else "")
+
+    def _armed(self) -> int:
+        return sum(len(c.due) for c in self.pipeline.processor.clocks.values())
+
+    def _set_gauges(self) -> None:
+        tracked = self.tracked
+        for partition, created in self.pipeline.states.take_created().items():
+            if partition in tracked:
+                tracked[partition] += created
+        self.metrics.customers_tracked.set(sum(tracked.values()))
+        self.metrics.customers_armed.set(self._armed())
 
     async def handle(self, batch: Sequence[Any], step: Callable[..., list[Outgoing]]) -> None:
+        await self.on_assignment()
         started = time.perf_counter()
-        self.on_assignment()
         owned = self.owned
         # Records of a partition revoked while they waited are left alone (never
         # acknowledged): their new owner reads them from the last committed offset.
@@ -194,8 +284,7 @@ class Shell:
         metrics = self.metrics
         metrics.batch_seconds.observe(time.perf_counter() - started)
         self._observe_lag(mine)
-        metrics.customers_armed.set(sum(len(c.due) for c in
-                                        self.pipeline.processor.clocks.values()))
+        self._set_gauges()
         if (self.barrier.held >= self.flush_max_held
                 or time.monotonic() - self.barrier.last_flush >= self.flush_interval_s):
             await self.barrier.flush()
