@@ -327,6 +327,13 @@ def install_agents(
         # acknowledged before it gives partitions away.
         await shell.barrier.flush()
 
+    @app.timer(interval=1.0, name="assignment")  # type: ignore[untyped-decorator]
+    async def assignment() -> None:
+        # Rebuild the due index of newly assigned partitions as soon as recovery is done,
+        # not when their first record arrives (an idle partition has none until a tick).
+        if not app.rebalancing:
+            await shell.on_assignment()
+
     worker_name = f"{socket.gethostname()}:{app.conf.web_port}"
     touchpoints_topic = ch.touchpoints.get_topic_name()
 

@@ -1,0 +1,189 @@
+"""Scale run: N customers' states in the changelog, then a worker on RocksDB recovers them.
+
+    python -m tests.bench.scale --customers 100000
+    python -m tests.bench.scale --customers 1000000
+
+Starts the test broker (deploy/kafka/kafka.sh on JOURNEY_TEST_KAFKA_PORT) unless --bootstrap
+is given. States are a realistic mix of histories, made by the engine itself: three template
+populations run in process (light: ~2 events per customer, medium: ~10, heavy: ~40), each
+final state then stamped with a new customer id and its own event ids for every customer
+loaded. They are written to the compacted changelog topic exactly as a worker writes them.
+
+Prints: bytes per customer in the changelog (broker log segments) and in the RocksDB store
+(files on disk after a clean stop), cold recovery (empty store: the whole changelog), warm
+recovery (restart on the store: the tail only), and the due index rebuild, each from the
+process start until the worker reports every customer tracked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaProducer
+
+from journey.pipeline.inprocess import in_process_pipeline, replay_lines
+from journey.pipeline.settings import Settings
+from journey.stream.kafka_client import ensure_topics
+from tests.bench.generate import touchpoint_lines
+from tests.support.kafka import (
+    REPO,
+    TEST_PORT,
+    WorkerProcess,
+    broker_start,
+    broker_stop,
+    settings_for,
+    unique_prefix,
+)
+
+#: (customers, events) of each template population: light, medium, heavy histories
+POPULATIONS = [(3000, 6000), (1500, 15000), (500, 20000)]
+
+
+def templates() -> list[dict[str, Any]]:
+    """Final states of the template populations, as dicts."""
+    found: list[dict[str, Any]] = []
+    for seed, (customers, events) in enumerate(POPULATIONS, start=1):
+        pipeline = in_process_pipeline(Settings(quiet_hours="", contact_budget=""))
+        for _ in replay_lines(touchpoint_lines(events, customers, seed=seed), pipeline):
+            pass
+        found.extend(state.to_dict() for state in pipeline.states.live.values())
+    return found
+
+
+def stamped(template: dict[str, Any], index: int) -> tuple[bytes, bytes]:
+    """The template's state as customer `index`'s own: its id and event ids made unique."""
+    cid = f"c{index:09d}"
+    state = dict(template)
+    state["customer_id"] = cid
+    state["recent_ids"] = {f"{k}.{index}": v for k, v in template.get("recent_ids", {}).items()}
+    return cid.encode(), orjson.dumps(state)
+
+
+def load(bootstrap: str, topic: str, customers: int, pool: list[dict[str, Any]]) -> int:
+    """Write one state per customer to the changelog; returns the bytes of the values."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20,
+                             batch_size=512 * 1024, compression_type=None)
+    total = 0
+    try:
+        for i in range(customers):
+            key, value = stamped(pool[i % len(pool)], i)
+            total += len(value)
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+    return total
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def changelog_bytes(topic: str) -> int:
+    data = Path(os.environ.get("KAFKA_HOME_DIR", REPO / ".local" / "kafka")) / f"data-{TEST_PORT}"
+    # log segments only: the offset and time indexes are preallocated sparse files
+    return sum(f.stat().st_size for d in data.glob(f"{topic}-*") if d.is_dir()
+               for f in d.glob("*.log"))
+
+
+def recover(worker: WorkerProcess, customers: int) -> dict[str, float]:
+    """Start the worker; seconds until Faust's recovery completed and until every customer
+    is tracked (recovery plus the due index rebuild)."""
+    started = time.monotonic()
+    worker.start()
+    answered = time.monotonic()
+    longest_silence = 0.0  # the web page shares the event loop: how long it went unanswered
+    while True:
+        assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
+        try:
+            tracked = worker.metric("journey_customers_tracked") or 0
+        except OSError:
+            continue
+        now = time.monotonic()
+        longest_silence, answered = max(longest_silence, now - answered), now
+        if tracked >= customers:
+            break
+        time.sleep(0.5)
+    tracked_s = time.monotonic() - started
+    assert worker.log_path is not None
+    log = worker.log_path.read_text(errors="replace")
+    return {
+        "ready_s": tracked_s,
+        "rebuild_sum_s": worker.metric("journey_index_rebuild_seconds_sum") or 0.0,
+        "restored": worker.metric("journey_state_restored_records_total") or 0.0,
+        "rebalances": float(len(re.findall(r"Heartbeat failed|rebalancing", log))),
+        "longest_silence_s": longest_silence,
+    }
+
+
+def run(customers: int, bootstrap: str, keep: Path | None) -> dict[str, float]:
+    prefix = unique_prefix()
+    settings = settings_for(prefix, bootstrap)
+    topics = settings.topics()
+    ensure_topics(settings, topics)
+    started = time.monotonic()
+    pool = templates()
+    events = sum(len(t.get("recent_ids", {})) for t in pool) / len(pool)
+    print(f"{len(pool)} template states (mean {events:.1f} remembered event ids) in "
+          f"{time.monotonic() - started:.1f}s", flush=True)
+    started = time.monotonic()
+    value_bytes = load(bootstrap, topics.state_changelog.name, customers, pool)
+    print(f"loaded {customers} states ({value_bytes / customers:.0f} B mean value) in "
+          f"{time.monotonic() - started:.1f}s", flush=True)
+    base = keep or Path(tempfile.mkdtemp(prefix="journey-scale-"))
+    env = {"JOURNEY_STORE": "rocksdb://", "JOURNEY_SESSION_TIMEOUT_S": "30"}
+    worker = WorkerProcess(bootstrap=bootstrap, prefix=prefix, data_dir=base / "w",
+                           extra_env=env)
+    try:
+        cold = recover(worker, customers)
+        worker.stop(timeout_s=120)
+        store = du(base / "w" / "v1") if (base / "w" / "v1").exists() else du(base / "w")
+        worker = WorkerProcess(bootstrap=bootstrap, prefix=prefix, data_dir=base / "w",
+                               extra_env=env)
+        warm = recover(worker, customers)
+        worker.stop(timeout_s=120)
+    finally:
+        worker.stop()
+        if keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+    figures = {
+        "customers": customers,
+        "value_bytes_per_customer": value_bytes / customers,
+        "changelog_bytes_per_customer": changelog_bytes(topics.state_changelog.name) / customers,
+        "store_bytes_per_customer": store / customers,
+        "cold_s": cold["ready_s"], "cold_rebuild_s": cold["rebuild_sum_s"],
+        "cold_restored": cold["restored"], "cold_rebalances": cold["rebalances"],
+        "cold_longest_silence_s": cold["longest_silence_s"],
+        "warm_s": warm["ready_s"], "warm_rebuild_s": warm["rebuild_sum_s"],
+        "warm_restored": warm["restored"], "warm_rebalances": warm["rebalances"],
+        "warm_longest_silence_s": warm["longest_silence_s"],
+    }
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--bootstrap", help="a running broker (default: start the test one)")
+    parser.add_argument("--keep", type=Path, help="keep the worker's data here")
+    args = parser.parse_args(argv)
+    bootstrap = args.bootstrap or broker_start()
+    try:
+        figures = run(args.customers, bootstrap, args.keep)
+    finally:
+        if not args.bootstrap:
+            broker_stop()
+    for name, value in figures.items():
+        print(f"{name:32} {value:,.2f}")
+
+
+if __name__ == "__main__":
+    main()
