@@ -219,6 +219,21 @@ class Shell:
                 log.info("partitions %s: %d customers tracked, %d armed", sorted(owned),
                          sum(self.tracked.values()), self._armed())
 
+    def on_assigned(self, assigned: Any) -> None:
+        """Faust's partitions-assigned signal, once per generation: forget at once every
+        partition this generation took away. A partition lost and regained between two
+        batches would otherwise keep its live states and due index from before, while
+        another worker went on changing its customers."""
+        topics = {self.channels.touchpoints.get_topic_name(),
+                  self.channels.events.get_topic_name()}
+        now = frozenset(tp.partition for tp in assigned if tp.topic in topics)
+        lost = self.owned - now
+        if lost:
+            self._drop(lost)
+            self.owned = self.owned - lost
+            self.pipeline.states.keep_partitions(self.owned)
+            self.pipeline.processor.keep_partitions(self.owned)
+
     def _drop(self, lost: frozenset[int]) -> None:
         populations = self.metrics.populations
         for partition in lost:
@@ -326,6 +341,11 @@ def install_agents(
         # Also runs during a rebalance, while Faust waits for every taken record to be
         # acknowledged before it gives partitions away.
         await shell.barrier.flush()
+
+    def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        shell.on_assigned(args[0])
+
+    app.on_partitions_assigned.connect(assigned)
 
     @app.timer(interval=1.0, name="assignment")  # type: ignore[untyped-decorator]
     async def assignment() -> None:

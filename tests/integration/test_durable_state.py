@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from journey.engine import CustomerState
 from journey.pipeline.inprocess import in_process_pipeline, replay_lines
@@ -45,7 +46,7 @@ TYPES = ["site_visit", "lead_magnet_download", "purchase", "email_opened", "refe
 
 def _touchpoints(n: int, customers: int, *, seed: int, first: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    start = datetime.now(UTC) - timedelta(days=3)
+    start = datetime.now(UTC) - timedelta(days=4)  # the last one ends the day before
     docs = []
     for i in range(first, first + n):
         doc: dict[str, Any] = {
@@ -122,13 +123,37 @@ def test_a_worker_restarted_on_its_rocksdb_store_restores_only_the_changelog_tai
     a.stop()
 
 
-def _final_states(bootstrap: str, topic: str, expect: int) -> dict[str, dict[str, Any]]:
-    """The last value per key of the changelog: what the deployment remembers."""
-    records = consume_until(bootstrap, topic, lambda got: len({r.key for r in got}) >= expect,
-                            timeout_s=60, settle_s=2.0)
-    last: dict[str, bytes] = {}
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        last[record.key.decode()] = record.value
+def _unconsumed(bootstrap: str, group: str, topic: str) -> int:
+    """Records of `topic` the group has not committed yet."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        committed = {tp: meta.offset for tp, meta in
+                     admin.list_group_offsets(group)[group].items() if tp.topic == topic}
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(end - max(committed.get(tp, 0), 0)
+                   for tp, end in consumer.end_offsets(tps).items())
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def _final_states(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
+    """The last value per key of the changelog, read to its end: what the deployment
+    remembers."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        last: dict[str, bytes] = {}
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    last[record.key.decode()] = record.value
+    finally:
+        consumer.close()
     return {cid: CustomerState.from_bytes(value).to_dict() for cid, value in last.items()}
 
 
@@ -141,50 +166,61 @@ def test_two_workers_with_one_stopped_and_restarted_mid_stream_end_as_the_in_pro
     settings = settings_for(topic_prefix, kafka_bootstrap)
     topics = settings.topics()
     ensure_topics(settings, topics)
-    docs = _touchpoints(3000, 150, seed=11)
+    docs = _touchpoints(9000, 300, seed=11)
     lines = [json.dumps(d).encode() for d in docs]
     now_ms = int(time.time() * 1000)
     expected = in_process_pipeline(settings.model_copy(update={"topic_prefix": ""}))
     expected_ids = {r["value"]["trigger_id"]
                     for r in replay_lines(lines, expected, until_ms=now_ms)
                     if r["topic"] == "triggers"}
-    produce_json(kafka_bootstrap, topics.touchpoints.name, docs[:1000])
+    # The touchpoints (days old) are all written before any worker runs, so the workers'
+    # ticks (wall-clock time) queue behind them, as behind a live stream.
+    produce_json(kafka_bootstrap, topics.touchpoints.name, docs)
     one = _worker(kafka_bootstrap, topic_prefix, tmp_path / "one").start()
     two = _worker(kafka_bootstrap, topic_prefix, tmp_path / "two").start()
-    _wait_for(lambda: sum(w.metric("journey_events_processed_total") or 0
-                          for w in (one, two)), 300)
+    workers = [one, two]
 
-    # When one stops mid-stream (its partitions move to the other) and starts again
-    two.stop()
-    produce_json(kafka_bootstrap, topics.touchpoints.name, docs[1000:2000])
-    time.sleep(3)
-    two = _worker(kafka_bootstrap, topic_prefix, tmp_path / "two").start()
-    produce_json(kafka_bootstrap, topics.touchpoints.name, docs[2000:])
+    def processed() -> float:
+        return sum(w.metric("journey_events_processed_total") or 0 for w in (one, two))
 
-    # Then every expected trigger arrives, duplicates only repeat known ids
-    records = list(iter_json(consume_until(
-        kafka_bootstrap, topics.triggers.name,
-        lambda got: expected_ids <= {r["trigger_id"] for r in iter_json(got)},
-        timeout_s=150, settle_s=2.0)))
-    ids_of: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
-    for r in records:
-        ids_of[(r["customer_id"], r["journey"], r["rule"], r["episode"])].add(r["trigger_id"])
-    assert all(len(ids) == 1 for ids in ids_of.values())
-    assert {r["trigger_id"] for r in records} == expected_ids
-    # and both workers took part after the restart (ticks and detections act only on the
-    # partitions each owns, so their tracked customers add up to everyone)
-    customers = {d["customer_id"] for d in docs}
-    _wait_for(lambda: sum(w.metric("journey_customers_tracked") or 0 for w in (one, two)),
-              len(customers))
-    assert (one.metric("journey_customers_tracked") or 0) > 0
-    assert (two.metric("journey_customers_tracked") or 0) > 0
-    assert sum(w.metric("journey_customers_tracked") or 0 for w in (one, two)) == len(customers)
-    # and the final states the changelog holds are those of the in-process run
-    _settled_changelog(kafka_bootstrap, topics.state_changelog.name)
-    final = _final_states(kafka_bootstrap, topics.state_changelog.name, len(customers))
-    want = {cid: state.to_dict() for cid, state in expected.states.live.items()}
-    assert final.keys() == want.keys()
-    differing = [cid for cid in want if final[cid] != want[cid]]
-    assert differing == []
-    one.stop()
-    two.stop()
+    try:
+        _wait_for(processed, 1000)
+
+        # When one stops mid-stream (its partitions move to the other) and starts again
+        two.stop()
+        assert _unconsumed(kafka_bootstrap, settings.app_id, topics.touchpoints.name) > 0, (
+            "the stop came after the stream")
+        two = _worker(kafka_bootstrap, topic_prefix, tmp_path / "two").start()
+        workers.append(two)
+
+        # Then every expected trigger arrives, duplicates only repeat known ids
+        records = list(iter_json(consume_until(
+            kafka_bootstrap, topics.triggers.name,
+            lambda got: expected_ids <= {r["trigger_id"] for r in iter_json(got)},
+            timeout_s=150, settle_s=2.0)))
+        ids_of: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+        for r in records:
+            ids_of[(r["customer_id"], r["journey"], r["rule"], r["episode"])].add(r["trigger_id"])
+        assert expected_ids <= {r["trigger_id"] for r in records}
+        assert all(len(ids) == 1 for ids in ids_of.values())
+        extra = [(r["customer_id"], r["rule"], r["episode"], r["occurred_at"]) for r in records
+                 if r["trigger_id"] not in expected_ids]
+        assert extra == []
+        # and both workers took part after the restart (ticks and detections act only on the
+        # partitions each owns, so their tracked customers add up to everyone)
+        customers = {d["customer_id"] for d in docs}
+        _wait_for(lambda: sum(w.metric("journey_customers_tracked") or 0 for w in (one, two)),
+                  len(customers))
+        assert (one.metric("journey_customers_tracked") or 0) > 0
+        assert (two.metric("journey_customers_tracked") or 0) > 0
+        assert sum(w.metric("journey_customers_tracked") or 0 for w in (one, two)) == len(customers)
+        # and the final states the changelog holds are those of the in-process run
+        _settled_changelog(kafka_bootstrap, topics.state_changelog.name)
+        final = _final_states(kafka_bootstrap, topics.state_changelog.name)
+        want = {cid: state.to_dict() for cid, state in expected.states.live.items()}
+        assert final.keys() == want.keys()
+        differing = [cid for cid in want if final[cid] != want[cid]]
+        assert differing == []
+    finally:
+        for worker in workers:
+            worker.stop()
