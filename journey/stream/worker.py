@@ -257,6 +257,9 @@ class Shell:
             count += 1
             if count % self.rebuild_slice == 0:
                 await asyncio.sleep(0)
+                if partition not in self.owned:  # taken away meanwhile (on_assigned)
+                    populations.drop_partition(partition)
+                    return
             try:
                 state = CustomerState.from_bytes(value)
             except Exception:

@@ -169,11 +169,62 @@ def run(customers: int, bootstrap: str, keep: Path | None) -> dict[str, float]:
     return figures
 
 
+DOC = REPO / "docs" / "scale.md"
+
+
+def report(figures: dict[str, float], command: str) -> str:
+    """docs/scale.md from one run's figures."""
+    f = figures
+    n = int(f["customers"])
+    return "\n".join([
+        "# State at scale",
+        "",
+        "Written by `tests/bench/scale.py` from one run of:",
+        "",
+        f"    {command}",
+        "",
+        f"{n:,} customers' states in the compacted changelog, 4 partitions, one worker on "
+        "RocksDB (`JOURNEY_STORE=rocksdb://`), on the project's shared 2-core test machine. "
+        "The states are a mix of histories made by the engine itself (template populations "
+        "with about 2, 10 and 40 events per customer over 90 days, each state stamped with "
+        "its own customer id and event ids).",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| state value, mean (JSON) | {f['value_bytes_per_customer']:,.0f} B per customer |",
+        f"| changelog (broker log segments, uncompressed) | "
+        f"{f['changelog_bytes_per_customer']:,.0f} B per customer |",
+        f"| RocksDB store (files after a clean stop) | "
+        f"{f['store_bytes_per_customer']:,.0f} B per customer |",
+        f"| cold recovery: empty store, whole changelog, until every customer is tracked | "
+        f"{f['cold_s']:,.1f} s ({f['cold_restored']:,.0f} records restored) |",
+        f"| of which the due index rebuild (4 partitions) | {f['cold_rebuild_s']:,.1f} s |",
+        f"| warm recovery: restart on the store, until every customer is tracked | "
+        f"{f['warm_s']:,.1f} s ({f['warm_restored']:,.0f} records restored) |",
+        f"| of which the due index rebuild (4 partitions) | {f['warm_rebuild_s']:,.1f} s |",
+        f"| longest the worker's web page went unanswered (cold / warm) | "
+        f"{f['cold_longest_silence_s']:,.1f} s / {f['warm_longest_silence_s']:,.1f} s |",
+        f"| rebalances during recovery (cold / warm) | {f['cold_rebalances']:,.0f} / "
+        f"{f['warm_rebalances']:,.0f} |",
+        "",
+        "How each figure is measured: the changelog is the sum of the `.log` segment files of "
+        "its partitions in the broker's data directory (the preallocated index files are left "
+        "out); the store is every file under the worker's data directory after it stopped; "
+        "recovery times run from starting the worker process (about 2 s of it is Python and "
+        "Faust start-up) until `journey_customers_tracked` reports every customer, so they "
+        "include Faust's restore and the due index rebuild; the rebuild is the sum of "
+        "`journey_index_rebuild_seconds`; records restored is "
+        "`journey_state_restored_records_total`.",
+        "",
+    ])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--bootstrap", help="a running broker (default: start the test one)")
     parser.add_argument("--keep", type=Path, help="keep the worker's data here")
+    parser.add_argument("--write", action="store_true", help=f"write {DOC.name}")
     args = parser.parse_args(argv)
     bootstrap = args.bootstrap or broker_start()
     try:
@@ -183,6 +234,10 @@ def main(argv: list[str] | None = None) -> None:
             broker_stop()
     for name, value in figures.items():
         print(f"{name:32} {value:,.2f}")
+    if args.write:
+        command = f"python -m tests.bench.scale --customers {args.customers} --write"
+        DOC.write_text(report(figures, command))
+        print(f"written to {DOC.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
