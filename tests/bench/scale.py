@@ -139,7 +139,10 @@ def run(customers: int, bootstrap: str, keep: Path | None) -> dict[str, float]:
     print(f"loaded {customers} states ({value_bytes / customers:.0f} B mean value) in "
           f"{time.monotonic() - started:.1f}s", flush=True)
     base = keep or Path(tempfile.mkdtemp(prefix="journey-scale-"))
-    env = {"JOURNEY_STORE": "rocksdb://", "JOURNEY_SESSION_TIMEOUT_S": "30"}
+    # No ticks: the template histories are months old, so the first tick would make every
+    # armed customer due at once; this run measures recovery, not that burst.
+    env = {"JOURNEY_STORE": "rocksdb://", "JOURNEY_SESSION_TIMEOUT_S": "30",
+           "JOURNEY_TICK_INTERVAL_MS": "3600000"}
     worker = WorkerProcess(bootstrap=bootstrap, prefix=prefix, data_dir=base / "w",
                            extra_env=env)
     try:
