@@ -233,6 +233,7 @@ class Shell:
             self.owned = self.owned - lost
             self.pipeline.states.keep_partitions(self.owned)
             self.pipeline.processor.keep_partitions(self.owned)
+            self._set_gauges()
 
     def _drop(self, lost: frozenset[int]) -> None:
         populations = self.metrics.populations
