@@ -104,7 +104,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     install(built.repeat_filter)
     worker = JourneyWorker(built.faust, loglevel=settings.log_level, quiet=True,
                            shutdown_s=settings.shutdown_timeout_s,
-                           repeat_filter=built.repeat_filter)
+                           repeat_filter=built.repeat_filter,
+                           on_stopping=None if built.barrier is None else built.barrier.flush)
     worker.execute_from_commandline()
     return 0
 

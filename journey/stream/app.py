@@ -50,6 +50,7 @@ class JourneyApp:
     pipeline: Pipeline
     liveness: Liveness
     repeat_filter: RepeatFilter
+    barrier: DeliveryBarrier | None = None
 
 
 def create_app(
@@ -119,7 +120,7 @@ def create_app(
     repeat_filter = RepeatFilter(
         count=lambda logger: metrics.connection_errors.labels(logger).inc())
     return JourneyApp(app, settings, topics, channels, metrics, pipeline, liveness,
-                      repeat_filter)
+                      repeat_filter, barrier)
 
 
 def _watermark(processor: BatchProcessor, partition: int) -> int | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -24,10 +26,16 @@ class JourneyWorker(faust.Worker):
     sends, without a bound, when it is down); repeated library warnings are folded."""
 
     def __init__(self, app: faust.App, *args: Any, shutdown_s: float,
-                 repeat_filter: RepeatFilter, **kwargs: Any) -> None:
+                 repeat_filter: RepeatFilter,
+                 on_stopping: Callable[[], Awaitable[object]] | None = None,
+                 **kwargs: Any) -> None:
+        """`on_stopping`: run once when a stop is asked for, beside Faust's own stop (the
+        barrier's last flush, so what was processed is written and acknowledged)."""
         self._shutdown_s = shutdown_s
         self._repeat_filter = repeat_filter
+        self._on_stopping = on_stopping
         self._watchdog: threading.Timer | None = None
+        self._last_flush: asyncio.Future[None] | None = None
         super().__init__(app, *args, **kwargs)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -46,10 +54,20 @@ class JourneyWorker(faust.Worker):
         if self._watchdog is not None:
             return
         log.info("%s: stopping; the process ends within %.0fs", signal_name, self._shutdown_s)
+        if self._on_stopping is not None:
+            self._last_flush = asyncio.ensure_future(_last(self._on_stopping))
         timer = threading.Timer(self._shutdown_s, _force_exit, args=(self._shutdown_s,))
         timer.daemon = True
         timer.start()
         self._watchdog = timer
+
+
+async def _last(step: Callable[[], Awaitable[object]]) -> None:
+    try:
+        await step()
+    except Exception as exc:  # the stop goes on; what was not acknowledged is replayed
+        log.info("last flush before stopping did not complete (%s); the next start "
+                 "replays from the last committed offset", type(exc).__name__)
 
 
 def _force_exit(bound_s: float) -> None:
