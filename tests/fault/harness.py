@@ -298,7 +298,9 @@ class FaultRun:
                 last_new = time.monotonic()
             offsets = self.watch.offsets()
             caught_up = offsets is not None and self.backlog_left(offsets) == 0
-            if time.monotonic() - checked > 3:
+            if caught_up and time.monotonic() - checked > 3:
+                # Outputs matching is not enough: recovery means the group has committed
+                # the whole backlog too (commits trail the outputs by a flush and a commit).
                 checked = time.monotonic()
                 if self._matches():
                     break
