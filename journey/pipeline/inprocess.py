@@ -79,7 +79,6 @@ def replay_lines(
     summary = summary if summary is not None else OfflineSummary()
     batch: list[Incoming] = []
     clock_ms = _NO_CLOCK_MS if now_ms is None else now_ms
-    dead_letters = pipeline.router.topics.dead_letters.name
 
     def flush() -> Iterator[dict[str, Any]]:
         # The line number stands in for the offset; dead letters carry the time the
@@ -88,8 +87,6 @@ def replay_lines(
         batch.clear()
         for outgoing in sends:
             summary.outputs[outgoing.topic] = summary.outputs.get(outgoing.topic, 0) + 1
-            if outgoing.topic == dead_letters:
-                summary.dead_lettered += 1
             yield {"topic": outgoing.topic,
                    "key": None if outgoing.key is None else outgoing.key.decode(),
                    "value": orjson.loads(outgoing.value or b"null")}
@@ -107,6 +104,7 @@ def replay_lines(
                               {TICK_HEADER: TICK_VALUE}))
     yield from flush()
     summary.accepted = pipeline.totals.accepted
+    summary.dead_lettered = pipeline.totals.dead_lettered
     summary.duplicates = pipeline.totals.duplicates
     summary.late = pipeline.totals.late
     summary.customers = len(pipeline.states.live)
