@@ -11,7 +11,8 @@ is acknowledged yet; changed customer states wait in the StateCache (write-behin
 2. writes the state of every changed customer to the changelog (a tombstone for an erased
    one, with its erasure marker), and waits until the broker confirms those too; only then
    are they applied to the local store;
-3. acknowledges the held input records, so their offsets may be committed.
+3. acknowledges the held input records: in the worker, commits the offset after the last
+   of them per partition (journey/stream/offsets.py); nothing else commits input offsets.
 
 Outputs are on the broker before the state that remembers them, and both before the
 offsets. A crash at any point replays the input from the last committed offset against a
@@ -43,6 +44,14 @@ class Ackable(Protocol):
 Send = Callable[[Outgoing], Awaitable[Awaitable[Any]]]
 #: Applies confirmed state records (with their delivery metadata) to the local store.
 ApplyStates = Callable[[Sequence[tuple[Outgoing, Any]]], None]
+#: Acknowledges held (partition, input record) pairs, once what they caused is written.
+Acknowledge = Callable[[Sequence[tuple[int, Any]]], Awaitable[None]]
+
+
+async def ack_each(held: Sequence[tuple[int, Any]]) -> None:
+    """Acknowledge by calling each record's own `ack()`."""
+    for _, record in held:
+        record.ack()
 
 
 class DeliveryBarrier:
@@ -56,8 +65,10 @@ class DeliveryBarrier:
         retry_min_s: float = 0.1,
         retry_max_s: float = 5.0,
         stopping: Callable[[], bool] = lambda: False,
+        acknowledge: Acknowledge = ack_each,
     ) -> None:
         self._send = send
+        self._acknowledge = acknowledge
         self._states = states
         self._router = router
         self._apply_states = apply_states
@@ -70,6 +81,13 @@ class DeliveryBarrier:
         self._flushing = asyncio.Lock()  # one flush at a time, in order
         self.last_flush = time.monotonic()
         self.send_errors = 0
+        self._halted = False
+
+    def halt(self) -> None:
+        """Processing failed mid-batch: write and acknowledge nothing more. The live
+        states may hold part of a batch whose outputs were never sent; the next start
+        replays everything not acknowledged yet against the states last written."""
+        self._halted = True
 
     @property
     def held(self) -> int:
@@ -84,7 +102,14 @@ class DeliveryBarrier:
     async def send(self, records: Iterable[Outgoing]) -> None:
         sent = self._sent
         for record in records:
-            sent.append((record, await self._send(record)))
+            try:
+                delivery = await self._send(record)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # refused before it left: the flush re-sends it
+                delivery = asyncio.get_running_loop().create_future()
+                delivery.set_exception(exc)
+            sent.append((record, delivery))
 
     def hold(self, inputs: Iterable[tuple[int, Ackable]]) -> None:
         """(partition, input record) pairs, acknowledged by a later flush."""
@@ -105,6 +130,8 @@ class DeliveryBarrier:
         """Confirm, write states, acknowledge (see the module docstring). Returns how many
         inputs were acknowledged."""
         async with self._flushing:
+            if self._halted:
+                return 0
             async with self._section:
                 held, self._held = self._held, []
                 sent, self._sent = self._sent, []
@@ -120,8 +147,7 @@ class DeliveryBarrier:
             written = await self._confirm([(r, await self._send(r)) for r in state_records])
             if written:
                 self._apply_states(written)
-            for _, record in held:
-                record.ack()
+            await self._acknowledge(held)  # also retries what an earlier one could not
             self._states.trim()
             return len(held)
 

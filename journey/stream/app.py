@@ -20,6 +20,7 @@ from journey.pipeline.metrics import Metrics, position_of
 from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
+from journey.stream.offsets import OffsetCommitter
 from journey.stream.quiet import RepeatFilter
 from journey.stream.web import Liveness, WebParts, install_pages
 from journey.stream.worker import (
@@ -78,9 +79,8 @@ def create_app(
         web_port=settings.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
-        # Faust commits only offsets this worker acknowledged, and it acknowledges only
-        # behind the delivery barrier (journey/pipeline/barrier.py); the interval only
-        # bounds how much is replayed after a crash.
+        # Input offsets are committed by the delivery barrier (journey/stream/offsets.py),
+        # not by Faust; its commit timer has nothing of ours to commit.
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_s,
         producer_linger_ms=5,
@@ -103,7 +103,8 @@ def create_app(
     pipeline = Pipeline(processor, states, router, settings.ingest_policy(), metrics)
     barrier = DeliveryBarrier(producer_send(app), states, router,
                               store_applier(channels.states, channels.erasures),
-                              stopping=lambda: bool(app.should_stop))
+                              stopping=lambda: bool(app.should_stop),
+                              acknowledge=OffsetCommitter(app))
     shell = Shell(app, channels, pipeline, barrier, metrics,
                   flush_interval_s=settings.flush_interval_ms / 1000,
                   flush_max_held=settings.flush_max_held)

@@ -7,9 +7,10 @@ changelog, recovery, timers and the web server. This module only:
 - runs two agents, on the touchpoints topic and on the internal events topic, that take
   events with acknowledgement off (`noack`), give them to the pipeline and send what it
   returns through Faust's producer, keeping each delivery future;
-- flushes the barrier on a timer and when enough input is held, so states are written
-  behind (once per flush, not per event) and offsets are acknowledged only after the
-  records they caused are confirmed; Faust then commits acknowledged offsets only;
+- flushes the barrier on a timer, when enough input is held, and when partitions are
+  revoked, so states are written behind (once per flush, not per event) and input offsets
+  are committed (journey/stream/offsets.py) only after the records they caused are
+  confirmed; Faust's own offset commits are off for the input topics;
 - appends ticks to the touchpoints partitions it owns;
 - re-arms the due index and drops the live states of partitions it no longer owns when
   the assignment changes.
@@ -56,9 +57,11 @@ def declare(app: faust.App, topics: Topics) -> Channels:
             value_serializer="raw", **kw,
         )
 
+    # acks=False: Faust neither tracks nor commits the input topics' offsets; the barrier
+    # commits them (journey/stream/offsets.py explains why Faust's own commits cannot).
     return Channels(
-        touchpoints=topic(topics.touchpoints),
-        events=topic(topics.events, internal=True),
+        touchpoints=topic(topics.touchpoints, acks=False),
+        events=topic(topics.events, internal=True, acks=False),
         states=app.Table(
             "customer-state",
             partitions=topics.events.partitions,
@@ -143,6 +146,9 @@ class Shell:
     flush_interval_s: float
     flush_max_held: int
     owned: frozenset[int] = frozenset()
+    #: set when processing failed and the worker is stopping: nothing more is processed,
+    #: written or committed
+    failed: bool = False
 
     def assignment(self) -> frozenset[int]:
         topics = {self.channels.touchpoints.get_topic_name(),
@@ -195,6 +201,8 @@ class Shell:
         log.info("partitions %s: %d customers tracked, %d armed", sorted(owned), tracked, armed)
 
     async def handle(self, batch: Sequence[Any], step: Callable[..., list[Outgoing]]) -> None:
+        if self.failed:
+            return  # stopping: left for the next start
         started = time.perf_counter()
         self.on_assignment()
         owned = self.owned
@@ -218,6 +226,24 @@ class Shell:
             await self.barrier.flush()
 
 
+    async def handle_or_stop(self, batch: Sequence[Any],
+                             step: Callable[..., list[Outgoing]]) -> None:
+        """`handle`, and if it raises (a bug: bad records are dead-lettered, failed sends
+        re-sent), stop the worker. Faust would restart the agent on the next record, and
+        the commit after it would skip this one; stopped, the next start replays it."""
+        try:
+            await self.handle(batch, step)
+        except Exception as exc:
+            self.failed = True
+            self.barrier.halt()
+            message = batch[0].message if batch else None
+            log.critical("processing %s failed (%s: %s); stopping the worker, the next start "
+                         "replays from the last committed offset",
+                         "?" if message is None else f"{message.topic}[{message.partition}]"
+                         f"@{message.offset}", type(exc).__name__, exc, exc_info=True)
+            await self.app.crash(exc)
+            raise
+
     def _observe_lag(self, batch: Sequence[Any]) -> None:
         last: dict[Any, int] = {}
         for event in batch:
@@ -239,22 +265,26 @@ def install_agents(
 
     # Events one at a time, with acknowledgement off: Faust's take_events() acknowledges
     # every event of a batch as soon as the loop body returns, whatever noack() says
-    # (faust-streaming 0.15.3, Stream.take_events), which would let Faust commit offsets
-    # before the barrier confirmed what they caused. Acknowledgement is the barrier's alone.
+    # (faust-streaming 0.15.3, Stream.take_events). The input topics have Faust's acks off
+    # as well; offsets are the barrier's alone (journey/stream/offsets.py).
     @app.agent(ch.touchpoints, name="touchpoints")
     async def touchpoints(stream: Any) -> None:
         async for event in stream.noack().events():
-            await shell.handle((event,), pipeline.on_touchpoints)
+            await shell.handle_or_stop((event,), pipeline.on_touchpoints)
 
     @app.agent(ch.events, name="events")
     async def events(stream: Any) -> None:
         async for event in stream.noack().events():
-            await shell.handle((event,), pipeline.on_events)
+            await shell.handle_or_stop((event,), pipeline.on_events)
 
     @app.timer(interval=shell.flush_interval_s, name="flush")  # type: ignore[untyped-decorator]
     async def flush() -> None:
-        # Also runs during a rebalance, while Faust waits for every taken record to be
-        # acknowledged before it gives partitions away.
+        await shell.barrier.flush()
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # (mode's signal typing)
+    async def on_revoked(sender: Any, *_: Any, **__: Any) -> None:
+        # Before partitions go: write and commit what was processed of them, so their next
+        # owner starts where this worker stopped (a failure here only means a replay).
         await shell.barrier.flush()
 
     worker_name = f"{socket.gethostname()}:{app.conf.web_port}"

@@ -158,3 +158,47 @@ def test_a_stopping_worker_gives_up_on_a_failed_send_without_acknowledging() -> 
     assert asyncio.run(run()) == []
 
 
+
+
+def test_a_send_refused_before_it_left_is_sent_again_by_the_flush() -> None:
+    async def run() -> list[str]:
+        broker, states = Broker(), _states()
+        refused = [True]
+
+        async def send(record: Outgoing) -> Awaitable[Meta]:
+            if refused[0]:
+                refused[0] = False
+                raise TimeoutError("metadata not available")  # raised by the call itself
+            return await broker.send(record)
+
+        barrier = DeliveryBarrier(send, states, ROUTER, lambda written: None,
+                                  retry_min_s=0.001, retry_max_s=0.002)
+        async with barrier.batch():
+            await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1")])
+            barrier.hold([(0, Input("offset-4", broker.log))])
+        flush = asyncio.ensure_future(barrier.flush())
+        while not broker.pending:
+            await asyncio.sleep(0.001)
+        broker.confirm_all()
+        await flush
+        assert barrier.send_errors == 1
+        return broker.log
+
+    assert asyncio.run(run()) == [f"confirmed {TOPICS.triggers.name}", "acked offset-4"]
+
+
+def test_a_halted_barrier_writes_and_acknowledges_nothing_more() -> None:
+    async def run() -> tuple[int, list[str], list[str]]:
+        broker, states, applied = Broker(), _states(), []
+        barrier = _barrier(broker, states, applied)
+        async with barrier.batch():
+            states.put("c1", CustomerState(customer_id="c1"))
+            await barrier.send([Outgoing(TOPICS.triggers.name, b"c1", b"{}")])
+            barrier.hold([(0, Input("offset-2", broker.log))])
+        barrier.halt()  # processing failed after this batch
+        broker.confirm_all()
+        return await barrier.flush(), broker.log, applied
+
+    acknowledged, log, applied = asyncio.run(run())
+    assert acknowledged == 0
+    assert "acked offset-2" not in log and applied == []
