@@ -460,6 +460,12 @@ class Metrics:
             "journey_ticks_malformed_total", "Tick records that could not be read (ignored).",
             registry=r,
         )
+        self.input_rereads = Counter(
+            "journey_input_rereads_total",
+            "Input records that arrived out of offset order, so the worker sought back and "
+            "read them again (journey/stream/continuity.py).",
+            registry=r,
+        )
         self.customers_armed = Gauge(
             "journey_customers_armed",
             "Customers with a pending deadline after the last due-index rebuild.", registry=r,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from journey.contract.topics import Topics
 from journey.engine import Engine
@@ -20,6 +21,8 @@ from journey.pipeline.metrics import Metrics, position_of
 from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
+from journey.stream.continuity import Continuity
+from journey.stream.kafka_client import GroupOffsets
 from journey.stream.offsets import OffsetCommitter
 from journey.stream.quiet import RepeatFilter
 from journey.stream.web import Liveness, WebParts, install_pages
@@ -105,9 +108,23 @@ def create_app(
                               store_applier(channels.states, channels.erasures),
                               stopping=lambda: bool(app.should_stop),
                               acknowledge=OffsetCommitter(app))
+    offsets = GroupOffsets(settings, settings.app_id)
+
+    async def committed(tps: set[TP]) -> dict[TP, int | None]:
+        found = await asyncio.get_running_loop().run_in_executor(
+            None, offsets.committed, [(tp.topic, tp.partition) for tp in tps])
+        return {tp: found.get((tp.topic, tp.partition)) for tp in tps}
+
+    async def earliest(tps: set[TP]) -> dict[TP, int]:
+        return dict(await app.consumer.earliest_offsets(*tps))
+
+    async def seek(tp: TP, offset: int) -> None:
+        await app.consumer.seek_wait({tp: offset})
+
+    continuity = Continuity(committed, earliest, seek, on_reread=metrics.input_rereads.inc)
     shell = Shell(app, channels, pipeline, barrier, metrics,
                   flush_interval_s=settings.flush_interval_ms / 1000,
-                  flush_max_held=settings.flush_max_held)
+                  flush_max_held=settings.flush_max_held, continuity=continuity)
     install_agents(
         app,
         shell,

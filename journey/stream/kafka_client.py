@@ -7,14 +7,14 @@ import errno
 import logging
 import socket
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiokafka.conn import create_conn
 from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
 from aiokafka.protocol.metadata import MetadataRequest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -185,3 +185,26 @@ def _create(admin: KafkaAdminClient, spec: TopicSpec, replication: int) -> None:
         log.info("created topic %s with %d partitions", spec.name, spec.partitions)
     except TopicAlreadyExistsError:
         pass
+
+
+class GroupOffsets:
+    """Reads a consumer group's committed offsets, with one admin client kept open."""
+
+    def __init__(self, settings: Settings, group_id: str) -> None:
+        self._settings = settings
+        self._group_id = group_id
+        self._admin: KafkaAdminClient | None = None
+
+    def committed(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> committed offset, for those with one (blocking)."""
+        if self._admin is None:
+            self._admin = KafkaAdminClient(**client_config(self._settings))
+        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+        found = self._admin.list_group_offsets({self._group_id: wanted})[self._group_id]
+        return {(tp.topic, tp.partition): int(meta.offset) for tp, meta in found.items()
+                if meta.offset >= 0}
+
+    def close(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None

@@ -5,8 +5,10 @@ Faust owns group membership, partition assignment, the customer-state table and 
 changelog, recovery, timers and the web server. This module only:
 
 - runs two agents, on the touchpoints topic and on the internal events topic, that take
-  events with acknowledgement off (`noack`), give them to the pipeline and send what it
-  returns through Faust's producer, keeping each delivery future;
+  events with acknowledgement off (`noack`), check each is the next offset of its partition
+  (journey/stream/continuity.py: a record Faust dropped is read again, not skipped), give
+  them to the pipeline and send what it returns through Faust's producer, keeping each
+  delivery future;
 - flushes the barrier on a timer, when enough input is held, and when partitions are
   revoked, so states are written behind (once per flush, not per event) and input offsets
   are committed (journey/stream/offsets.py) only after the records they caused are
@@ -35,6 +37,7 @@ from journey.pipeline.core import Incoming, Pipeline
 from journey.pipeline.metrics import Metrics
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, encode_tick, partition_of
+from journey.stream.continuity import Continuity
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +148,7 @@ class Shell:
     metrics: Metrics
     flush_interval_s: float
     flush_max_held: int
+    continuity: Continuity
     owned: frozenset[int] = frozenset()
     #: set when processing failed and the worker is stopping: nothing more is processed,
     #: written or committed
@@ -163,6 +167,7 @@ class Shell:
         if owned == self.owned:
             return
         self.owned = owned
+        self.continuity.reset()
         states = self.pipeline.states
         # States and held input of a partition go together: both kept, or both dropped.
         dropped = self.barrier.forget_partitions(owned)
@@ -207,8 +212,13 @@ class Shell:
         self.on_assignment()
         owned = self.owned
         # Records of a partition revoked while they waited are left alone (never
-        # acknowledged): their new owner reads them from the last committed offset.
-        mine = [e for e in batch if e.message.partition in owned]
+        # acknowledged): their new owner reads them from the last committed offset. A record
+        # out of order is read again (journey/stream/continuity.py).
+        admit = self.continuity.admit
+        mine = [e for e in batch if e.message.partition in owned
+                and await admit(e.message.tp, e.message.offset)]
+        if not mine:
+            return
         records = [Incoming(e.message.topic, e.message.partition, e.message.offset,
                             e.message.key, e.message.value, e.headers) for e in mine]
         now_ms = int(time.time() * 1000)
@@ -285,6 +295,7 @@ def install_agents(
     async def on_revoked(sender: Any, *_: Any, **__: Any) -> None:
         # Before partitions go: write and commit what was processed of them, so their next
         # owner starts where this worker stopped (a failure here only means a replay).
+        shell.continuity.reset()  # after the rebalance, reading starts at the committed offsets
         await shell.barrier.flush()
 
     worker_name = f"{socket.gethostname()}:{app.conf.web_port}"

@@ -96,7 +96,8 @@ class Outcome:
                 f"lost triggers {self.lost_triggers}/{self.expected_triggers}, unrecognisable "
                 f"duplicates {self.unrecognisable_duplicates}, recognisable duplicates "
                 f"{self.recognisable_duplicates}, lost stage changes {self.lost_stage_changes}, "
-                f"state differences {self.state_differences}")
+                f"state differences {self.state_differences}"
+                + "".join(f"; {note}" for note in self.notes))
 
 
 class FaultRun:
@@ -354,12 +355,25 @@ class FaultRun:
         outcome.lost_stage_changes = len(self.golden.change_ids - changes)
         outcome.unexpected_stage_changes = len(changes - self.golden.change_ids)
         states = self._states()
-        for cid in set(states) | set(self.golden.states):
+        examples: dict[str, dict[str, Any]] = {}
+        for cid in sorted(set(states) | set(self.golden.states)):
             mine, theirs = states.get(cid), self.golden.states.get(cid)
             fields = _differing(mine, theirs)
             if fields:
                 outcome.state_differences += 1
                 outcome.differing_fields.update(fields)
+                if len(examples) < 5:
+                    examples[cid] = {f: {"worker": (mine or {}).get(f),
+                                         "reference": (theirs or {}).get(f)} for f in fields}
+        if examples or outcome.lost_triggers:
+            # For whoever reads a failure: which customers, which fields, which ids.
+            path = self.data_dir / "differences.json"
+            path.write_text(json.dumps({
+                "states": examples,
+                "lost_trigger_ids": sorted(expected - set(got))[:20],
+                "unrecognisable_trigger_ids": sorted(i for i in got if i not in expected)[:20],
+            }, indent=1, default=str))
+            outcome.notes.append(f"examples of the differences: {path}")
         letters = Counter((d["source_partition"], d["source_offset"]) for d in
                           (json.loads(r.value) for r in self.tails["dead-letters"].records))
         outcome.unexpected_dead_letters = sum(n for at, n in letters.items()
