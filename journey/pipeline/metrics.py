@@ -460,10 +460,10 @@ class Metrics:
             "journey_ticks_malformed_total", "Tick records that could not be read (ignored).",
             registry=r,
         )
-        self.input_rereads = Counter(
-            "journey_input_rereads_total",
-            "Input records that arrived out of offset order, so the worker sought back and "
-            "read them again (journey/stream/continuity.py).",
+        self.input_refetched = Counter(
+            "journey_input_refetched_total",
+            "Input records the consumer skipped, read straight from the broker and processed "
+            "in order (journey/stream/continuity.py).",
             registry=r,
         )
         self.customers_armed = Gauge(

@@ -21,7 +21,7 @@ from journey.pipeline.metrics import Metrics, position_of
 from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
-from journey.stream.continuity import Continuity
+from journey.stream.continuity import Continuity, Refetched, RefetchedMessage
 from journey.stream.kafka_client import GroupOffsets
 from journey.stream.offsets import OffsetCommitter
 from journey.stream.quiet import RepeatFilter
@@ -118,10 +118,14 @@ def create_app(
     async def earliest(tps: set[TP]) -> dict[TP, int]:
         return dict(await app.consumer.earliest_offsets(*tps))
 
-    async def seek(tp: TP, offset: int) -> None:
-        await app.consumer.seek_wait({tp: offset})
+    async def read_range(tp: TP, start: int, end: int) -> list[Refetched]:
+        found = await asyncio.get_running_loop().run_in_executor(
+            None, offsets.read, tp.topic, tp.partition, start, end)
+        return [Refetched(RefetchedMessage(tp.topic, tp.partition, r.offset, r.key, r.value),
+                          list(r.headers or ())) for r in found]
 
-    continuity = Continuity(committed, earliest, seek, on_reread=metrics.input_rereads.inc)
+    continuity = Continuity(committed, earliest, read_range,
+                            on_refetched=metrics.input_refetched.inc)
     shell = Shell(app, channels, pipeline, barrier, metrics,
                   flush_interval_s=settings.flush_interval_ms / 1000,
                   flush_max_held=settings.flush_max_held, continuity=continuity)

@@ -1,27 +1,35 @@
 """Input reaches the pipeline without a hole: per partition, from the group's committed offset
-on, every record in offset order, or the worker seeks back and reads it again.
+on, every record in offset order.
 
-faust-streaming 0.15.3 can drop a record on its way to an agent, without a trace: the fault
-suite caught a restarted worker whose first record of a partition was the one after the
-committed offset (tests/fault, random kills). Processing on from there would move the next
-commit past a record never applied, and lose it. So the shell checks each record against the
-next offset it expects, which starts at the committed offset after every assignment:
+faust-streaming 0.15.3 drops records on their way to an agent, without a trace. After a
+table recovery, `Recovery.on_recovery_completed` resumes the input partitions, awaits the
+seek to the committed offsets, and only then calls `flow_control.resume()`, which clears
+every agent's queue (`FlowControlEvent.resume` clears the queues made with
+`clear_on_resume`). Records fetched during that await are in those queues: they vanish,
+while the consumer's position is already past them. The fault suite caught it as restarted
+workers whose first record of a partition was the one after the committed offset; processing
+on from there moved the next commit past a record never applied, and lost it. Seeking Faust's
+consumer back does not help either: its read-offset bookkeeping then drops the re-read
+records too.
 
-- the expected offset: admitted, and the next one is expected;
-- below it: read again after a seek (already processed, or committed by the group): skipped;
-- beyond it: a hole. The record is not processed, the consumer is sought back to the
-  expected offset, and records still queued from before the seek are passed over. If the
-  re-read starts beyond the expected offset again, the hole holds no records (transaction
-  markers, compaction) and reading goes on from there.
+So the shell checks each record against the next offset it expects, which starts at the
+group's committed offset (or the first offset in the log) after every assignment:
 
-Holes are logged and counted (journey_input_rereads_total), so a lossy consumer shows.
+- the expected offset: processed, and the next one is expected;
+- below it: read again (processed already, or committed by the group): skipped;
+- beyond it: a hole. The missing records are read straight from the broker, with a client
+  of our own, and processed first, in order; then this one. Offsets in the hole that hold
+  no record (transaction markers, compaction) are simply not returned.
+
+Holes are logged and counted (journey_input_refetched_total), so a lossy consumer shows.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from faust.types import TP
 
@@ -31,61 +39,69 @@ log = logging.getLogger(__name__)
 Committed = Callable[[set[TP]], Awaitable[dict[TP, int | None]]]
 #: The first offset still in the log, per partition.
 Earliest = Callable[[set[TP]], Awaitable[dict[TP, int]]]
-#: Move the consumer's position of a partition.
-Seek = Callable[[TP, int], Awaitable[None]]
+#: The records of a partition from offset `start` up to, not including, `end`, in order.
+ReadRange = Callable[[TP, int, int], Awaitable[Sequence["Refetched"]]]
 
 
-@dataclass
-class _Partition:
-    expected: int
-    #: set while a seek back is under way: the highest offset passed over since
-    seeking_past: int | None = None
+@dataclass(frozen=True, slots=True)
+class RefetchedMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class Refetched:
+    """A record read straight from the broker, shaped like the Faust event the shell takes."""
+
+    message: RefetchedMessage
+    headers: Any = None
 
 
 class Continuity:
-    def __init__(self, committed: Committed, earliest: Earliest, seek: Seek,
-                 on_reread: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, committed: Committed, earliest: Earliest, read_range: ReadRange,
+                 on_refetched: Callable[[int], None] = lambda n: None) -> None:
         self._committed = committed
         self._earliest = earliest
-        self._seek = seek
-        self._on_reread = on_reread
-        self._partitions: dict[TP, _Partition] = {}
+        self._read_range = read_range
+        self._on_refetched = on_refetched
+        self._expected: dict[TP, int] = {}
 
     def reset(self) -> None:
         """After a rebalance: the group's committed offsets are the starting points again."""
-        self._partitions.clear()
+        self._expected.clear()
 
-    async def admit(self, tp: TP, offset: int) -> bool:
-        """Whether to process the record at `offset` of `tp` now."""
-        state = self._partitions.get(tp)
-        if state is None:
-            state = self._partitions[tp] = _Partition(await self._start(tp))
-        expected = state.expected
-        if offset == expected:
-            state.expected = offset + 1
-            state.seeking_past = None
-            return True
+    async def admit(self, tp: TP, offset: int) -> Sequence[Refetched] | None:
+        """None to skip the record at `offset` of `tp`; else the records missing before it
+        (usually none), to process first."""
+        expected = self._expected.get(tp)
+        if expected is None:
+            expected = await self._start(tp)
         if offset < expected:
-            return False  # read again: processed already, or before the committed offset
-        if state.seeking_past is None:
-            log.warning("input %s[%d]: expected offset %d, got %d; reading again from %d",
-                        tp.topic, tp.partition, expected, offset, expected)
-            self._on_reread()
-            state.seeking_past = offset
-            await self._seek(tp, expected)
-            return False
-        if offset <= state.seeking_past:
-            # The re-read started, beyond the expected offset: nothing is stored there.
-            log.info("input %s[%d]: offsets %d to %d hold no records; going on from %d",
-                     tp.topic, tp.partition, expected, offset - 1, offset)
-            state.expected = offset + 1
-            state.seeking_past = None
-            return True
-        state.seeking_past = offset  # still queued from before the seek
-        return False
+            self._expected[tp] = expected
+            return None  # read again: processed already, or before the committed offset
+        missing: Sequence[Refetched] = ()
+        if offset > expected:
+            missing = await self._read_range(tp, expected, offset)
+            log.warning("input %s[%d]: the consumer handed over offset %d where %d was "
+                        "expected; %d missing records read from the broker and processed "
+                        "first", tp.topic, tp.partition, offset, expected, len(missing))
+            self._on_refetched(len(missing))
+        self._expected[tp] = offset + 1
+        return missing
 
     async def _start(self, tp: TP) -> int:
         committed = (await self._committed({tp})).get(tp)
         if committed is not None and committed >= 0:
-            return committed
-        return (await self._earliest({tp}))[tp]
+            start, whence = committed, "the committed offset"
+        else:
+            start, whence = (await self._earliest({tp}))[tp], "the start of the log"
+        log.info("input %s[%d]: reading from offset %d, %s", tp.topic, tp.partition, start,
+                 whence)
+        return start

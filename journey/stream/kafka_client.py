@@ -7,6 +7,7 @@ import errno
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -188,12 +189,14 @@ def _create(admin: KafkaAdminClient, spec: TopicSpec, replication: int) -> None:
 
 
 class GroupOffsets:
-    """Reads a consumer group's committed offsets, with one admin client kept open."""
+    """A consumer group's committed offsets, and records read by offset, with one admin
+    client and one group-less consumer kept open."""
 
     def __init__(self, settings: Settings, group_id: str) -> None:
         self._settings = settings
         self._group_id = group_id
         self._admin: KafkaAdminClient | None = None
+        self._reader: KafkaConsumer | None = None
 
     def committed(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """(topic, partition) -> committed offset, for those with one (blocking)."""
@@ -204,7 +207,32 @@ class GroupOffsets:
         return {(tp.topic, tp.partition): int(meta.offset) for tp, meta in found.items()
                 if meta.offset >= 0}
 
+    def read(self, topic: str, partition: int, start: int, end: int, *,
+             timeout_s: float = 60.0) -> list[Any]:
+        """The records of one partition from offset `start` up to, not including, `end`,
+        in order, read with a group-less consumer of our own (blocking). Raises TimeoutError
+        when the broker does not give them within `timeout_s`."""
+        if self._reader is None:
+            self._reader = KafkaConsumer(**client_config(self._settings),
+                                         enable_auto_commit=False, group_id=None)
+        reader = self._reader
+        tp = TopicPartition(topic, partition)
+        reader.assign([tp])
+        reader.seek(tp, start)
+        found: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while reader.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}[{partition}]: offsets {start} to {end - 1} not "
+                                   f"read within {timeout_s:.0f}s")
+            for records in reader.poll(timeout_ms=500).values():
+                found.extend(r for r in records if start <= r.offset < end)
+        return found
+
     def close(self) -> None:
         if self._admin is not None:
             self._admin.close()
             self._admin = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None

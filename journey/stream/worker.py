@@ -212,11 +212,15 @@ class Shell:
         self.on_assignment()
         owned = self.owned
         # Records of a partition revoked while they waited are left alone (never
-        # acknowledged): their new owner reads them from the last committed offset. A record
-        # out of order is read again (journey/stream/continuity.py).
-        admit = self.continuity.admit
-        mine = [e for e in batch if e.message.partition in owned
-                and await admit(e.message.tp, e.message.offset)]
+        # acknowledged): their new owner reads them from the last committed offset. Records
+        # Faust dropped before this one are read from the broker (journey/stream/continuity.py).
+        mine: list[Any] = []
+        for e in batch:
+            if e.message.partition in owned:
+                missing = await self.continuity.admit(e.message.tp, e.message.offset)
+                if missing is not None:
+                    mine.extend(missing)
+                    mine.append(e)
         if not mine:
             return
         records = [Incoming(e.message.topic, e.message.partition, e.message.offset,
