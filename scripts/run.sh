@@ -57,8 +57,10 @@ echo >&2
 echo "== collecting the worker's output topics ==" >&2
 .venv/bin/journey collect --out-dir "$out/worker-run" --idle 5
 .venv/bin/journey report --input "$out/simulated.jsonl" --outputs "$out/worker-run"
+# The worker stops with this script: keep what its metrics said at the end.
+curl -fsS "$metrics" >"$out/metrics.txt" 2>/dev/null || true
 echo
-echo "metrics: $metrics (the worker stops when this script ends; run"
-echo "         'journey worker' with the same JOURNEY_* settings to keep them up)"
+echo "metrics: $out/metrics.txt (the worker's $metrics at the end; it stops with this"
+echo "         script: run 'journey worker' with the same JOURNEY_* settings to keep it up)"
 echo "the same run in-process, no broker: .venv/bin/journey run --input $out/simulated.jsonl \\"
 echo "    --journey touchpoint_journey --journey dentist --journey wedding_photographer --holdout 0.1"
