@@ -3,7 +3,9 @@ complaints, lost customers and cooling temperature."""
 
 from __future__ import annotations
 
-from journey.engine import CustomerState, Engine, StageChange, TriggerRequest
+from collections.abc import Sequence
+
+from journey.engine import CustomerState, Engine, Event, StageChange, TriggerRequest
 from journey.engine.alive import ChurnParams, p_alive
 from journey.engine.duration import DAY_MS
 from journey.engine.outputs import Output, TriggerSuppressed
@@ -12,10 +14,10 @@ from tests.unit.engine_helpers import T0, definition, engine, ev
 JOURNEY = "name: j\nstages: [{name: s, entry: {}}]\n"
 
 
-def _feed(eng: Engine, events: list[object]) -> CustomerState:
-    state = None
+def _feed(eng: Engine, events: Sequence[Event]) -> CustomerState:
+    state: CustomerState | None = None
     for e in events:
-        state = eng.apply(state, e).state  # type: ignore[arg-type]
+        state = eng.apply(state, e).state
     assert state is not None
     return state
 
@@ -122,6 +124,7 @@ def test_hot_contact_cools_to_warm_then_cold_when_quiet() -> None:
     temps = [(o.from_stage, o.to_stage) for o in step.outputs
              if isinstance(o, StageChange) and o.journey == "temperature"]
     assert temps == [("hot", "warm"), ("warm", "cold")]
+    assert state.last_touch_ms is not None
     cold_at = next(o.at_ms for o in step.outputs
                if isinstance(o, StageChange) and o.to_stage == "cold")
     assert cold_at == state.last_touch_ms + 90 * DAY_MS
