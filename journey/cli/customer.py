@@ -13,7 +13,7 @@ from typing import Any
 from journey.pipeline.settings import Settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "customer", help="show where a customer is in every journey, and why",
         description="Asks a running worker (any one: it routes to the owner) for the "

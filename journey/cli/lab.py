@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from journey.lab.run import RunResult
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = subparsers.add_parser(
         "simulate", help="generate a reproducible population of customers and touchpoints")
     sim.add_argument("--seed", type=int, default=1, help="same seed, same file (default 1)")
