@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, get_args
 
 import orjson
 
@@ -26,7 +26,15 @@ from journey.contract.records import (
     TriggerEmitted,
 )
 from journey.engine.events import Event, from_epoch_ms, to_epoch_ms
-from journey.engine.outputs import Output, StageChange, TriggerRequest, TriggerSuppressed
+from journey.engine.outputs import (
+    Decision,
+    Output,
+    StageChange,
+    Temperature,
+    TriggerKind,
+    TriggerRequest,
+    TriggerSuppressed,
+)
 
 
 def touchpoint_to_bytes(touchpoint: Touchpoint) -> bytes:
@@ -89,7 +97,7 @@ def trigger_record(request: TriggerRequest) -> TriggerEmitted:
         journey=request.journey,
         rule=request.rule,
         episode=request.episode,
-        kind="service" if request.kind == "service" else "marketing",
+        kind=request.kind,
         reason=request.reason,
         details=request.details,
         occurred_at=from_epoch_ms(request.at_ms),
@@ -99,7 +107,7 @@ def trigger_record(request: TriggerRequest) -> TriggerEmitted:
         priority=request.priority,
         stage=request.stage,
         status=request.status,
-        temperature=_temperature(request.temperature),
+        temperature=request.temperature,
         score=request.score,
         channel=request.channel,
     )
@@ -112,8 +120,8 @@ def audit_record(suppressed: TriggerSuppressed) -> TriggerAudited:
         customer_id=request.customer_id,
         journey=request.journey,
         rule=request.rule,
-        kind="service" if request.kind == "service" else "marketing",
-        decision=_decision(suppressed.decision),
+        kind=request.kind,
+        decision=suppressed.decision,
         reason=suppressed.reason,
         occurred_at=from_epoch_ms(request.at_ms),
         decided_at=_time(suppressed.at_ms),
@@ -123,26 +131,6 @@ def audit_record(suppressed: TriggerSuppressed) -> TriggerAudited:
 
 def _time(ms: int | None) -> datetime | None:
     return None if ms is None else from_epoch_ms(ms)
-
-
-def _decision(value: str) -> Literal["suppressed", "deferred", "held_out", "cancelled"]:
-    if value == "deferred":
-        return "deferred"
-    if value == "held_out":
-        return "held_out"
-    if value == "cancelled":
-        return "cancelled"
-    return "suppressed"
-
-
-def _temperature(value: str | None) -> Literal["cold", "warm", "hot"] | None:
-    if value == "cold":
-        return "cold"
-    if value == "warm":
-        return "warm"
-    if value == "hot":
-        return "hot"
-    return None
 
 
 def dead_letter_record(
@@ -176,9 +164,10 @@ def record_bytes(record: StageChanged | TriggerEmitted | TriggerAudited | DeadLe
 # --- the hot path: the same bytes as record_bytes(<builder>(...)), without the models ----
 
 _UTC_Z = orjson.OPT_UTC_Z
-_KINDS = {"service": "service"}
-_DECISIONS = {"deferred": "deferred", "held_out": "held_out", "cancelled": "cancelled"}
-_TEMPERATURES = {"cold": "cold", "warm": "warm", "hot": "hot"}
+# The models' vocabularies: a value outside them goes to the model path, which rejects it.
+_KINDS = frozenset(get_args(TriggerKind))
+_DECISIONS = frozenset(get_args(Decision))
+_TEMPERATURES = frozenset((*get_args(Temperature), None))
 
 
 def output_bytes(output: Output) -> bytes:
@@ -215,7 +204,8 @@ def trigger_bytes(request: TriggerRequest) -> bytes:
     score = request.score
     if (not _fits_contract(request.customer_id) or type(request.priority) is not int
             or not (score is None or (type(score) is float and math.isfinite(score))
-                    or type(score) is int)):
+                    or type(score) is int)
+            or request.kind not in _KINDS or request.temperature not in _TEMPERATURES):
         return record_bytes(trigger_record(request))
     valid_until = request.valid_until_ms
     send_at = request.send_at_ms
@@ -224,13 +214,13 @@ def trigger_bytes(request: TriggerRequest) -> bytes:
             "schema_version": 1, "trigger_id": request.trigger_id,
             "customer_id": request.customer_id, "journey": request.journey,
             "rule": request.rule, "episode": request.episode,
-            "kind": _KINDS.get(request.kind, "marketing"), "reason": request.reason,
+            "kind": request.kind, "reason": request.reason,
             "details": request.details, "occurred_at": from_epoch_ms(request.at_ms),
             "valid_until": None if valid_until is None else from_epoch_ms(valid_until),
             "send_at": None if send_at is None else from_epoch_ms(send_at),
             "offer_code": request.offer_code, "priority": request.priority,
             "stage": request.stage, "status": request.status,
-            "temperature": _TEMPERATURES.get(request.temperature),  # type: ignore[arg-type]
+            "temperature": request.temperature,
             "score": None if score is None else float(score), "channel": request.channel,
         }, option=_UTC_Z)
     except (orjson.JSONEncodeError, OverflowError, TypeError):
@@ -240,7 +230,8 @@ def trigger_bytes(request: TriggerRequest) -> bytes:
 def audit_bytes(suppressed: TriggerSuppressed) -> bytes:
     """record_bytes(audit_record(suppressed)), faster."""
     request = suppressed.request
-    if not _fits_contract(request.customer_id):
+    if (not _fits_contract(request.customer_id) or request.kind not in _KINDS
+            or suppressed.decision not in _DECISIONS):
         return record_bytes(audit_record(suppressed))
     decided = suppressed.at_ms
     until = suppressed.until_ms
@@ -248,8 +239,7 @@ def audit_bytes(suppressed: TriggerSuppressed) -> bytes:
         return orjson.dumps({
             "schema_version": 1, "trigger_id": request.trigger_id,
             "customer_id": request.customer_id, "journey": request.journey,
-            "rule": request.rule, "kind": _KINDS.get(request.kind, "marketing"),
-            "decision": _DECISIONS.get(suppressed.decision, "suppressed"),
+            "rule": request.rule, "kind": request.kind, "decision": suppressed.decision,
             "reason": suppressed.reason, "occurred_at": from_epoch_ms(request.at_ms),
             "decided_at": None if decided is None else from_epoch_ms(decided),
             "deferred_until": None if until is None else from_epoch_ms(until),
