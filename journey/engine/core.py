@@ -25,15 +25,14 @@ must agree. The low-season invitation stays a journey's own choice.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from journey.engine.alive import ChurnParams
 from journey.engine.definitions import (
     LIFECYCLE,
     DefinitionError,
-    DetectionSpec,
     DetectionsSpec,
     ExitSpec,
     JourneyDefinition,
@@ -762,6 +761,7 @@ class Engine:
 
 
 _NO_POLICY = JourneyPolicy()
+_S = TypeVar("_S")
 
 
 def _record_decision(state: CustomerState, decision: list[Any]) -> None:
@@ -801,20 +801,9 @@ def _next_release(
 def lifecycle_detections(definitions: Sequence[JourneyDefinition]) -> DetectionsSpec:
     """The customer's lifecycle detection settings: what the definitions set, which must
     agree (a detection belongs to the customer, so it has one setting); defaults otherwise."""
-    chosen: dict[str, tuple[str, DetectionSpec]] = {}
-    for d in definitions:
-        for kind in LIFECYCLE_KINDS:
-            if kind not in d.detections.model_fields_set:
-                continue
-            spec = DETECTIONS[kind].settings(d.detections)
-            have = chosen.get(kind)
-            if have is not None and have[1] != spec:
-                raise DefinitionError(
-                    f"journeys {have[0]!r} and {d.name!r} set detections.{kind} differently; "
-                    "lifecycle detections belong to the customer, so set them alike (or in one)"
-                )
-            chosen.setdefault(kind, (d.name, spec))
-    return DetectionsSpec(**{kind: spec for kind, (_, spec) in chosen.items()})
+    return DetectionsSpec(**_agreed(definitions, lambda d: [
+        (kind, DETECTIONS[kind].settings(d.detections)) for kind in LIFECYCLE_KINDS
+        if kind in d.detections.model_fields_set], "detections", "detections"))
 
 
 def lifecycle_policy(
@@ -822,32 +811,49 @@ def lifecycle_policy(
 ) -> JourneyPolicy:
     """The policy of the lifecycle triggers: the deployment's defaults, with the per-rule
     settings definitions give detection rules (which must agree)."""
-    chosen: dict[str, tuple[str, RulePolicySpec]] = {}
-    for d in definitions:
-        for name, spec in d.policy.rules.items():
-            if name not in LIFECYCLE_RULES:
-                continue
-            have = chosen.get(name)
-            if have is not None and have[1] != spec:
-                raise DefinitionError(
-                    f"journeys {have[0]!r} and {d.name!r} set policy.rules.{name} differently; "
-                    "lifecycle triggers belong to the customer, so set them alike (or in one)"
-                )
-            chosen.setdefault(name, (d.name, spec))
-    cooldown = config.cooldown_ms
+    rules = _agreed(definitions, lambda d: [
+        (name, spec) for name, spec in d.policy.rules.items() if name in LIFECYCLE_RULES],
+        "policy.rules", "triggers")
     return JourneyPolicy(
         hold_ms=config.trigger_hold_ms,
         quiet_hours=config.quiet_hours,
         holdout=config.holdout,
-        cooldown_ms=cooldown,
-        rules={
-            name: RulePolicy(
-                cooldown_ms=r.cooldown if r.cooldown is not None else cooldown,
-                once=r.once, quiet_action=r.quiet_hours,
-            )
-            for name, (_, r) in chosen.items()
-        },
+        cooldown_ms=config.cooldown_ms,
+        rules=_rule_policies(rules, config.cooldown_ms),
     )
+
+
+def _agreed(
+    definitions: Sequence[JourneyDefinition],
+    settings: Callable[[JourneyDefinition], Iterable[tuple[str, _S]]],
+    path: str,
+    what: str,
+) -> dict[str, _S]:
+    """Settings of the customer's lifecycle, by name, as the definitions that give them
+    give them; two that differ are an error naming both."""
+    chosen: dict[str, tuple[str, _S]] = {}
+    for d in definitions:
+        for name, spec in settings(d):
+            have = chosen.get(name)
+            if have is not None and have[1] != spec:
+                raise DefinitionError(
+                    f"journeys {have[0]!r} and {d.name!r} set {path}.{name} differently; "
+                    f"lifecycle {what} belong to the customer, so set them alike (or in one)"
+                )
+            chosen.setdefault(name, (d.name, spec))
+    return {name: spec for name, (_, spec) in chosen.items()}
+
+
+def _rule_policies(
+    rules: Mapping[str, RulePolicySpec], cooldown_ms: int | None
+) -> dict[str, RulePolicy]:
+    return {
+        name: RulePolicy(
+            cooldown_ms=r.cooldown if r.cooldown is not None else cooldown_ms,
+            once=r.once, quiet_action=r.quiet_hours,
+        )
+        for name, r in rules.items()
+    }
 
 
 def _journey_policy(d: JourneyDefinition, config: EngineConfig) -> JourneyPolicy:
@@ -862,13 +868,7 @@ def _journey_policy(d: JourneyDefinition, config: EngineConfig) -> JourneyPolicy
         quiet_hours=quiet,
         holdout=spec.holdout if spec.holdout is not None else config.holdout,
         cooldown_ms=cooldown,
-        rules={
-            name: RulePolicy(
-                cooldown_ms=r.cooldown if r.cooldown is not None else cooldown,
-                once=r.once, quiet_action=r.quiet_hours,
-            )
-            for name, r in spec.rules.items()
-        },
+        rules=_rule_policies(spec.rules, cooldown),
     )
 
 
