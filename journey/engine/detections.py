@@ -49,7 +49,7 @@ class Context:
 
 
 #: (settings, state, context, anchor it last fired for) -> its next deadline, or None
-Deadline = Callable[["DetectionsSpec", CustomerState, Context, "int | None"], "Due | None"]
+Deadline = Callable[["DetectionsSpec", CustomerState, Context, int | None], Due | None]
 #: (settings, state, context, the due detection) -> the values that made it fire
 Details = Callable[["DetectionsSpec", CustomerState, Context, Due], dict[str, object]]
 
