@@ -16,7 +16,7 @@ from journey.engine.vocabulary import BUILTIN_TYPES, CATEGORIES
 from journey.pipeline.settings import Settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     presets = subparsers.add_parser(
         "presets", help="list the journey presets: stages, rules, exits and event types"
     )

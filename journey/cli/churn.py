@@ -19,7 +19,7 @@ from journey.engine.alive import MODELS, UNIT_DAYS, ChurnParams, ModelName, writ
 from journey.pipeline.settings import Settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     churn = subparsers.add_parser("churn", help="churn (probability alive) models")
     commands = churn.add_subparsers(dest="churn_command", required=True)
     fit = commands.add_parser(

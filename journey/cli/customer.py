@@ -8,12 +8,13 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from journey.pipeline.settings import Settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "customer", help="show where a customer is in every journey, and why",
         description="Asks a running worker (any one: it routes to the owner) for the "
@@ -71,20 +72,21 @@ def render(p: dict[str, Any]) -> str:
         days = "-" if j["seconds_in_stage"] is None else f"{j['seconds_in_stage'] / 86400:.1f}d"
         lines.append(f"  {j['journey']:<24} {j['stage'] or '-':<20} for {days:<8} "
                      f"score {j['score']:g}")
-    lines.append("pending triggers" + ("" if p["pending_triggers"] else "  none"))
-    for t in p["pending_triggers"]:
-        lines.append(f"  {t['journey']}/{t['rule']} ({t['kind']}, {t['reason']}) released "
-                     f"{t['release_at']}; held: {', '.join(t['held_because']) or '-'}")
-    lines.append("next deadlines" + ("" if p["next_deadlines"] else "  none"))
-    for d in p["next_deadlines"]:
-        lines.append(f"  {d['at']}  {d['fires']} ({d['journey']})")
-    lines.append("last sent" + ("" if p["last_sent"] else "  none"))
-    for s in p["last_sent"]:
-        lines.append(f"  {s['sent_at']}  {s['journey']}/{s['rule']}")
-    lines.append("recent trigger decisions" + ("" if p["recent_decisions"] else "  none"))
-    for d in p["recent_decisions"]:
-        lines.append(f"  {d['at']}  {d['journey']}/{d['rule']}: {d['outcome']} ({d['reason']})")
-    lines.append("detections" + ("" if p["detections"] else "  none"))
-    for d in p["detections"]:
-        lines.append(f"  {d['kind']} x{d['times']}, last anchored {d['last_anchor']}")
+    for title, key, line in _LISTS:
+        lines.append(title + ("" if p[key] else "  none"))
+        lines.extend(f"  {line(item)}" for item in p[key])
     return "\n".join(lines)
+
+
+#: The profile's lists, in the order shown: title, key, and how one item reads.
+_LISTS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
+    ("pending triggers", "pending_triggers",
+     lambda t: f"{t['journey']}/{t['rule']} ({t['kind']}, {t['reason']}) released "
+               f"{t['release_at']}; held: {', '.join(t['held_because']) or '-'}"),
+    ("next deadlines", "next_deadlines", lambda d: f"{d['at']}  {d['fires']} ({d['journey']})"),
+    ("last sent", "last_sent", lambda s: f"{s['sent_at']}  {s['journey']}/{s['rule']}"),
+    ("recent trigger decisions", "recent_decisions",
+     lambda d: f"{d['at']}  {d['journey']}/{d['rule']}: {d['outcome']} ({d['reason']})"),
+    ("detections", "detections",
+     lambda d: f"{d['kind']} x{d['times']}, last anchored {d['last_anchor']}"),
+)

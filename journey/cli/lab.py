@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from journey.lab.run import RunResult
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = subparsers.add_parser(
         "simulate", help="generate a reproducible population of customers and touchpoints")
     sim.add_argument("--seed", type=int, default=1, help="same seed, same file (default 1)")
@@ -148,21 +148,27 @@ def _plotly_missing(command: str) -> bool:
     return False
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+def _write_report(args: argparse.Namespace, result: RunResult, folder: Path) -> Path:
+    """The HTML report and the summary of a run, written into its folder; prints the summary."""
     from journey.lab.analysis import analyse
     from journey.lab.report import render_html, summary_text
 
+    analysis = analyse(result, input_name=args.input.name, margin=args.margin,
+                       conversion_window_days=args.window_days)
+    report, text = folder / "report.html", summary_text(analysis)
+    report.write_text(render_html(analysis), encoding="utf-8")
+    (folder / "summary.txt").write_text(text, encoding="utf-8")
+    print(text, end="")
+    return report
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if _plotly_missing("run"):
         return 2
     result = _run_one(args, settings, args.journey, args.out_dir)
     if isinstance(result, int):
         return result
-    analysis = analyse(result, input_name=args.input.name, margin=args.margin,
-                       conversion_window_days=args.window_days)
-    report, text = args.out_dir / "report.html", summary_text(analysis)
-    report.write_text(render_html(analysis), encoding="utf-8")
-    (args.out_dir / "summary.txt").write_text(text, encoding="utf-8")
-    print(text, end="")
+    report = _write_report(args, result, args.out_dir)
     print(f"outputs in {args.out_dir}/ ({', '.join(p.name for p in result.files.values())})")
     print(f"report: {report}")
     return 0
@@ -170,8 +176,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from journey.engine.definitions import DefinitionError
-    from journey.lab.analysis import analyse
-    from journey.lab.report import render_html, summary_text
     from journey.lab.run import lab_settings, load_outputs
 
     if _plotly_missing("report"):
@@ -187,12 +191,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         result = load_outputs(args.input, chosen, args.outputs)
     except (DefinitionError, ValueError, OSError) as exc:
         return _fail("report", str(exc))
-    analysis = analyse(result, input_name=args.input.name, margin=args.margin,
-                       conversion_window_days=args.window_days)
-    report, text = args.outputs / "report.html", summary_text(analysis)
-    report.write_text(render_html(analysis), encoding="utf-8")
-    (args.outputs / "summary.txt").write_text(text, encoding="utf-8")
-    print(text, end="")
+    report = _write_report(args, result, args.outputs)
     print(f"report: {report}")
     return 0
 

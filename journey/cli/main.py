@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 from pydantic import ValidationError
 
@@ -16,6 +17,8 @@ from journey.pipeline.redact import install_log_redaction, settings_secrets
 from journey.pipeline.settings import Settings, describe_error, settings_help, unknown_variables
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+#: What each command group registers its commands in (generic only to the type checker).
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
+def _command_modules() -> list[Callable[[Subparsers], None]]:
     """Command groups kept in their own modules, each exposing register(subparsers)."""
     from journey.cli.catalog import register as catalog
     from journey.cli.churn import register as churn

@@ -10,7 +10,7 @@ from journey.contract.schemas import SCHEMA_DIR, drift, write_all
 from journey.pipeline.settings import Settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "schemas", help="generate the JSON Schemas and AsyncAPI document (or --check them)"
     )

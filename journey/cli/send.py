@@ -295,7 +295,7 @@ def replay(
 # --- the commands ------------------------------------------------------------------------
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     send = subparsers.add_parser("send", help="send one touchpoint to the touchpoints topic")
     send.add_argument("--customer", required=True, help="customer_id")
     send.add_argument("--type", required=True, help="event type, e.g. purchase")

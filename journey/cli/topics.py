@@ -59,7 +59,7 @@ def broker_topics(settings: Settings, names: list[str]) -> dict[str, int]:
         admin.close()
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     topics = subparsers.add_parser(
         "topics", help="list the topics and which exist on the broker (--create: make missing)"
     )

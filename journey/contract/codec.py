@@ -1,10 +1,11 @@
 """Bytes on the wire to and from the engine's types and the published contracts.
 
 The record builders (stage_change_record, ...) make the pydantic models, the contract's
-single source. The *_bytes encoders are the hot path: they write the same bytes as
-record_bytes(<builder>(...)) with orjson, without a model, and hand any value the models
-would coerce, reject or write their own way (a non-finite score, a naive time, an integer
-beyond 64 bits) to the model path, so that every output, and every error, stays the same.
+single source, from one dict of fields per record. The *_bytes encoders are the hot path:
+they dump the same dict with orjson, without a model, so they write the same bytes as
+record_bytes(<builder>(...)), and hand any value the models would coerce, reject or write
+their own way (a non-finite score, a naive time, an integer beyond 64 bits) to the model
+path, so that every output, and every error, stays the same.
 tests/unit/test_codec_fast.py holds them to that with hypothesis.
 """
 
@@ -13,12 +14,13 @@ from __future__ import annotations
 import base64
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, get_args
 
 import orjson
 
 from journey.contract.decode import CUSTOMER_ID_SHAPE, Rejection
 from journey.contract.records import (
+    SCHEMA_VERSION,
     DeadLetter,
     StageChanged,
     Touchpoint,
@@ -26,7 +28,15 @@ from journey.contract.records import (
     TriggerEmitted,
 )
 from journey.engine.events import Event, from_epoch_ms, to_epoch_ms
-from journey.engine.outputs import Output, StageChange, TriggerRequest, TriggerSuppressed
+from journey.engine.outputs import (
+    Decision,
+    Output,
+    StageChange,
+    Temperature,
+    TriggerKind,
+    TriggerRequest,
+    TriggerSuppressed,
+)
 
 
 def touchpoint_to_bytes(touchpoint: Touchpoint) -> bytes:
@@ -67,106 +77,82 @@ def _parse_ms(text: str) -> int:
     return to_epoch_ms(datetime.fromisoformat(text))
 
 
-def stage_change_record(change: StageChange) -> StageChanged:
-    return StageChanged(
-        change_id=change.change_id,
-        customer_id=change.customer_id,
-        journey=change.journey,
-        from_stage=change.from_stage,
-        to_stage=change.to_stage,
-        cause_event_id=change.cause_event_id,
-        occurred_at=from_epoch_ms(change.at_ms),
-        seconds_in_previous_stage=(
-            None if change.ms_in_previous_stage is None else change.ms_in_previous_stage / 1000
-        ),
-    )
+# Each record's fields are written once, in the model's field order: the builders make the
+# models of them, and the fast encoders below dump the same dict with orjson.
+
+def _stage_change_fields(change: StageChange) -> dict[str, Any]:
+    ms = change.ms_in_previous_stage
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "change_id": change.change_id, "customer_id": change.customer_id,
+        "journey": change.journey, "from_stage": change.from_stage,
+        "to_stage": change.to_stage, "cause_event_id": change.cause_event_id,
+        "occurred_at": from_epoch_ms(change.at_ms),
+        "seconds_in_previous_stage": None if ms is None else ms / 1000,
+    }
 
 
-def trigger_record(request: TriggerRequest) -> TriggerEmitted:
-    return TriggerEmitted(
-        trigger_id=request.trigger_id,
-        customer_id=request.customer_id,
-        journey=request.journey,
-        rule=request.rule,
-        episode=request.episode,
-        kind="service" if request.kind == "service" else "marketing",
-        reason=request.reason,
-        details=request.details,
-        occurred_at=from_epoch_ms(request.at_ms),
-        valid_until=_time(request.valid_until_ms),
-        send_at=_time(request.send_at_ms),
-        offer_code=request.offer_code,
-        priority=request.priority,
-        stage=request.stage,
-        status=request.status,
-        temperature=_temperature(request.temperature),
-        score=request.score,
-        channel=request.channel,
-    )
+def _trigger_fields(request: TriggerRequest, score: float | None) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "trigger_id": request.trigger_id, "customer_id": request.customer_id,
+        "journey": request.journey, "rule": request.rule, "episode": request.episode,
+        "kind": request.kind, "reason": request.reason, "details": request.details,
+        "occurred_at": from_epoch_ms(request.at_ms), "valid_until": _time(request.valid_until_ms),
+        "send_at": _time(request.send_at_ms), "offer_code": request.offer_code,
+        "priority": request.priority, "stage": request.stage, "status": request.status,
+        "temperature": request.temperature, "score": score, "channel": request.channel,
+    }
 
 
-def audit_record(suppressed: TriggerSuppressed) -> TriggerAudited:
+def _audit_fields(suppressed: TriggerSuppressed) -> dict[str, Any]:
     request = suppressed.request
-    return TriggerAudited(
-        trigger_id=request.trigger_id,
-        customer_id=request.customer_id,
-        journey=request.journey,
-        rule=request.rule,
-        kind="service" if request.kind == "service" else "marketing",
-        decision=_decision(suppressed.decision),
-        reason=suppressed.reason,
-        occurred_at=from_epoch_ms(request.at_ms),
-        decided_at=_time(suppressed.at_ms),
-        deferred_until=_time(suppressed.until_ms),
-    )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "trigger_id": request.trigger_id, "customer_id": request.customer_id,
+        "journey": request.journey, "rule": request.rule, "kind": request.kind,
+        "decision": suppressed.decision, "reason": suppressed.reason,
+        "occurred_at": from_epoch_ms(request.at_ms), "decided_at": _time(suppressed.at_ms),
+        "deferred_until": _time(suppressed.until_ms),
+    }
+
+
+def _dead_letter_fields(
+    rejection: Rejection, topic: str, partition: int, offset: int, key: bytes | None,
+    value: bytes | None, at: datetime,
+) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "reason": rejection.reason, "message": rejection.message, "field": rejection.field,
+        "source_topic": topic, "source_partition": partition, "source_offset": offset,
+        "original_key_b64": None if key is None else base64.b64encode(key).decode(),
+        "original_value_b64": base64.b64encode(value or b"").decode(),
+        "dead_lettered_at": at,
+    }
 
 
 def _time(ms: int | None) -> datetime | None:
     return None if ms is None else from_epoch_ms(ms)
 
 
-def _decision(value: str) -> Literal["suppressed", "deferred", "held_out", "cancelled"]:
-    if value == "deferred":
-        return "deferred"
-    if value == "held_out":
-        return "held_out"
-    if value == "cancelled":
-        return "cancelled"
-    return "suppressed"
+def stage_change_record(change: StageChange) -> StageChanged:
+    return StageChanged(**_stage_change_fields(change))
 
 
-def _temperature(value: str | None) -> Literal["cold", "warm", "hot"] | None:
-    if value == "cold":
-        return "cold"
-    if value == "warm":
-        return "warm"
-    if value == "hot":
-        return "hot"
-    return None
+def trigger_record(request: TriggerRequest) -> TriggerEmitted:
+    return TriggerEmitted(**_trigger_fields(request, request.score))
+
+
+def audit_record(suppressed: TriggerSuppressed) -> TriggerAudited:
+    return TriggerAudited(**_audit_fields(suppressed))
 
 
 def dead_letter_record(
-    rejection: Rejection,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    at: datetime,
+    rejection: Rejection, *, topic: str, partition: int, offset: int, key: bytes | None,
+    value: bytes | None, at: datetime,
 ) -> DeadLetter:
     """Why a record was rejected, where it came from, and its original bytes unchanged."""
-    return DeadLetter(
-        reason=rejection.reason,
-        message=rejection.message,
-        field=rejection.field,
-        source_topic=topic,
-        source_partition=partition,
-        source_offset=offset,
-        original_key_b64=None if key is None else base64.b64encode(key).decode(),
-        original_value_b64=base64.b64encode(value or b"").decode(),
-        dead_lettered_at=at,
-    )
+    return DeadLetter(**_dead_letter_fields(rejection, topic, partition, offset, key, value, at))
 
 
 def record_bytes(record: StageChanged | TriggerEmitted | TriggerAudited | DeadLetter) -> bytes:
@@ -174,11 +160,15 @@ def record_bytes(record: StageChanged | TriggerEmitted | TriggerAudited | DeadLe
 
 
 # --- the hot path: the same bytes as record_bytes(<builder>(...)), without the models ----
+# Each encoder hands the model path whatever the models would coerce, reject or write their
+# own way, and whatever orjson cannot write as they do.
 
 _UTC_Z = orjson.OPT_UTC_Z
-_KINDS = {"service": "service"}
-_DECISIONS = {"deferred": "deferred", "held_out": "held_out", "cancelled": "cancelled"}
-_TEMPERATURES = {"cold": "cold", "warm": "warm", "hot": "hot"}
+_NOT_AS_THE_MODELS = (orjson.JSONEncodeError, OverflowError, TypeError)
+# The models' vocabularies: a value outside them goes to the model path, which rejects it.
+_KINDS = frozenset(get_args(TriggerKind))
+_DECISIONS = frozenset(get_args(Decision))
+_TEMPERATURES = frozenset((*get_args(Temperature), None))
 
 
 def output_bytes(output: Output) -> bytes:
@@ -194,100 +184,60 @@ def output_bytes(output: Output) -> bytes:
 
 def stage_change_bytes(change: StageChange) -> bytes:
     """record_bytes(stage_change_record(change)), faster."""
-    ms = change.ms_in_previous_stage
-    if not _fits_contract(change.customer_id) or type(ms) not in _SMALL_INT_OR_NONE:
-        return record_bytes(stage_change_record(change))
-    try:
-        return orjson.dumps({
-            "schema_version": 1, "change_id": change.change_id,
-            "customer_id": change.customer_id, "journey": change.journey,
-            "from_stage": change.from_stage, "to_stage": change.to_stage,
-            "cause_event_id": change.cause_event_id,
-            "occurred_at": from_epoch_ms(change.at_ms),
-            "seconds_in_previous_stage": None if ms is None else ms / 1000,
-        }, option=_UTC_Z)
-    except (orjson.JSONEncodeError, OverflowError, TypeError):
-        return record_bytes(stage_change_record(change))
+    if (_fits_contract(change.customer_id)
+            and type(change.ms_in_previous_stage) in _SMALL_INT_OR_NONE):
+        try:
+            return orjson.dumps(_stage_change_fields(change), option=_UTC_Z)
+        except _NOT_AS_THE_MODELS:
+            pass
+    return record_bytes(stage_change_record(change))
 
 
 def trigger_bytes(request: TriggerRequest) -> bytes:
     """record_bytes(trigger_record(request)), faster."""
     score = request.score
-    if (not _fits_contract(request.customer_id) or type(request.priority) is not int
-            or not (score is None or (type(score) is float and math.isfinite(score))
-                    or type(score) is int)):
-        return record_bytes(trigger_record(request))
-    valid_until = request.valid_until_ms
-    send_at = request.send_at_ms
-    try:
-        return orjson.dumps({
-            "schema_version": 1, "trigger_id": request.trigger_id,
-            "customer_id": request.customer_id, "journey": request.journey,
-            "rule": request.rule, "episode": request.episode,
-            "kind": _KINDS.get(request.kind, "marketing"), "reason": request.reason,
-            "details": request.details, "occurred_at": from_epoch_ms(request.at_ms),
-            "valid_until": None if valid_until is None else from_epoch_ms(valid_until),
-            "send_at": None if send_at is None else from_epoch_ms(send_at),
-            "offer_code": request.offer_code, "priority": request.priority,
-            "stage": request.stage, "status": request.status,
-            "temperature": _TEMPERATURES.get(request.temperature),  # type: ignore[arg-type]
-            "score": None if score is None else float(score), "channel": request.channel,
-        }, option=_UTC_Z)
-    except (orjson.JSONEncodeError, OverflowError, TypeError):
-        return record_bytes(trigger_record(request))
+    if (_fits_contract(request.customer_id) and type(request.priority) is int
+            and (score is None or (type(score) is float and math.isfinite(score))
+                 or type(score) is int)
+            and request.kind in _KINDS and request.temperature in _TEMPERATURES):
+        try:
+            # The model writes a whole-number score as a float.
+            return orjson.dumps(_trigger_fields(request, None if score is None else float(score)),
+                                option=_UTC_Z)
+        except _NOT_AS_THE_MODELS:
+            pass
+    return record_bytes(trigger_record(request))
 
 
 def audit_bytes(suppressed: TriggerSuppressed) -> bytes:
     """record_bytes(audit_record(suppressed)), faster."""
     request = suppressed.request
-    if not _fits_contract(request.customer_id):
-        return record_bytes(audit_record(suppressed))
-    decided = suppressed.at_ms
-    until = suppressed.until_ms
-    try:
-        return orjson.dumps({
-            "schema_version": 1, "trigger_id": request.trigger_id,
-            "customer_id": request.customer_id, "journey": request.journey,
-            "rule": request.rule, "kind": _KINDS.get(request.kind, "marketing"),
-            "decision": _DECISIONS.get(suppressed.decision, "suppressed"),
-            "reason": suppressed.reason, "occurred_at": from_epoch_ms(request.at_ms),
-            "decided_at": None if decided is None else from_epoch_ms(decided),
-            "deferred_until": None if until is None else from_epoch_ms(until),
-        }, option=_UTC_Z)
-    except (orjson.JSONEncodeError, OverflowError, TypeError):
-        return record_bytes(audit_record(suppressed))
+    if (_fits_contract(request.customer_id) and request.kind in _KINDS
+            and suppressed.decision in _DECISIONS):
+        try:
+            return orjson.dumps(_audit_fields(suppressed), option=_UTC_Z)
+        except _NOT_AS_THE_MODELS:
+            pass
+    return record_bytes(audit_record(suppressed))
 
 
 def dead_letter_bytes(
-    rejection: Rejection,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    at: datetime,
+    rejection: Rejection, *, topic: str, partition: int, offset: int, key: bytes | None,
+    value: bytes | None, at: datetime,
 ) -> bytes:
     """record_bytes(dead_letter_record(...)), faster."""
     offset_of_at = at.utcoffset()
-    if (offset_of_at is None or offset_of_at.seconds % 60 or offset_of_at.microseconds
-            or type(partition) is not int or type(offset) is not int):
-        return record_bytes(dead_letter_record(
-            rejection, topic=topic, partition=partition, offset=offset, key=key, value=value,
-            at=at))
-    try:
-        return orjson.dumps({
-            "schema_version": 1, "reason": rejection.reason, "message": rejection.message,
-            "field": rejection.field, "source_topic": topic, "source_partition": partition,
-            "source_offset": offset,
-            "original_key_b64": None if key is None else base64.b64encode(key).decode(),
-            "original_value_b64": base64.b64encode(value or b"").decode(),
-            "dead_lettered_at": at,
-        }, option=_UTC_Z)
-    except (orjson.JSONEncodeError, OverflowError, TypeError):
-        return record_bytes(dead_letter_record(
-            rejection, topic=topic, partition=partition, offset=offset, key=key, value=value,
-            at=at))
+    # orjson writes a naive time, or an offset with seconds, otherwise than pydantic.
+    if (offset_of_at is not None and not offset_of_at.seconds % 60
+            and not offset_of_at.microseconds and type(partition) is int
+            and type(offset) is int):
+        try:
+            return orjson.dumps(_dead_letter_fields(
+                rejection, topic, partition, offset, key, value, at), option=_UTC_Z)
+        except _NOT_AS_THE_MODELS:
+            pass
+    return record_bytes(dead_letter_record(
+        rejection, topic=topic, partition=partition, offset=offset, key=key, value=value, at=at))
 
 
 _SMALL_INT_OR_NONE = (int, type(None))

@@ -17,6 +17,8 @@ from pydantic import (
     StringConstraints,
 )
 
+from journey.engine.outputs import Decision, Temperature, TriggerKind
+
 SCHEMA_VERSION: Literal[1] = 1
 
 CustomerId = Annotated[
@@ -139,7 +141,7 @@ class TriggerEmitted(_Record):
         description="What fired it (an event id, 'once', or a detection and its anchor); "
         "trigger_id is a hash of customer, journey, rule and episode."
     )
-    kind: Literal["marketing", "service"] = Field(
+    kind: TriggerKind = Field(
         "marketing", description="Service triggers are exempt from marketing opt-out."
     )
     reason: str = Field(description="Machine-readable reason code.")
@@ -155,7 +157,7 @@ class TriggerEmitted(_Record):
     priority: int = Field(50, description="Higher wins when triggers compete for a customer.")
     stage: str | None = Field(None, description="The customer's stage in this journey.")
     status: str | None = Field(None, description="Lifecycle status: lead, customer, regular…")
-    temperature: Literal["cold", "warm", "hot"] | None = None
+    temperature: Temperature | None = None
     score: float | None = Field(None, description="Readiness score in this journey, decayed.")
     channel: str | None = Field(None, description="Preferred channel to reach the customer.")
 
@@ -172,8 +174,8 @@ class TriggerAudited(_Record):
     customer_id: CustomerId
     journey: str
     rule: str
-    kind: Literal["marketing", "service"] = "marketing"
-    decision: Literal["suppressed", "deferred", "held_out", "cancelled"]
+    kind: TriggerKind = "marketing"
+    decision: Decision
     reason: str = Field(
         description="Why, e.g. opted_out, contact_budget, quiet_hours; for cancelled, the "
         "name of the journey's exit that cancelled it."

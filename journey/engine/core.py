@@ -25,17 +25,14 @@ must agree. The low-season invitation stays a journey's own choice.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from journey.engine.alive import ChurnParams
 from journey.engine.definitions import (
-    DETECTION_RULES,
     LIFECYCLE,
-    LIFECYCLE_KINDS,
     DefinitionError,
-    DetectionSpec,
     DetectionsSpec,
     ExitSpec,
     JourneyDefinition,
@@ -43,17 +40,25 @@ from journey.engine.definitions import (
     RuleSpec,
 )
 from journey.engine.detections import (
+    DETECTIONS,
     KINDS,
+    LIFECYCLE_KINDS,
+    LIFECYCLE_RULES,
+    Context,
     Due,
     TemperatureRules,
-    dormant_after_ms,
+    journey_dues,
     lifecycle_dues,
-    p_alive_at,
-    season_due,
 )
 from journey.engine.duration import DAY_MS
 from journey.engine.events import Event
-from journey.engine.outputs import Output, StageChange, TriggerRequest, TriggerSuppressed
+from journey.engine.outputs import (
+    Decision,
+    Output,
+    StageChange,
+    TriggerRequest,
+    TriggerSuppressed,
+)
 from journey.engine.policy import (
     ContactBudget,
     JourneyPolicy,
@@ -117,14 +122,18 @@ class EngineConfig:
     offer_secret: str = field(default="", repr=False)
 
 
+#: Why an event was not fully applied: seen before, or older than the allowed lateness.
+Note = Literal["duplicate", "late"]
+
+
 @dataclass(slots=True)
 class Step:
     """The result of applying one event: the new state, the outputs in order, and a note
-    ("duplicate" or "late") when the event was not fully applied."""
+    when the event was not fully applied."""
 
     state: CustomerState
     outputs: list[Output] = field(default_factory=list)
-    note: str | None = None
+    note: Note | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +242,7 @@ class Engine:
         self.lifecycle = lifecycle_detections(definitions)
         self._policies = {j.definition.name: j.policy for j in self.journeys}
         self._policies[LIFECYCLE] = lifecycle_policy(definitions, cfg)
+        self._context = Context(cfg.churn, cfg.default_timezone)
         self.temperature = TemperatureRules(cfg.hot_engagement, cfg.engagement_half_life_ms,
                                             cfg.cold_after_ms)
 
@@ -395,9 +405,10 @@ class Engine:
     def deadlines(self, state: CustomerState) -> list[tuple[int, str, str]]:
         """(event time, what fires then, journey) of every upcoming deadline, earliest
         first: detections, the temperature change and pending trigger releases."""
-        found = [(due.at_ms, due.kind,
-                  LIFECYCLE if idx == _LIFECYCLE_IDX else self.journeys[idx].definition.name)
-                 for idx, due in self._dues(state)]
+        found: list[tuple[int, str, str]] = [
+            (due.at_ms, due.kind,
+             LIFECYCLE if idx == _LIFECYCLE_IDX else self.journeys[idx].definition.name)
+            for idx, due in self._dues(state)]
         temp = self.temperature.next_change_ms(state)
         if temp is not None:
             found.append((temp, "temperature", TEMPERATURE))
@@ -435,45 +446,45 @@ class Engine:
     ) -> None:
         """Fire detections and temperature changes due by detect_ms and release triggers
         due by release_ms (marketing ones by marketing_ms), in time order."""
+        # Same instant: the temperature change first, then detections in KINDS order, then
+        # releases. A temperature change or a release carries no Due.
+        temperature, release = -1, len(KINDS)
         for _ in range(256):  # bounded: each round fires one detection or release, or stops
-            dues = [(at, order, idx, due) for idx, due in self._dues(state)
-                    if (at := due.at_ms) <= detect_ms for order in (KINDS.index(due.kind),)]
+            dues: list[tuple[int, int, int, Due | None]] = [
+                (at, KINDS.index(due.kind), idx, due) for idx, due in self._dues(state)
+                if (at := due.at_ms) <= detect_ms]
             temp_at = self.temperature.next_change_ms(state)
             if temp_at is not None and temp_at <= detect_ms:
-                dues.append((temp_at, -1, -1, Due(temp_at, "temperature", temp_at)))
+                dues.append((temp_at, temperature, -1, None))
             release_at = _next_release(state.pending, marketing_ms, release_ms)
             if release_at is not None:
-                dues.append((release_at, len(KINDS), -1, Due(release_at, "release", release_at)))
+                dues.append((release_at, release, -1, None))
             if not dues:
                 break
-            _, _, idx, due = min(dues, key=lambda d: (d[0], d[1], d[2]))
-            if due.kind == "release":
-                self._release_at(state, due.at_ms, outputs, marketing_ms)
-            elif due.kind == "temperature":
-                self._update_temperature(state, due.at_ms, f"detection:temperature:{due.at_ms}",
-                                         outputs)
-            else:
+            at, order, idx, due = min(dues, key=lambda d: (d[0], d[1], d[2]))
+            if due is not None:
                 self._fire_detection(idx, state, due, outputs)
+            elif order == release:
+                self._release_at(state, at, outputs, marketing_ms)
+            else:
+                self._update_temperature(state, at, f"detection:temperature:{at}", outputs)
 
     def _dues(self, state: CustomerState) -> list[tuple[int, Due]]:
         if state.touches == 0:
             return []
-        found = [(_LIFECYCLE_IDX, due)
-                 for due in lifecycle_dues(self.lifecycle, state, self.config.churn)]
-        default_zone = self.config.default_timezone
+        ctx = self._context
+        found = [(_LIFECYCLE_IDX, due) for due in lifecycle_dues(self.lifecycle, state, ctx)]
         for idx, j in enumerate(self.journeys):
             position = state.journeys.get(j.definition.name)
-            if position is None:
-                continue
-            season = season_due(j.definition.detections, state, position, default_zone)
-            if season is not None:
-                found.append((idx, season))
+            if position is not None:
+                found.extend((idx, due) for due in journey_dues(
+                    j.definition.detections, state, position, ctx))
         return found
 
     def _fire_detection(
         self, idx: int, state: CustomerState, due: Due, outputs: list[Output]
     ) -> None:
-        """A lifecycle detection (idx _LIFECYCLE_IDX) or journey idx's low-season invitation."""
+        """A lifecycle detection (idx _LIFECYCLE_IDX) or one of journey idx's own."""
         j = None if idx == _LIFECYCLE_IDX else self.journeys[idx]
         spec = self.lifecycle if j is None else j.definition.detections
         position = None if j is None else state.journeys[j.definition.name]
@@ -481,21 +492,23 @@ class Engine:
         fired = record.get(due.kind)
         record[due.kind] = [(fired[0] if fired else 0) + 1, due.anchor]
         cause = f"detection:{due.kind}:{due.anchor}"
-        status, rule, reason, kind = _DETECTIONS[due.kind]
-        d: DetectionSpec = getattr(spec, due.kind)
-        details = self._detection_details(spec, state, due)
-        if due.kind in ("inactive_lead", "churn_risk", "dormant"):
+        detection = DETECTIONS[due.kind]
+        d = detection.settings(spec)
+        details: dict[str, object] = {"anchor_ms": due.anchor}
+        details.update(detection.details(spec, state, self._context, due))
+        if detection.reactivates:
             state.reactivation_ms = due.at_ms
-        if status and state.status != status:
+        status = detection.status
+        if status is not None and state.status != status:
             set_status(state, status, cause, due.at_ms, outputs)
         request = TriggerRequest(
             customer_id=state.customer_id,
             journey=LIFECYCLE if j is None else j.definition.name,
-            rule=rule,
-            reason=reason,
+            rule=detection.rule,
+            reason=detection.reason,
             episode=f"{due.kind}:{due.anchor}",
             at_ms=due.at_ms,
-            kind=kind,
+            kind=detection.trigger,
             priority=d.priority,
             stage=state.status if position is None else position.stage,
             status=state.status,
@@ -548,7 +561,7 @@ class Engine:
                 outputs.append(_remember(state, TriggerSuppressed(
                     request, decision.reason, "deferred", at_ms, decision.until_ms)))
             else:
-                label = "held_out" if decision.kind == "hold_out" else "suppressed"
+                label: Decision = "held_out" if decision.kind == "hold_out" else "suppressed"
                 outputs.append(_remember(state, TriggerSuppressed(
                     request, decision.reason, label, at_ms)))
 
@@ -568,32 +581,6 @@ class Engine:
         _record_decision(state, [send_at, request.journey, request.rule, request.trigger_id,
                                  "sent", request.reason, request.details])
         return request.released(send_at, offer_code(request.trigger_id, self.config.offer_secret))
-
-    def _detection_details(
-        self, spec: DetectionsSpec, state: CustomerState, due: Due
-    ) -> dict[str, object]:
-        """The values that made a detection fire, for the trigger's details."""
-        details: dict[str, object] = {"anchor_ms": due.anchor}
-        if due.kind == "complaint":
-            details["respond_within_h"] = spec.complaint.respond_within / 3_600_000
-        elif due.kind == "inactive_lead":
-            details["after_days"] = spec.inactive_lead.after / DAY_MS
-        elif due.kind == "lost":
-            details["after_days"] = spec.lost.after / DAY_MS
-        elif due.kind == "low_season":
-            details.update(months=list(spec.low_season.months), season_start_ms=due.anchor)
-        elif due.kind == "dormant":
-            gap = state.mean_gap_ms
-            details.update(
-                quiet_days=round((due.at_ms - due.anchor) / DAY_MS, 3),
-                typical_gap_days=None if gap is None else round(gap / DAY_MS, 3),
-                threshold_days=round(dormant_after_ms(spec, state) / DAY_MS, 3),
-            )
-        elif due.kind == "churn_risk" and self.config.churn is not None:
-            p = p_alive_at(self.config.churn, state, due.at_ms)
-            details.update(threshold=spec.churn_risk.threshold, model=self.config.churn.model,
-                           p_alive=None if p is None else round(p, 6))
-        return details
 
     # ----- lifecycle status -----------------------------------------------------------------
     def commercial_status(self, state: CustomerState) -> str:
@@ -773,19 +760,8 @@ class Engine:
         self._schedule(state, request, j.delays.get(spec.name, 0), j.policy.hold_ms)
 
 
-#: detection kind -> (status it sets, trigger rule, reason code, trigger kind)
-_DETECTIONS: dict[str, tuple[str, str, str, str]] = {
-    "complaint": ("at_risk", "complaint_escalation", "complaint_unanswered", "service"),
-    "inactive_lead": ("inactive_lead", "inactive_lead_reactivation", "inactive_lead",
-                      "marketing"),
-    "churn_risk": ("at_risk", "churn_risk_reactivation", "low_p_alive", "marketing"),
-    "dormant": ("dormant", "dormant_wake_up", "sleeping_customer", "marketing"),
-    "lost": ("lost", "win_back", "no_reaction", "marketing"),
-    # an invitation, not a change of status
-    "low_season": ("", "low_season_invitation", "low_season", "marketing"),
-}
-
 _NO_POLICY = JourneyPolicy()
+_S = TypeVar("_S")
 
 
 def _record_decision(state: CustomerState, decision: list[Any]) -> None:
@@ -825,20 +801,9 @@ def _next_release(
 def lifecycle_detections(definitions: Sequence[JourneyDefinition]) -> DetectionsSpec:
     """The customer's lifecycle detection settings: what the definitions set, which must
     agree (a detection belongs to the customer, so it has one setting); defaults otherwise."""
-    chosen: dict[str, tuple[str, DetectionSpec]] = {}
-    for d in definitions:
-        for kind in LIFECYCLE_KINDS:
-            if kind not in d.detections.model_fields_set:
-                continue
-            spec: DetectionSpec = getattr(d.detections, kind)
-            have = chosen.get(kind)
-            if have is not None and have[1] != spec:
-                raise DefinitionError(
-                    f"journeys {have[0]!r} and {d.name!r} set detections.{kind} differently; "
-                    "lifecycle detections belong to the customer, so set them alike (or in one)"
-                )
-            chosen.setdefault(kind, (d.name, spec))
-    return DetectionsSpec(**{kind: spec for kind, (_, spec) in chosen.items()})
+    return DetectionsSpec(**_agreed(definitions, lambda d: [
+        (kind, DETECTIONS[kind].settings(d.detections)) for kind in LIFECYCLE_KINDS
+        if kind in d.detections.model_fields_set], "detections", "detections"))
 
 
 def lifecycle_policy(
@@ -846,32 +811,49 @@ def lifecycle_policy(
 ) -> JourneyPolicy:
     """The policy of the lifecycle triggers: the deployment's defaults, with the per-rule
     settings definitions give detection rules (which must agree)."""
-    chosen: dict[str, tuple[str, RulePolicySpec]] = {}
-    for d in definitions:
-        for name, spec in d.policy.rules.items():
-            if name not in DETECTION_RULES or name == "low_season_invitation":
-                continue
-            have = chosen.get(name)
-            if have is not None and have[1] != spec:
-                raise DefinitionError(
-                    f"journeys {have[0]!r} and {d.name!r} set policy.rules.{name} differently; "
-                    "lifecycle triggers belong to the customer, so set them alike (or in one)"
-                )
-            chosen.setdefault(name, (d.name, spec))
-    cooldown = config.cooldown_ms
+    rules = _agreed(definitions, lambda d: [
+        (name, spec) for name, spec in d.policy.rules.items() if name in LIFECYCLE_RULES],
+        "policy.rules", "triggers")
     return JourneyPolicy(
         hold_ms=config.trigger_hold_ms,
         quiet_hours=config.quiet_hours,
         holdout=config.holdout,
-        cooldown_ms=cooldown,
-        rules={
-            name: RulePolicy(
-                cooldown_ms=r.cooldown if r.cooldown is not None else cooldown,
-                once=r.once, quiet_action=r.quiet_hours,
-            )
-            for name, (_, r) in chosen.items()
-        },
+        cooldown_ms=config.cooldown_ms,
+        rules=_rule_policies(rules, config.cooldown_ms),
     )
+
+
+def _agreed(
+    definitions: Sequence[JourneyDefinition],
+    settings: Callable[[JourneyDefinition], Iterable[tuple[str, _S]]],
+    path: str,
+    what: str,
+) -> dict[str, _S]:
+    """Settings of the customer's lifecycle, by name, as the definitions that give them
+    give them; two that differ are an error naming both."""
+    chosen: dict[str, tuple[str, _S]] = {}
+    for d in definitions:
+        for name, spec in settings(d):
+            have = chosen.get(name)
+            if have is not None and have[1] != spec:
+                raise DefinitionError(
+                    f"journeys {have[0]!r} and {d.name!r} set {path}.{name} differently; "
+                    f"lifecycle {what} belong to the customer, so set them alike (or in one)"
+                )
+            chosen.setdefault(name, (d.name, spec))
+    return {name: spec for name, (_, spec) in chosen.items()}
+
+
+def _rule_policies(
+    rules: Mapping[str, RulePolicySpec], cooldown_ms: int | None
+) -> dict[str, RulePolicy]:
+    return {
+        name: RulePolicy(
+            cooldown_ms=r.cooldown if r.cooldown is not None else cooldown_ms,
+            once=r.once, quiet_action=r.quiet_hours,
+        )
+        for name, r in rules.items()
+    }
 
 
 def _journey_policy(d: JourneyDefinition, config: EngineConfig) -> JourneyPolicy:
@@ -886,13 +868,7 @@ def _journey_policy(d: JourneyDefinition, config: EngineConfig) -> JourneyPolicy
         quiet_hours=quiet,
         holdout=spec.holdout if spec.holdout is not None else config.holdout,
         cooldown_ms=cooldown,
-        rules={
-            name: RulePolicy(
-                cooldown_ms=r.cooldown if r.cooldown is not None else cooldown,
-                once=r.once, quiet_action=r.quiet_hours,
-            )
-            for name, r in spec.rules.items()
-        },
+        rules=_rule_policies(spec.rules, cooldown),
     )
 
 

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from journey.engine.detections import DETECTION_RULES
 from journey.engine.duration import DurationMs
 from journey.engine.predicates import Predicate
 from journey.engine.vocabulary import BUILTIN_TYPES
@@ -30,14 +31,6 @@ Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 #: The engine's own journey: lifecycle statuses. Definitions may not use this name.
 LIFECYCLE = "lifecycle"
-#: Rule names of the triggers that time-driven detections fire.
-DETECTION_RULES = frozenset({
-    "complaint_escalation", "inactive_lead_reactivation", "churn_risk_reactivation",
-    "dormant_wake_up", "win_back", "low_season_invitation",
-})
-#: Detections that belong to the customer, not to a journey: whatever journeys run, one
-#: episode (an inactive lead, a sleeping customer...) yields one trigger, of journey "lifecycle".
-LIFECYCLE_KINDS = ("complaint", "inactive_lead", "churn_risk", "dormant", "lost")
 
 
 class DefinitionError(ValueError):
@@ -193,7 +186,8 @@ class LowSeasonSpec(DetectionSpec):
 
 
 class DetectionsSpec(_Spec):
-    """Time-driven detections of this journey; each fires a status change and a trigger."""
+    """Time-driven detections of this journey; each fires a status change and a trigger.
+    One field per entry of journey.engine.detections.DETECTIONS, named by its kind."""
 
     inactive_lead: InactiveLeadSpec = Field(default_factory=InactiveLeadSpec)
     dormant: DormantSpec = Field(default_factory=DormantSpec)

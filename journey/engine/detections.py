@@ -10,19 +10,25 @@ anchor, which also makes its trigger id deterministic.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from journey.engine.alive import ChurnParams, p_alive, threshold_age
-from journey.engine.definitions import DetectionsSpec
 from journey.engine.duration import DAY_MS
 from journey.engine.events import to_epoch_ms
+from journey.engine.outputs import Temperature, TriggerKind
 from journey.engine.policy import zone_of
 from journey.engine.state import CustomerState, JourneyPosition, decay
 
-#: Order in which detections due at the same instant are handled.
-KINDS = ("complaint", "inactive_lead", "churn_risk", "dormant", "lost", "low_season")
+if TYPE_CHECKING:  # the definitions validate rule names against the registry below
+    from journey.engine.definitions import DetectionSpec, DetectionsSpec
+
+#: Every detection kind; each has one entry in DETECTIONS and one field in DetectionsSpec.
+DetectionKind = Literal["complaint", "inactive_lead", "churn_risk", "dormant", "lost",
+                        "low_season"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,58 +36,207 @@ class Due:
     """A pending detection: its deadline, what it is, and the anchor it hangs on."""
 
     at_ms: int
-    kind: str
+    kind: DetectionKind
     anchor: int
 
 
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What deadlines and details may read besides the settings and the customer's state."""
+
+    churn: ChurnParams | None
+    default_zone: str
+
+
+#: (settings, state, context, anchor it last fired for) -> its next deadline, or None
+Deadline = Callable[["DetectionsSpec", CustomerState, Context, int | None], Due | None]
+#: (settings, state, context, the due detection) -> the values that made it fire
+Details = Callable[["DetectionsSpec", CustomerState, Context, Due], dict[str, object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One detection kind: what it does when it fires, and when it is due."""
+
+    #: the lifecycle status it sets; None: an invitation, not a change of status
+    status: str | None
+    #: the rule and reason code of the trigger it fires, and the trigger's kind
+    rule: str
+    reason: str
+    trigger: TriggerKind
+    #: its settings in a definition's `detections` block
+    settings: Callable[[DetectionsSpec], DetectionSpec]
+    deadline: Deadline
+    details: Details
+    #: True: belongs to the customer (journey "lifecycle"); False: each journey's own choice
+    lifecycle: bool = True
+    #: firing it is a reactivation attempt, after which the "lost" detection counts
+    reactivates: bool = False
+
+
+def _complaint_due(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, last: int | None
+) -> Due | None:
+    opened = state.open_complaint_ms
+    if opened is None:
+        return None
+    return Due(opened + spec.complaint.respond_within, "complaint", opened)
+
+
+def _complaint_details(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, due: Due
+) -> dict[str, object]:
+    return {"respond_within_h": spec.complaint.respond_within / 3_600_000}
+
+
+def _inactive_lead_due(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, last: int | None
+) -> Due | None:
+    if state.purchases != 0 or state.lead_ms is None:
+        return None
+    return Due(state.lead_ms + spec.inactive_lead.after, "inactive_lead", state.lead_ms)
+
+
+def _inactive_lead_details(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, due: Due
+) -> dict[str, object]:
+    return {"after_days": spec.inactive_lead.after / DAY_MS}
+
+
+def _churn_risk_due(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, last: int | None
+) -> Due | None:
+    purchase = state.last_purchase_ms
+    if ctx.churn is None or purchase is None:
+        return None
+    at = churn_risk_at_ms(ctx.churn, state, spec.churn_risk.threshold)
+    return None if at is None else Due(at, "churn_risk", purchase)
+
+
+def _churn_risk_details(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, due: Due
+) -> dict[str, object]:
+    if ctx.churn is None:
+        return {}
+    p = p_alive_at(ctx.churn, state, due.at_ms)
+    return {"threshold": spec.churn_risk.threshold, "model": ctx.churn.model,
+            "p_alive": None if p is None else round(p, 6)}
+
+
+def _dormant_due(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, last: int | None
+) -> Due | None:
+    purchase = state.last_purchase_ms
+    if purchase is None:
+        return None
+    return Due(purchase + dormant_after_ms(spec, state), "dormant", purchase)
+
+
+def _dormant_details(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, due: Due
+) -> dict[str, object]:
+    gap = state.mean_gap_ms
+    return {"quiet_days": round((due.at_ms - due.anchor) / DAY_MS, 3),
+            "typical_gap_days": None if gap is None else round(gap / DAY_MS, 3),
+            "threshold_days": round(dormant_after_ms(spec, state) / DAY_MS, 3)}
+
+
+def _lost_due(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, last: int | None
+) -> Due | None:
+    attempt = state.reactivation_ms
+    if attempt is None or (state.last_touch_ms or 0) > attempt:
+        return None
+    return Due(attempt + spec.lost.after, "lost", attempt)
+
+
+def _lost_details(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, due: Due
+) -> dict[str, object]:
+    return {"after_days": spec.lost.after / DAY_MS}
+
+
+def _low_season_due(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, last: int | None
+) -> Due | None:
+    return low_season_due(spec, state, last, ctx.default_zone)
+
+
+def _low_season_details(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, due: Due
+) -> dict[str, object]:
+    return {"months": list(spec.low_season.months), "season_start_ms": due.anchor}
+
+
+#: The registry: one entry per detection kind, in the order detections due at the same
+#: instant are handled. Adding a detection is an entry here plus its settings schema (a
+#: field of journey.engine.definitions.DetectionsSpec).
+DETECTIONS: dict[DetectionKind, Detection] = {
+    "complaint": Detection(
+        "at_risk", "complaint_escalation", "complaint_unanswered", "service",
+        lambda s: s.complaint, _complaint_due, _complaint_details),
+    "inactive_lead": Detection(
+        "inactive_lead", "inactive_lead_reactivation", "inactive_lead", "marketing",
+        lambda s: s.inactive_lead, _inactive_lead_due, _inactive_lead_details,
+        reactivates=True),
+    "churn_risk": Detection(
+        "at_risk", "churn_risk_reactivation", "low_p_alive", "marketing",
+        lambda s: s.churn_risk, _churn_risk_due, _churn_risk_details, reactivates=True),
+    "dormant": Detection(
+        "dormant", "dormant_wake_up", "sleeping_customer", "marketing",
+        lambda s: s.dormant, _dormant_due, _dormant_details, reactivates=True),
+    "lost": Detection(
+        "lost", "win_back", "no_reaction", "marketing",
+        lambda s: s.lost, _lost_due, _lost_details),
+    "low_season": Detection(
+        None, "low_season_invitation", "low_season", "marketing",
+        lambda s: s.low_season, _low_season_due, _low_season_details, lifecycle=False),
+}
+
+#: Order in which detections due at the same instant are handled.
+KINDS: tuple[DetectionKind, ...] = tuple(DETECTIONS)
+#: Detections that belong to the customer, not to a journey: whatever journeys run, one
+#: episode (an inactive lead, a sleeping customer...) yields one trigger, of journey "lifecycle".
+LIFECYCLE_KINDS: tuple[DetectionKind, ...] = tuple(k for k, d in DETECTIONS.items()
+                                                    if d.lifecycle)
+#: Rule names of the triggers that time-driven detections fire.
+DETECTION_RULES = frozenset(d.rule for d in DETECTIONS.values())
+#: Rule names of the customer's lifecycle triggers.
+LIFECYCLE_RULES = frozenset(DETECTIONS[k].rule for k in LIFECYCLE_KINDS)
+
+
 def lifecycle_dues(
-    spec: DetectionsSpec,
-    state: CustomerState,
-    churn: ChurnParams | None,
+    spec: DetectionsSpec, state: CustomerState, ctx: Context
 ) -> list[Due]:
     """The customer's lifecycle detections that have not fired for their current anchor."""
-    fired_by_kind = state.detected
-    dues: list[Due] = []
-    for due in _candidates(spec, state, churn):
-        fired = fired_by_kind.get(due.kind)
-        if fired is None or fired[1] != due.anchor:
-            dues.append(due)
-    return dues
+    return _dues(spec, state, ctx, state.detected, LIFECYCLE_KINDS)
 
 
-def season_due(
-    spec: DetectionsSpec, state: CustomerState, position: JourneyPosition, default_zone: str
-) -> Due | None:
-    """A journey's next low-season invitation, if it turned them on."""
-    if not spec.low_season.enabled:
-        return None
-    fired = position.fired.get("low_season")
-    return low_season_due(spec, state, None if fired is None else fired[1], default_zone)
+def journey_dues(
+    spec: DetectionsSpec, state: CustomerState, position: JourneyPosition, ctx: Context
+) -> list[Due]:
+    """A journey's own detections (the low-season invitation), if it turned them on."""
+    return _dues(spec, state, ctx, position.fired, _JOURNEY_KINDS)
 
 
-def _candidates(
-    spec: DetectionsSpec, state: CustomerState, churn: ChurnParams | None
+_JOURNEY_KINDS: tuple[DetectionKind, ...] = tuple(k for k in KINDS if k not in LIFECYCLE_KINDS)
+
+
+def _dues(
+    spec: DetectionsSpec, state: CustomerState, ctx: Context, fired_by_kind: dict[str, list[int]],
+    kinds: tuple[DetectionKind, ...],
 ) -> list[Due]:
     # Conditions read the customer's facts, not the lifecycle status; the anchor of each
     # episode stops repeats.
     found: list[Due] = []
-    if spec.complaint.enabled and state.open_complaint_ms is not None:
-        found.append(Due(state.open_complaint_ms + spec.complaint.respond_within, "complaint",
-                         state.open_complaint_ms))
-    if spec.inactive_lead.enabled and state.purchases == 0 and state.lead_ms is not None:
-        found.append(Due(state.lead_ms + spec.inactive_lead.after, "inactive_lead",
-                         state.lead_ms))
-    last = state.last_purchase_ms
-    if last is not None:
-        if spec.dormant.enabled:
-            found.append(Due(last + dormant_after_ms(spec, state), "dormant", last))
-        if spec.churn_risk.enabled and churn is not None:
-            at = churn_risk_at_ms(churn, state, spec.churn_risk.threshold)
-            if at is not None:
-                found.append(Due(at, "churn_risk", last))
-    attempt = state.reactivation_ms
-    if spec.lost.enabled and attempt is not None and (state.last_touch_ms or 0) <= attempt:
-        found.append(Due(attempt + spec.lost.after, "lost", attempt))
+    for kind in kinds:
+        detection = DETECTIONS[kind]
+        if not detection.settings(spec).enabled:
+            continue
+        fired = fired_by_kind.get(kind)
+        due = detection.deadline(spec, state, ctx, None if fired is None else fired[1])
+        if due is not None and (fired is None or fired[1] != due.anchor):
+            found.append(due)
     return found
 
 
@@ -169,7 +324,7 @@ class TemperatureRules:
     engagement_half_life_ms: int
     cold_after_ms: int
 
-    def at(self, state: CustomerState, at_ms: int) -> str:
+    def at(self, state: CustomerState, at_ms: int) -> Temperature:
         """cold = does not know you (or quiet for cold_after); warm = left contacts or came
         by referral; hot = subscribed and interacting regularly."""
         if state.last_touch_ms is None or at_ms - state.last_touch_ms >= self.cold_after_ms:

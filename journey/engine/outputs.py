@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+#: A marketing trigger needs consent and obeys the contact budget; a service one does not.
+TriggerKind = Literal["marketing", "service"]
+#: What the policy did with a trigger it did not send now.
+Decision = Literal["suppressed", "deferred", "held_out", "cancelled"]
+#: How well a contact knows the business (the built-in journey "temperature").
+Temperature = Literal["cold", "warm", "hot"]
 
 
 def stable_id(*parts: str) -> str:
@@ -41,11 +48,11 @@ class TriggerRequest:
     reason: str
     episode: str
     at_ms: int
-    kind: str = "marketing"
+    kind: TriggerKind = "marketing"
     priority: int = 50
     stage: str | None = None
     status: str | None = None
-    temperature: str | None = None
+    temperature: Temperature | None = None
     score: float | None = None
     channel: str | None = None
     valid_for_ms: int | None = None
@@ -87,7 +94,7 @@ class TriggerSuppressed:
 
     request: TriggerRequest
     reason: str
-    decision: str = "suppressed"
+    decision: Decision = "suppressed"
     at_ms: int | None = None
     until_ms: int | None = None
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from journey.engine.outputs import TriggerRequest
+from journey.engine.outputs import Temperature, TriggerRequest
 
 STATE_VERSION = 3
 #: How many recent purchase times are kept for gap statistics.
@@ -116,7 +116,7 @@ class CustomerState:
     subscribed: bool = False
     engagement: float = 0.0
     engagement_ms: int = 0
-    temperature: str = "cold"
+    temperature: Temperature = "cold"
     temperature_ms: int | None = None
     # consent and lifecycle
     opted_out: bool = False
@@ -288,8 +288,8 @@ def _upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
-#: Lifecycle detection kinds (journey.engine.definitions.LIFECYCLE_KINDS; not imported, the
-#: state sits below the definitions).
+#: The lifecycle detection kinds version 2 knew: the format's own, fixed with it (today's
+#: are journey.engine.detections.LIFECYCLE_KINDS).
 _LIFECYCLE_KINDS = ("complaint", "inactive_lead", "churn_risk", "dormant", "lost")
 
 

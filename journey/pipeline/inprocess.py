@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from journey.contract.topics import Topics
 from journey.engine import Engine
 from journey.engine.events import to_epoch_ms
 from journey.pipeline.build import build_engine
-from journey.pipeline.core import Incoming, Pipeline
+from journey.pipeline.core import Incoming, Pipeline, Totals
 from journey.pipeline.metrics import Metrics
 from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
@@ -41,12 +41,11 @@ _NO_CLOCK_MS = 2**62
 
 
 @dataclass
-class OfflineSummary:
+class OfflineSummary(Totals):
+    """The pipeline's totals of an in-process run, with the lines read, the outputs written
+    per topic and the customers tracked at the end."""
+
     lines: int = 0
-    accepted: int = 0
-    dead_lettered: int = 0
-    duplicates: int = 0
-    late: int = 0
     outputs: dict[str, int] = field(default_factory=dict)
     customers: int = 0
 
@@ -103,10 +102,8 @@ def replay_lines(
         batch.append(Incoming(source, 0, -1, None, encode_tick(until_ms, "offline", source=0),
                               {TICK_HEADER: TICK_VALUE}))
     yield from flush()
-    summary.accepted = pipeline.totals.accepted
-    summary.dead_lettered = pipeline.totals.dead_lettered
-    summary.duplicates = pipeline.totals.duplicates
-    summary.late = pipeline.totals.late
+    for total in fields(Totals):
+        setattr(summary, total.name, getattr(pipeline.totals, total.name))
     summary.customers = len(pipeline.states.live)
 
 

@@ -27,7 +27,8 @@ from prometheus_client.registry import Collector
 
 from journey.contract.decode import REASONS
 from journey.engine import CustomerState, Engine, Event, Output, StageChange, TriggerRequest
-from journey.engine.definitions import DETECTION_RULES, LIFECYCLE
+from journey.engine.definitions import LIFECYCLE
+from journey.engine.detections import DETECTION_RULES
 from journey.engine.outputs import TriggerSuppressed
 from journey.pipeline.timekeeping import PartitionClock
 

@@ -16,6 +16,7 @@ Not a test: nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import time
@@ -29,7 +30,7 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python 3.1
 
 from journey.contract import codec
 from journey.contract.decode import IngestPolicy, Rejection, decode
-from journey.contract.fastdecode import decode_canonical, decode_event, decode_touchpoint
+from journey.contract.fastdecode import Accepted, decode_canonical, decode_event, decode_touchpoint
 from journey.engine import CustomerState, Engine, load_definitions
 from journey.engine.duration import DAY_MS
 from journey.engine.outputs import Output, StageChange, TriggerRequest
@@ -143,6 +144,16 @@ def decode_figures(lines: list[bytes], repeats: int) -> dict[str, float]:
         assert not isinstance(accepted, Rejection)
         return codec.event_from_bytes(accepted[1])
 
+    def old_canonical(line: bytes) -> bytes:
+        touchpoint = decode(line, policy=POLICY, now_ms=NOW_MS)
+        assert not isinstance(touchpoint, Rejection)
+        return codec.touchpoint_to_bytes(touchpoint)
+
+    def accepted(line: bytes) -> Accepted:
+        found = decode_touchpoint(line, policy=POLICY, now_ms=NOW_MS)
+        assert not isinstance(found, Rejection)
+        return found
+
     typed_dict = TypeAdapter(_PlainTouchpoint).validate_json
     cases: dict[str, Callable[[], object]] = {
         "floor: orjson.loads": each(orjson.loads),
@@ -153,18 +164,15 @@ def decode_figures(lines: list[bytes], repeats: int) -> dict[str, float]:
         cases["candidate: msgspec Struct (types only)"] = each(msgspec_decode)
     cases |= {
         "old decode() -> Touchpoint": each(lambda r: decode(r, policy=POLICY, now_ms=NOW_MS)),
-        "old decode() + touchpoint_to_bytes": each(lambda r: codec.touchpoint_to_bytes(
-            decode(r, policy=POLICY, now_ms=NOW_MS))),
+        "old decode() + touchpoint_to_bytes": each(old_canonical),
         "old raw -> bytes -> event_from_bytes": each(old_event),
         "new decode_canonical": each(lambda r: decode_canonical(r, policy=POLICY,
                                                                 now_ms=NOW_MS)),
         "new decode_canonical -> event_from_bytes": each(new_two_hops),
         "new decode_event (raw -> Event)": each(lambda r: decode_event(r, policy=POLICY,
                                                                        now_ms=NOW_MS)),
-        "new decode_touchpoint -> .event": each(lambda r: decode_touchpoint(
-            r, policy=POLICY, now_ms=NOW_MS).event),  # type: ignore[union-attr]
-        "new decode_touchpoint -> .canonical()": each(lambda r: decode_touchpoint(
-            r, policy=POLICY, now_ms=NOW_MS).canonical()),  # type: ignore[union-attr]
+        "new decode_touchpoint -> .event": each(lambda r: accepted(r).event),
+        "new decode_touchpoint -> .canonical()": each(lambda r: accepted(r).canonical()),
     }
     return measure(cases, len(lines), repeats)
 
@@ -179,13 +187,17 @@ def rejection_figures(lines: list[bytes], repeats: int) -> dict[str, float]:
     }, len(bad), repeats)
 
 
+def _each(encode: Callable[[Output], bytes], outputs: list[Output]) -> list[bytes]:
+    return [encode(o) for o in outputs]
+
+
 def encode_figures(outputs: list[Output], repeats: int) -> dict[str, float]:
     figures: dict[str, float] = {}
     for kind in sorted({type(o) for o in outputs}, key=lambda k: k.__name__):
         some = [o for o in outputs if type(o) is kind]
         best = measure({
-            "old": lambda some=some: [old_encode(o) for o in some],
-            "new": lambda some=some: [codec.output_bytes(o) for o in some],
+            "old": functools.partial(_each, old_encode, some),
+            "new": functools.partial(_each, codec.output_bytes, some),
         }, len(some), repeats)
         figures[f"old {kind.__name__}"] = best["old"]
         figures[f"new {kind.__name__}"] = best["new"]

@@ -37,7 +37,7 @@ def run(lines: list[bytes], settings: Settings, hooks: bool) -> tuple[float, flo
     in_hooks = 0.0
     started = time.perf_counter()
     for batch in batches:
-        result = processor.process(batch, states)  # type: ignore[arg-type]
+        result = processor.process(batch, states)
         if hooks:
             mark = time.perf_counter()
             metrics.populations.follow(states.take_before(), states.live, lambda cid: 0)

@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import orjson
-from quixstreams import Application  # type: ignore[import-not-found]
+from quixstreams import Application
 
 from journey.contract import codec
 from journey.contract.decode import IngestPolicy, Rejection, decode

@@ -164,7 +164,10 @@ def timed_tick(processor: BatchProcessor, store: dict[str, bytes], at_ms: int,
         raise RuntimeError(f"tick at {at_ms}: {result.detections_due} due, not {expect_due}")
     started = time.perf_counter()
     for cid, _, value in states.take_dirty():
-        store[cid] = value
+        if value is None:  # an erased customer's tombstone
+            store.pop(cid, None)
+        else:
+            store[cid] = value
     return elapsed, time.perf_counter() - started
 
 

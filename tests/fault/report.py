@@ -107,8 +107,8 @@ def render(results: list[Outcome], names: list[str], repeat: int, seconds: float
     runs: Counter[str] = Counter()
     for o in results:
         runs[o.scenario] += 1
-        kinds = Counter(f.kind for f in o.faults)
-        injected = ", ".join(f"{n} x {k}" for k, n in kinds.items()) or "none"
+        injected = ", ".join(f"{n} x {k}" for k, n in Counter(f.kind for f in o.faults).items())
+        injected = injected or "none"
         rec = [f.recovery_s for f in o.faults if f.recovery_s is not None]
         recovery = f"{median(rec):.1f} / {max(rec):.1f}" if rec else "-"
         if len(rec) < len(o.faults):
@@ -129,12 +129,13 @@ def render(results: list[Outcome], names: list[str], repeat: int, seconds: float
     out += ["", "## Warnings and errors the workers logged during the faults", "",
             "Most frequent kinds per scenario (numbers replaced by N), all runs together.", ""]
     for name in dict.fromkeys(o.scenario for o in results):
-        kinds: Counter[str] = Counter()
+        warning_kinds: Counter[str] = Counter()
         for o in results:
             if o.scenario == name:
                 for f in o.faults:
-                    kinds.update(f.warning_kinds)
-        shown = "; ".join(f"{n} x `{k.strip()}`" for k, n in kinds.most_common(5)) or "none"
+                    warning_kinds.update(f.warning_kinds)
+        shown = "; ".join(f"{n} x `{k.strip()}`"
+                          for k, n in warning_kinds.most_common(5)) or "none"
         out.append(f"- **{name}**: {shown}")
     failing = [o for o in results if o.problems()]
     if failing:

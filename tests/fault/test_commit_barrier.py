@@ -12,17 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.fault import scenarios
-
-pytestmark = [
-    pytest.mark.integration, pytest.mark.fault, pytest.mark.timeout(900),
-    # kafka-python leaves the sockets of connection attempts made while the broker is stopped
-    # or paused under it to the garbage collector; that is not the behaviour under test.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
 
 
 def test_killing_the_worker_right_after_a_commit_that_followed_a_broker_stall_loses_nothing(

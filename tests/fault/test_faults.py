@@ -7,17 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.fault import scenarios
-
-pytestmark = [
-    pytest.mark.integration, pytest.mark.fault, pytest.mark.timeout(900),
-    # kafka-python leaves the sockets of connection attempts made while the broker is stopped
-    # or paused under it to the garbage collector; that is not the behaviour under test.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
 
 
 def test_random_sigkills_with_restarts_lose_no_trigger_and_no_state(

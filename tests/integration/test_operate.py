@@ -4,6 +4,7 @@ stopped, and SIGTERM without a broker."""
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import subprocess
@@ -152,7 +153,7 @@ def test_stage_populations_are_summed_over_both_workers(
 
     # Then both report both customers, though each owns only one of them
     for worker in (first, second):
-        wait_for(lambda w=worker: population(w)["first_purchase"] == 2, 60,  # type: ignore[misc]
+        wait_for(functools.partial(lambda w: population(w)["first_purchase"] == 2, worker), 60,
                  "two customers in first_purchase")
     listing = http(first.url("/journeys"), headers=AUTH)[1]
     assert "touchpoint_journey" in {j["name"] for j in listing["journeys"]}

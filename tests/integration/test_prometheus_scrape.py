@@ -30,7 +30,7 @@ BAD_RECORDS = [b"{not json", b"[]", b'{"type": "site_visit"}']
 def touchpoints() -> list[dict[str, Any]]:
     """10 visitors enter the journey, 4 of them subscribe, 1 of those buys."""
     start = datetime.now(UTC) - timedelta(minutes=5)
-    docs = []
+    docs: list[dict[str, Any]] = []
     for n in range(VISITORS):
         cid = f"scrape-{n}"
         docs.append({"event_id": f"{cid}-1", "customer_id": cid, "type": "site_visit",

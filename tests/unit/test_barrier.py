@@ -72,7 +72,8 @@ def _states() -> StateCache:
 
 def test_inputs_are_acknowledged_only_after_outputs_then_states_are_confirmed() -> None:
     async def run() -> list[str]:
-        broker, states, applied = Broker(), _states(), []
+        broker, states = Broker(), _states()
+        applied: list[str] = []
         barrier = _barrier(broker, states, applied)
         async with barrier.batch():
             states.put("c1", CustomerState(customer_id="c1"))
@@ -98,7 +99,8 @@ def test_inputs_are_acknowledged_only_after_outputs_then_states_are_confirmed() 
 
 def test_a_failed_send_is_sent_again_until_confirmed_before_anything_is_acknowledged() -> None:
     async def run() -> list[str]:
-        broker, states, applied = Broker(fail_next=3), _states(), []
+        broker, states = Broker(fail_next=3), _states()
+        applied: list[str] = []
         barrier = _barrier(broker, states, applied)
         async with barrier.batch():
             await barrier.send([Outgoing(TOPICS.stage_changes.name, b"c1", b"{}")])
@@ -116,7 +118,8 @@ def test_a_failed_send_is_sent_again_until_confirmed_before_anything_is_acknowle
 
 def test_a_batch_during_a_flush_waits_for_the_next_flush() -> None:
     async def run() -> None:
-        broker, states, applied = Broker(), _states(), []
+        broker, states = Broker(), _states()
+        applied: list[str] = []
         barrier = _barrier(broker, states, applied)
         async with barrier.batch():
             await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1")])
@@ -189,7 +192,8 @@ def test_a_send_refused_before_it_left_is_sent_again_by_the_flush() -> None:
 
 def test_a_halted_barrier_writes_and_acknowledges_nothing_more() -> None:
     async def run() -> tuple[int, list[str], list[str]]:
-        broker, states, applied = Broker(), _states(), []
+        broker, states = Broker(), _states()
+        applied: list[str] = []
         barrier = _barrier(broker, states, applied)
         async with barrier.batch():
             states.put("c1", CustomerState(customer_id="c1"))

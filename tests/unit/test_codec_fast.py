@@ -123,11 +123,13 @@ def test_a_dead_letter_encodes_to_the_models_bytes(
 ) -> None:
     # Given a wall-clock time that is aware (UTC or another offset) or, wrongly, naive
     when = at if offset_of_at is None else at.replace(tzinfo=timezone(offset_of_at))
-    place = {"topic": topic, "partition": partition, "offset": offset, "key": key,
-             "value": value, "at": when}
     # Then the fast encoder writes what the model writes, or fails as it fails
-    fast = outcome(lambda: codec.dead_letter_bytes(rejection, **place))
-    slow = outcome(lambda: codec.record_bytes(codec.dead_letter_record(rejection, **place)))
+    fast = outcome(lambda: codec.dead_letter_bytes(
+        rejection, topic=topic, partition=partition, offset=offset, key=key, value=value,
+        at=when))
+    slow = outcome(lambda: codec.record_bytes(codec.dead_letter_record(
+        rejection, topic=topic, partition=partition, offset=offset, key=key, value=value,
+        at=when)))
     assert fast == slow
 
 

@@ -3,8 +3,13 @@ complaints, lost customers and cooling temperature."""
 
 from __future__ import annotations
 
-from journey.engine import CustomerState, Engine, StageChange, TriggerRequest
+from collections.abc import Sequence
+from typing import get_args
+
+from journey.engine import CustomerState, Engine, Event, StageChange, TriggerRequest
 from journey.engine.alive import ChurnParams, p_alive
+from journey.engine.definitions import DetectionsSpec
+from journey.engine.detections import DETECTIONS, DetectionKind
 from journey.engine.duration import DAY_MS
 from journey.engine.outputs import Output, TriggerSuppressed
 from tests.unit.engine_helpers import T0, definition, engine, ev
@@ -12,10 +17,10 @@ from tests.unit.engine_helpers import T0, definition, engine, ev
 JOURNEY = "name: j\nstages: [{name: s, entry: {}}]\n"
 
 
-def _feed(eng: Engine, events: list[object]) -> CustomerState:
-    state = None
+def _feed(eng: Engine, events: Sequence[Event]) -> CustomerState:
+    state: CustomerState | None = None
     for e in events:
-        state = eng.apply(state, e).state  # type: ignore[arg-type]
+        state = eng.apply(state, e).state
     assert state is not None
     return state
 
@@ -122,6 +127,7 @@ def test_hot_contact_cools_to_warm_then_cold_when_quiet() -> None:
     temps = [(o.from_stage, o.to_stage) for o in step.outputs
              if isinstance(o, StageChange) and o.journey == "temperature"]
     assert temps == [("hot", "warm"), ("warm", "cold")]
+    assert state.last_touch_ms is not None
     cold_at = next(o.at_ms for o in step.outputs
                if isinstance(o, StageChange) and o.to_stage == "cold")
     assert cold_at == state.last_touch_ms + 90 * DAY_MS
@@ -209,3 +215,13 @@ def test_low_season_starts_at_local_midnight_in_the_deployments_default_zone() -
                and o.rule == "low_season_invitation"]
     # Then the invitation comes at 1 November 00:00 in Auckland (31 October 11:00 UTC)
     assert invites == [_utc_ms(2026, 10, 31) + 11 * 3_600_000]
+
+
+def test_every_detection_kind_has_one_registry_entry_and_one_settings_field() -> None:
+    # Given the detection kinds, the registry and the definitions' `detections` block
+    spec = DetectionsSpec()
+    # Then each kind has exactly one entry and one settings field, and the entry reads that one
+    assert list(DETECTIONS) == list(get_args(DetectionKind))
+    assert set(DetectionsSpec.model_fields) == set(DETECTIONS)
+    for kind, detection in DETECTIONS.items():
+        assert detection.settings(spec) is getattr(spec, kind)

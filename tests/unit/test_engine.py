@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from journey.engine import CustomerState, StageChange, TriggerRequest, TriggerSuppressed
+from collections.abc import Sequence
+
+from journey.engine import (
+    CustomerState,
+    Engine,
+    Event,
+    Output,
+    StageChange,
+    TriggerRequest,
+    TriggerSuppressed,
+)
 from journey.engine.duration import DAY_MS
 from tests.unit.engine_helpers import LINEAR, T0, definition, engine, ev
 
 
-def _stages(outputs: list[object], journey: str = "linear") -> list[tuple[str | None, str]]:
+def _stages(outputs: Sequence[object], journey: str = "linear") -> list[tuple[str | None, str]]:
     return [(o.from_stage, o.to_stage) for o in outputs
             if isinstance(o, StageChange) and o.journey == journey]
 
 
-def _run(eng: object, events: list[object]) -> tuple[CustomerState, list[object]]:
+def _run(eng: Engine, events: Sequence[Event]) -> tuple[CustomerState, list[Output]]:
     states: dict[str, CustomerState] = {}
-    outputs = eng.apply_all(states, events)  # type: ignore[attr-defined]
+    outputs = eng.apply_all(states, events)
     return states["c1"], outputs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from journey.engine import CustomerState, Event, StageChange
+from journey.engine import CustomerState, Engine, Event, StageChange
 from journey.engine.duration import DAY_MS
 from journey.engine.outputs import TriggerRequest, TriggerSuppressed
 from tests.unit.engine_helpers import LINEAR, T0, definition, engine
@@ -28,13 +28,17 @@ events_strategy = st.lists(
 )
 
 
-def _events(raw: list[tuple[str, str, int, float | None, int, dict[str, object]]]) -> list[Event]:
+#: (customer, type, ms after T0, amount, event number, properties), as events_strategy draws
+RawEvents = list[tuple[str, str, int, float | None, int, dict[str, object]]]
+
+
+def _events(raw: RawEvents) -> list[Event]:
     return [Event(event_id=f"e{n}", customer_id=c, type=t, at_ms=T0 + at, amount=amount,
                   properties=dict(props))
             for c, t, at, amount, n, props in raw]
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     return engine(definition(LINEAR), "touchpoint_journey", allowed_lateness_ms=7 * DAY_MS)
 
 
@@ -47,14 +51,14 @@ def _run(events: list[Event]) -> tuple[dict[str, bytes], list[str]]:
 
 @settings(max_examples=200, deadline=None)
 @given(events_strategy)
-def test_replaying_the_same_events_gives_byte_identical_states_and_outputs(raw) -> None:  # type: ignore[no-untyped-def]
+def test_replaying_the_same_events_gives_byte_identical_states_and_outputs(raw: RawEvents) -> None:
     events = _events(raw)
     assert _run(events) == _run(events)
 
 
 @settings(max_examples=200, deadline=None)
 @given(events_strategy)
-def test_in_order_journey_never_skips_a_stage(raw) -> None:  # type: ignore[no-untyped-def]
+def test_in_order_journey_never_skips_a_stage(raw: RawEvents) -> None:
     eng = _engine()
     states: dict[str, CustomerState] = {}
     names = ["a", "b", "c", "d"]
@@ -66,7 +70,7 @@ def test_in_order_journey_never_skips_a_stage(raw) -> None:  # type: ignore[no-u
 
 @settings(max_examples=200, deadline=None)
 @given(events_strategy)
-def test_counters_never_decrease(raw) -> None:  # type: ignore[no-untyped-def]
+def test_counters_never_decrease(raw: RawEvents) -> None:
     eng = _engine()
     states: dict[str, CustomerState] = {}
     for event in _events(raw):
@@ -87,7 +91,7 @@ def test_counters_never_decrease(raw) -> None:  # type: ignore[no-untyped-def]
 
 @settings(max_examples=200, deadline=None)
 @given(events_strategy)
-def test_state_survives_a_round_trip_through_its_serialised_form(raw) -> None:  # type: ignore[no-untyped-def]
+def test_state_survives_a_round_trip_through_its_serialised_form(raw: RawEvents) -> None:
     eng = _engine()
     states: dict[str, CustomerState] = {}
     eng.apply_all(states, _events(raw))
@@ -99,7 +103,9 @@ def test_state_survives_a_round_trip_through_its_serialised_form(raw) -> None:  
 
 @settings(max_examples=100, deadline=None)
 @given(events_strategy, st.integers(min_value=1, max_value=59))
-def test_processing_from_a_restored_state_equals_processing_straight_through(raw, cut) -> None:  # type: ignore[no-untyped-def]
+def test_processing_from_a_restored_state_equals_processing_straight_through(
+    raw: RawEvents, cut: int
+) -> None:
     events = _events(raw)
     cut = min(cut, len(events))
     straight, straight_out = _run(events)
@@ -114,7 +120,7 @@ def test_processing_from_a_restored_state_equals_processing_straight_through(raw
 
 @settings(max_examples=200, deadline=None)
 @given(events_strategy)
-def test_no_marketing_trigger_is_emitted_while_a_customer_is_opted_out(raw) -> None:  # type: ignore[no-untyped-def]
+def test_no_marketing_trigger_is_emitted_while_a_customer_is_opted_out(raw: RawEvents) -> None:
     eng = _engine()
     states: dict[str, CustomerState] = {}
     for event in _events(raw):

@@ -57,7 +57,7 @@ json_values = st.recursive(
 field_names = st.sampled_from(sorted(VALID)) | st.text(max_size=12)
 # Near-valid documents: mostly the contract's own fields, with values at its edges.
 mutated_fields = st.sampled_from(sorted(VALID)) | st.sampled_from(sorted(VALID)) | field_names
-edge_values = st.sampled_from([
+edge_values: st.SearchStrategy[object] = st.sampled_from([
     True, False, 0, 1, -1, -0.0, 1.5, 2**63, 2**64, -(2**64), 1e308, float("inf"), float("nan"),
     "", " ", " x", "x ", "x\n", "1", "12.5", "eur", "EUR", "NaN", "c" * 128, "c" * 129,
     "2026-10-01T11:59:00", "2026-10-01", "1790000000", "2026-10-01T12:04:00Z",

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from journey.contract.topics import Topics
-from journey.engine import CustomerState, Event
+from journey.engine import CustomerState, Engine, Event, Step
 from journey.engine.events import from_epoch_ms
 from journey.pipeline.core import Incoming, Pipeline
 from journey.pipeline.metrics import Metrics
@@ -26,14 +26,17 @@ TOPICS = Topics.named(prefix="t-", partitions=4)
 NOW_MS = T0 + 10_000_000
 
 
+class _FailsOnRefund(Engine):
+    """An engine with a bug: it raises on every refund."""
+
+    def apply(self, state: CustomerState | None, event: Event) -> Step:
+        if event.type == "refund":
+            raise RuntimeError("bug")
+        return super().apply(state, event)
+
+
 def _pipeline(stored: dict[bytes, bytes] | None = None, broken: bool = False) -> Pipeline:
-    eng = engine(JOURNEY)
-    if broken:
-        def explode(state: Any, event: Event) -> Any:
-            if event.type == "refund":
-                raise RuntimeError("bug")
-            return type(eng).apply(eng, state, event)
-        eng.apply = explode  # type: ignore[method-assign]
+    eng = _FailsOnRefund([JOURNEY]) if broken else engine(JOURNEY)
     data = stored or {}
     return Pipeline(
         BatchProcessor(eng, allowed_lateness_ms=3_600_000,

@@ -43,6 +43,12 @@ def _sent(out: list[Output]) -> list[TriggerRequest]:
     return [o for o in out if isinstance(o, TriggerRequest)]
 
 
+def _sent_at(trigger: TriggerRequest) -> int:
+    """When a released trigger may be acted on (the policy sets it on release)."""
+    assert trigger.send_at_ms is not None, f"{trigger.rule} was not released"
+    return trigger.send_at_ms
+
+
 def _withheld(out: list[Output]) -> list[tuple[str, str, str]]:
     return [(o.request.rule, o.decision, o.reason) for o in out
             if isinstance(o, TriggerSuppressed)]
@@ -86,13 +92,15 @@ def test_contact_budget_admits_higher_priority_first_when_triggers_compete() -> 
 @given(st.lists(st.tuples(st.sampled_from(["purchase", "site_visit", "incident"]),
                           st.integers(min_value=0, max_value=40 * 24)), max_size=60),
        st.integers(min_value=1, max_value=4), st.integers(min_value=1, max_value=10))
-def test_contact_budget_is_never_exceeded_in_any_window(raw, count, window_days) -> None:  # type: ignore[no-untyped-def]
+def test_contact_budget_is_never_exceeded_in_any_window(
+    raw: list[tuple[str, int]], count: int, window_days: int
+) -> None:
     budget = ContactBudget(count, window_days * DAY_MS)
     eng = engine(definition(PROMO), contact_budget=budget, trigger_hold_ms=2 * HOUR,
                  allowed_lateness_ms=3 * DAY_MS)
     events = [ev(i, t, hours / 24) for i, (t, hours) in enumerate(raw)]
     out = _run(eng, events, T0 + 50 * DAY_MS)
-    times = sorted(t.send_at_ms for t in _sent(out) if t.kind == "marketing")
+    times = sorted(_sent_at(t) for t in _sent(out) if t.kind == "marketing")
     for i, start in enumerate(times):
         in_window = [t for t in times[i:] if t < start + budget.window_ms]
         assert len(in_window) <= count
@@ -109,7 +117,7 @@ policy:
     out = _run(eng, [ev(1, "purchase", 0), ev(2, "purchase", 1), ev(3, "purchase", 4),
                      ev(4, "site_visit", 5), ev(5, "site_visit", 30)])
     rules = [t for t in _sent(out) if t.rule in ("promo", "visit")]
-    assert [(t.rule, (t.send_at_ms - T0) // DAY_MS) for t in rules] == [
+    assert [(t.rule, (_sent_at(t) - T0) // DAY_MS) for t in rules] == [
         ("promo", 0), ("promo", 4), ("visit", 5)]
     assert _withheld(out) == [("promo", "suppressed", "cooldown"),
                               ("visit", "suppressed", "already_sent")]

@@ -12,7 +12,7 @@ from tests.support.prometheus import PROMETHEUS_DIR, RULE_FILES, RULE_TESTS, too
 
 
 def _rules() -> list[dict[str, str]]:
-    found = []
+    found: list[dict[str, str]] = []
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text())["groups"]:
             found.extend(group["rules"])
@@ -35,8 +35,8 @@ def test_promtool_rule_unit_tests_pass(test_file: Path) -> None:
 
 def test_every_rule_is_exercised_by_a_promtool_test() -> None:
     tests = "\n".join(p.read_text() for p in RULE_TESTS)
-    untested = [r.get("record") or r.get("alert") for r in _rules()
-                if (r.get("record") or r.get("alert")) not in tests]
+    names = [r.get("record") or r["alert"] for r in _rules()]
+    untested = [name for name in names if name not in tests]
     assert not untested, f"rules without a promtool test: {untested}"
 
 

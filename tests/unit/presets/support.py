@@ -18,7 +18,7 @@ from journey.engine import (
     TriggerSuppressed,
     load_preset,
 )
-from journey.engine.definitions import DETECTION_RULES
+from journey.engine.detections import DETECTION_RULES
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
