@@ -181,3 +181,47 @@ def test_recorded_events_and_ticks_detect_exactly_these_customers_at_these_times
         ("eve", "dormant_wake_up", 170.0),
     ])
     assert run() == first
+
+
+def test_new_customers_are_counted_once_as_they_appear_and_stored_ones_never() -> None:
+    # Given one customer already stored, in a cache that counts new ones
+    stored = {"old": CustomerState("old")}
+    states = StateCache(lambda key: stored[key.decode()].to_bytes() if key.decode() in stored
+                        else None, 1, count_created=True)
+    proc = processor()
+
+    # When the stored customer and two new ones (one of them twice) have events
+    proc.process([event(1, "old", "site_visit", 1), event(2, "new-a", "site_visit", 1),
+                  event(3, "new-b", "site_visit", 1), event(4, "new-a", "site_visit", 2)],
+                 states)
+
+    # Then only the two new ones are counted, once, and the count is handed over once
+    assert states.take_created() == {0: 2}
+    assert states.take_created() == {}
+
+
+def test_a_new_customer_forgotten_after_an_error_is_not_counted() -> None:
+    states = StateCache(lambda key: None, 1, count_created=True)
+    states.get("x")
+    states.put("x", CustomerState("x"))
+    states.forget("x")
+    assert states.take_created() == {}
+
+
+def test_keeping_partitions_leaves_the_kept_clocks_and_resetting_one_empties_it() -> None:
+    # Given customers armed on partitions 0 and 1
+    proc = processor()
+    states = cache()
+    proc.process([event(1, "a", "site_visit", 1, partition=0),
+                  event(2, "b", "site_visit", 1, partition=1)], states)
+    kept = proc.clocks[0]
+    armed = len(kept.due)
+
+    # When partition 1 is given away, and partition 2 is assigned fresh
+    proc.keep_partitions([0])
+    fresh = proc.reset_partition(2)
+
+    # Then partition 0 keeps its clock and due index, 1 is forgotten, 2 starts empty
+    assert proc.clocks[0] is kept and len(kept.due) == armed
+    assert set(proc.clocks) == {0, 2}
+    assert len(fresh.due) == 0
