@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from journey.engine import CustomerState, Event, StageChange, TriggerRequest
 from journey.engine.duration import DAY_MS
-from journey.pipeline.processor import BatchProcessor, Item, StateCache, Tick
+from journey.pipeline.processor import BatchProcessor, BatchResult, Item, StateCache, Tick
 from journey.pipeline.timekeeping import DueIndex
 from tests.unit.engine_helpers import T0, definition, engine
 
@@ -225,3 +225,46 @@ def test_keeping_partitions_leaves_the_kept_clocks_and_resetting_one_empties_it(
     assert proc.clocks[0] is kept and len(kept.due) == armed
     assert set(proc.clocks) == {0, 2}
     assert len(fresh.due) == 0
+
+
+def test_a_burst_of_due_detections_in_slices_gives_the_outputs_of_one_pass() -> None:
+    # Given 60 customers armed at different deadlines, in two identical processors
+    records = [event(n, f"c{n:02d}", "purchase", n % 9) for n in range(60)]
+    whole, sliced = processor(), processor()
+    whole_states, sliced_states = cache(), cache()
+    whole.process(records, whole_states)
+    sliced.process(records, sliced_states)
+
+    # When ticks far ahead make them all due (twice: some re-arm with a deadline already
+    # passed), applied in one pass by one and in slices of 7 by the other
+    ticks = [tick(400), tick(900)]
+    expected = whole.process(ticks, whole_states).outputs
+    result = BatchResult()
+    pauses = sum(1 for _ in sliced.run(ticks, sliced_states, result, due_slice=7))
+
+    # Then the sliced run paused between slices, and gave the same outputs in the same
+    # order, and the same states to write
+    assert pauses >= 60 // 7
+    assert len(_dormant(expected)) == 60
+    assert result.outputs == expected
+    assert sorted(sliced_states.take_dirty()) == sorted(whole_states.take_dirty())
+
+
+def test_an_erased_stored_customer_counts_minus_one_and_a_new_one_erased_at_once_zero() -> None:
+    # Given one customer stored, in a cache that counts customers
+    stored = {"old": CustomerState("old")}
+    states = StateCache(lambda key: stored[key.decode()].to_bytes() if key.decode() in stored
+                        else None, 1, count_created=True)
+
+    # When the stored one is erased, and a new one appears and is erased in the same stretch
+    states.erase("old", T0)
+    states.get("new")
+    states.put("new", CustomerState("new"))
+    states.erase("new", T0)
+    # Then the partition has one customer less
+    assert states.take_created() == {0: -1}
+
+    # And an erased customer that comes back (an event after its erasure) counts again
+    states.get("old")
+    states.put("old", CustomerState("old"))
+    assert states.take_created() == {0: 1}
