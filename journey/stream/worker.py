@@ -339,10 +339,12 @@ class Shell:
             slices = step(records, now_ms)
             for sends in slices:
                 await self.barrier.send(sends)
-                if any(self.losses.get(p, 0) != n for p, n in losses.items()):
-                    slices.close()  # its states are dropped; the new owner replays it
-                    break
                 await asyncio.sleep(0)
+                if any(self.losses.get(p, 0) != n for p, n in losses.items()):
+                    # Given away meanwhile: its states are dropped, the new owner replays
+                    # the record; the rest of the burst is not applied here.
+                    slices.close()
+                    break
             # Input of a partition given away meanwhile is not held: its states went.
             self.barrier.hold((e.message.partition, e) for e in mine
                               if self.losses.get(e.message.partition, 0)
@@ -431,7 +433,7 @@ def install_agents(
     async def assignment() -> None:
         # Rebuild the due index of newly assigned partitions as soon as recovery is done,
         # not when their first record arrives (an idle partition has none until a tick).
-        if not app.rebalancing:
+        if not app.rebalancing and not shell.failed:
             await shell.on_assignment()
 
     worker_name = f"{socket.gethostname()}:{app.conf.web_port}"
