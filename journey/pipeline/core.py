@@ -35,7 +35,7 @@ internal_error           the decoder itself raised (a bug), not the record's fau
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +58,9 @@ from journey.pipeline.routing import Outgoing, Router
 from journey.pipeline.timekeeping import decode_tick, is_tick, partition_of
 
 log = logging.getLogger(__name__)
+
+#: The records to send for one batch, handed over in slices (Pipeline.touchpoints_in_slices).
+Slices = Generator[list[Outgoing], None, None]
 
 #: Dead-letter reasons of the pipeline itself, beside the decoder's.
 PROCESSING_REASONS: frozenset[str] = frozenset({
@@ -123,6 +126,21 @@ class Pipeline:
         self, records: Sequence[Incoming], now_ms: int, *, dead_lettered_at_ms: int | None = None
     ) -> list[Outgoing]:
         """Raw touchpoints (and ticks) of the touchpoints topic, in offset order."""
+        return _joined(self.touchpoints_in_slices(records, now_ms,
+                                                  dead_lettered_at_ms=dead_lettered_at_ms))
+
+    def on_events(self, records: Sequence[Incoming], now_ms: int) -> list[Outgoing]:
+        """Re-keyed touchpoints and forwarded ticks of the internal events topic."""
+        return _joined(self.events_in_slices(records, now_ms))
+
+    def touchpoints_in_slices(
+        self, records: Sequence[Incoming], now_ms: int, *,
+        dead_lettered_at_ms: int | None = None, due_slice: int = 0,
+    ) -> Slices:
+        """`on_touchpoints`, its sends handed over in slices: a burst of due detections
+        pauses after every `due_slice` of them (BatchProcessor.run). Joined, the slices
+        are exactly what `on_touchpoints` returns; the caller lets its event loop run
+        between them, and touches nothing of this pipeline until the generator ends."""
         sends: list[Outgoing] = []
         items: list[tuple[int, Item]] = []
         origins: list[Incoming] = []
@@ -157,10 +175,12 @@ class Pipeline:
                 origins.append(record)
             else:
                 sends.append(self.router.rekey(decoded.customer_id, decoded.canonical()))
-        return sends + self._apply(items, origins, at_ms, TOUCHPOINTS)
+        yield from self._apply(sends, items, origins, at_ms, TOUCHPOINTS, due_slice)
 
-    def on_events(self, records: Sequence[Incoming], now_ms: int) -> list[Outgoing]:
-        """Re-keyed touchpoints and forwarded ticks of the internal events topic."""
+    def events_in_slices(
+        self, records: Sequence[Incoming], now_ms: int, *, due_slice: int = 0
+    ) -> Slices:
+        """`on_events`, its sends handed over in slices (see `touchpoints_in_slices`)."""
         sends: list[Outgoing] = []
         items: list[tuple[int, Item]] = []
         origins: list[Incoming] = []
@@ -179,7 +199,7 @@ class Pipeline:
             if item is not None:
                 items.append((record.partition, item))
                 origins.append(record)
-        return sends + self._apply(items, origins, now_ms, EVENTS)
+        yield from self._apply(sends, items, origins, now_ms, EVENTS, due_slice)
 
     # ----- internals ----------------------------------------------------------------------
     def _tick(self, record: Incoming) -> Tick | None:
@@ -191,10 +211,13 @@ class Pipeline:
         return Tick(at_ms, source)
 
     def _apply(
-        self, items: list[tuple[int, Item]], origins: list[Incoming], now_ms: int, path: int
-    ) -> list[Outgoing]:
+        self, sends: list[Outgoing], items: list[tuple[int, Item]], origins: list[Incoming],
+        now_ms: int, path: int, due_slice: int,
+    ) -> Slices:
+        """`sends` (of the decoding) first, then what applying `items` gives, in slices."""
         if not items:
-            return []
+            yield sends
+            return
         states = self.states
         replayed = 0
         if not self.one_hop_only:
@@ -205,15 +228,21 @@ class Pipeline:
             replayed = len(items) - len(kept)
             items = [item for item, _ in kept]
             origins = [origin for _, origin in kept]
-        result = self.processor.process(items, states)
+        result = BatchResult()
+        route = self.router.output
+        routed = 0  # outputs handed over so far; in one topic they keep their order
+        for _ in self.processor.run(items, states, result, due_slice=due_slice):
+            sends.extend(route(output) for output in result.outputs[routed:])
+            routed = len(result.outputs)
+            yield sends
+            sends = []
         result.duplicates += replayed
         failed = {f.index for f in result.failures}
         if not self.one_hop_only:
             for index, ((_, item), origin) in enumerate(zip(items, origins, strict=True)):
                 if index not in failed and not isinstance(item, Tick):
                     states.mark(item.customer_id, path, origin.offset)
-        route = self.router.output
-        sends = [route(output) for output in result.outputs]
+        sends.extend(route(output) for output in result.outputs[routed:])
         if result.erasures:
             sends.extend(self.router.erasure(e) for e in result.erasures)
             self.metrics.erasures.inc(len(result.erasures))
@@ -229,7 +258,7 @@ class Pipeline:
             log.error("a detection raised; the customer keeps its last written state: %s",
                       message)
         self._count(result, len(items), now_ms)
-        return sends
+        yield sends
 
     def _replayed(self, item: Item, origin: Incoming, path: int) -> bool:
         if isinstance(item, Tick):
@@ -257,3 +286,7 @@ class Pipeline:
         partitions = states.partitions
         self.metrics.populations.follow(states.take_before(), states.live,
                                         lambda cid: partition_of(cid.encode(), partitions))
+
+
+def _joined(slices: Iterable[list[Outgoing]]) -> list[Outgoing]:
+    return [send for part in slices for send in part]

@@ -469,7 +469,19 @@ class Metrics:
         )
         self.customers_armed = Gauge(
             "journey_customers_armed",
-            "Customers with a pending deadline after the last due-index rebuild.", registry=r,
+            "Customers with a pending deadline in the due indexes of the partitions this "
+            "worker owns.", registry=r,
+        )
+        self.state_restored_records = Counter(
+            "journey_state_restored_records_total",
+            "Changelog records Faust's recovery applied to the local state store (with "
+            "RocksDB only the tail written since the store's persisted offset).", registry=r,
+        )
+        self.index_rebuild_seconds = Histogram(
+            "journey_index_rebuild_seconds",
+            "Time to rebuild the due index of one newly assigned partition from its stored "
+            "states (in slices that yield to the event loop).",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120), registry=r,
         )
         self.customers_tracked = Gauge(
             "journey_customers_tracked",

@@ -10,7 +10,7 @@ this worker cannot read) is reported for that item and the batch goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -94,9 +94,12 @@ class StateCache:
         self, read: Read, partitions: int, *, max_clean: int = 200_000,
         position: Callable[[CustomerState | None], object] | None = None,
         read_marker: Read | None = None,
+        count_created: bool = False,
     ) -> None:
         """`position`: when given, `before` holds each customer's position as first read
-        since the last `take_before()` (the engine changes live states in place)."""
+        since the last `take_before()` (the engine changes live states in place).
+        `count_created`: remember new customers for `take_created()` (the caller must
+        then call it regularly)."""
         self._read = read
         self.partitions = partitions
         self.max_clean = max_clean
@@ -113,11 +116,19 @@ class StateCache:
         self._tombstones_taken: set[str] = set()
         self.markers: dict[str, int] = {}
         self.new_markers: set[str] = set()
+        # Tracked-customer counting without a scan (count_created): customers read and
+        # found nowhere (new unless never put), those that then appeared, and stored
+        # customers erased since the last take_created().
+        self._count_created = count_created
+        self._absent: set[str] = set()
+        self._created: set[str] = set()
+        self._erased: set[str] = set()
 
     def get(self, customer_id: str) -> CustomerState | None:
         state = self.live.get(customer_id)
-        if state is None and customer_id not in self.tombstoned:
-            stored = self._read(customer_id.encode())
+        if state is None:
+            # An erased customer has no state, whether or not the store has its tombstone.
+            stored = None if customer_id in self.tombstoned else self._read(customer_id.encode())
             if stored is not None:
                 try:
                     raw = orjson.loads(stored)
@@ -128,6 +139,8 @@ class StateCache:
                 self.live[customer_id] = state
                 if isinstance(applied, list) and len(applied) == 2:
                     self.applied[customer_id] = [int(applied[0]), int(applied[1])]
+            elif self._count_created:
+                self._absent.add(customer_id)
         if self._position is not None and customer_id not in self.before:
             self.before[customer_id] = self._position(state)
         return state
@@ -150,10 +163,18 @@ class StateCache:
         """Erase a customer: the live state goes, a tombstone is written at the next flush,
         and a marker (id and erased_at only) keeps events dated at or before at_ms from
         bringing the profile back. Returns the state erased, if any."""
+        existed = True
         try:
             state = self.get(customer_id)  # remembers the position before (populations)
+            existed = state is not None
         except StateUnreadableError:
             state = None  # unreadable or not, it is erased all the same
+        if self._count_created:
+            self._absent.discard(customer_id)
+            if customer_id in self._created:
+                self._created.discard(customer_id)  # appeared and went in one stretch
+            elif existed:
+                self._erased.add(customer_id)
         self.live.pop(customer_id, None)
         self.dirty.add(customer_id)
         self.tombstoned.add(customer_id)
@@ -185,6 +206,26 @@ class StateCache:
     def put(self, customer_id: str, state: CustomerState) -> None:
         self.live[customer_id] = state
         self.dirty.add(customer_id)
+        if customer_id in self._absent:
+            self._absent.discard(customer_id)
+            self._created.add(customer_id)
+
+    def take_created(self) -> dict[int, int]:
+        """Per partition, how many customers appeared (first put after a read found no
+        state) less how many stored ones were erased, since the last call: tracked-customer
+        counts follow without a scan of the store."""
+        counts: dict[int, int] = {}
+        partitions = self.partitions
+        for cid in self._created:
+            partition = partition_of(cid.encode(), partitions)
+            counts[partition] = counts.get(partition, 0) + 1
+        for cid in self._erased:
+            partition = partition_of(cid.encode(), partitions)
+            counts[partition] = counts.get(partition, 0) - 1
+        self._created = set()
+        self._erased = set()
+        self._absent.clear()
+        return {p: n for p, n in counts.items() if n}
 
     def forget(self, customer_id: str) -> None:
         """Drop a live state (after an engine error left it half-changed): the next read
@@ -192,6 +233,8 @@ class StateCache:
         self.live.pop(customer_id, None)
         self.applied.pop(customer_id, None)
         self.dirty.discard(customer_id)
+        self._absent.discard(customer_id)
+        self._created.discard(customer_id)  # never written: not a customer after all
 
     def seen(self, customer_id: str, path: int, offset: int) -> bool:
         """Whether this customer's state already reflects the record at `offset` of its
@@ -254,6 +297,11 @@ class StateCache:
                         if partition_of(c.encode(), self.partitions) in keep}
         self.new_markers = {c for c in self.new_markers if c in self.markers}
         self.applied = {c: a for c, a in self.applied.items() if c in self.live}
+        if self._count_created:
+            def kept(cids: set[str]) -> set[str]:
+                return {c for c in cids if partition_of(c.encode(), self.partitions) in keep}
+            self._absent, self._created = kept(self._absent), kept(self._created)
+            self._erased = kept(self._erased)
 
 
 class BatchProcessor:
@@ -288,9 +336,33 @@ class BatchProcessor:
                     armed += 1
         return armed
 
+    def keep_partitions(self, partitions: Iterable[int]) -> None:
+        """Forget the clocks and due indexes of partitions given away."""
+        keep = set(partitions)
+        self.clocks = {p: c for p, c in self.clocks.items() if p in keep}
+
+    def reset_partition(self, partition: int) -> PartitionClock:
+        """A fresh clock for a partition just assigned; the caller re-arms its due index
+        from the stored states (journey/stream/worker.py rebuilds it in slices)."""
+        clock = self.clocks[partition] = PartitionClock(self.sources)
+        return clock
+
     def process(self, items: Sequence[tuple[int, Item]], states: StateCache) -> BatchResult:
         """Apply (partition, item) pairs in order; changed customers are put in `states`."""
         result = BatchResult()
+        for _ in self.run(items, states, result):
+            pass
+        return result
+
+    def run(
+        self, items: Sequence[tuple[int, Item]], states: StateCache, result: BatchResult,
+        *, due_slice: int = 0,
+    ) -> Iterator[None]:
+        """`process`, filling `result`, as a generator that pauses after every `due_slice`
+        due detections of one burst (0: never pauses), so that a worker can let its event
+        loop run while a tick makes many customers due. The caller must not touch the
+        processor or the states before it resumes; the outputs are then exactly those of
+        `process`, in the same order."""
         engine = self.engine
         lateness = self.allowed_lateness_ms
         for index, (partition, item) in enumerate(items):
@@ -298,7 +370,7 @@ class BatchProcessor:
             if isinstance(item, Tick):
                 result.ticks += 1
                 if clock.observe_tick(item.at_ms, item.source):
-                    self._fire_due(clock, states, result)
+                    yield from self._fire_due(clock, states, result, due_slice)
                 continue
             cid = item.customer_id
             erased_at = states.erased_at(cid)
@@ -330,8 +402,7 @@ class BatchProcessor:
             moved = clock.advance(item.at_ms - lateness)
             deadline = clock.due.deadline_of(cid)
             if moved or (deadline is not None and deadline <= clock.watermark_ms):
-                self._fire_due(clock, states, result)
-        return result
+                yield from self._fire_due(clock, states, result, due_slice)
 
     @staticmethod
     def _erase(clock: PartitionClock, states: StateCache, event: Event,
@@ -342,9 +413,15 @@ class BatchProcessor:
         result.erasures.append(Erasure(cid, event.event_id, event.at_ms, event.channel,
                                        0 if erased is None else len(erased.pending)))
 
-    def _fire_due(self, clock: PartitionClock, states: StateCache, result: BatchResult) -> None:
+    def _fire_due(self, clock: PartitionClock, states: StateCache, result: BatchResult,
+                  due_slice: int) -> Iterator[None]:
         engine = self.engine
-        for cid in clock.due.pop_due(clock.watermark_ms):
+        watermark = clock.watermark_ms
+        # Everything due is taken at once: a customer re-armed below with a deadline
+        # already passed fires at the next burst, however this one is sliced.
+        for n, cid in enumerate(clock.due.pop_due(watermark)):
+            if due_slice and n and n % due_slice == 0:
+                yield
             try:
                 state = states.get(cid)
             except StateUnreadableError:
@@ -353,7 +430,7 @@ class BatchProcessor:
                 continue
             result.detections_due += 1
             try:
-                step = engine.on_time(state, clock.watermark_ms)
+                step = engine.on_time(state, watermark)
             except Exception as exc:
                 states.forget(cid)
                 result.detection_errors.append(f"{type(exc).__name__}: {exc}")

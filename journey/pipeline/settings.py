@@ -60,7 +60,15 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of every journey topic.")
     replication_factor: int = Field(1, ge=1, le=7)
-    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://.")
+    store: str = Field(
+        "rocksdb://", description="Faust table store: rocksdb:// (production: a restart reads "
+        "only the changelog tail) or memory:// (tests, small runs: a restart replays it all).",
+    )
+    standby_replicas: int = Field(
+        0, ge=0, le=7,
+        description="Standby copies of each state partition kept warm on other workers, so "
+        "a partition that moves resumes without replaying its changelog.",
+    )
     data_dir: Path = Field(Path(".local/journey-data"), description="Faust state directory.")
     web_host: str = Field(
         "127.0.0.1", description="Interface the web API binds to (and the URL other workers "
@@ -104,6 +112,16 @@ class Settings(BaseSettings):
     flush_max_held: int = Field(
         20_000, ge=1, le=1_000_000,
         description="Flush sooner when this many input records wait for acknowledgement.",
+    )
+    rebuild_slice_customers: int = Field(
+        5000, ge=1,
+        description="Stored states read between yields to the event loop while a newly "
+        "assigned partition's due index is rebuilt (keeps heartbeats going).",
+    )
+    due_slice_customers: int = Field(
+        2000, ge=1,
+        description="Due detections applied between yields to the event loop when a tick "
+        "makes many customers due at once (the outputs are the same, in the same order).",
     )
     state_cache_customers: int = Field(
         200_000, ge=0,

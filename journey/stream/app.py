@@ -29,6 +29,7 @@ from journey.stream.web import Liveness, WebParts, install_pages
 from journey.stream.worker import (
     Channels,
     Shell,
+    StoreView,
     declare,
     install_agents,
     producer_send,
@@ -86,6 +87,7 @@ def create_app(
         # not by Faust; its commit timer has nothing of ours to commit.
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_s,
+        table_standby_replicas=settings.standby_replicas,
         producer_linger_ms=5,
         # Larger aiokafka batches: the worker sends outputs and states in bursts.
         producer_max_batch_size=256 * 1024,
@@ -93,9 +95,12 @@ def create_app(
     )
     channels = declare(app, topics)
     router = Router(topics)
-    states = StateCache(lambda key: channels.states.get(key), topics.events.partitions,
+    # Both tables are read by partition (StoreView): RocksDB keeps a store per partition.
+    store = StoreView(channels.states, topics.events.partitions)
+    markers = StoreView(channels.erasures, topics.events.partitions)
+    states = StateCache(store.read, topics.events.partitions,
                         max_clean=settings.state_cache_customers, position=position_of,
-                        read_marker=lambda key: channels.erasures.get(key))
+                        read_marker=markers.read, count_created=True)
     processor = BatchProcessor(
         engine,
         allowed_lateness_ms=settings.allowed_lateness_s * 1000,
@@ -126,9 +131,13 @@ def create_app(
 
     continuity = Continuity(committed, earliest, read_range,
                             on_refetched=metrics.input_refetched.inc)
+    channels.states.on_restored = metrics.state_restored_records.inc
     shell = Shell(app, channels, pipeline, barrier, metrics,
                   flush_interval_s=settings.flush_interval_ms / 1000,
-                  flush_max_held=settings.flush_max_held, continuity=continuity)
+                  flush_max_held=settings.flush_max_held, continuity=continuity,
+                  store=store,
+                  rebuild_slice=settings.rebuild_slice_customers,
+                  due_slice=settings.due_slice_customers)
     install_agents(
         app,
         shell,

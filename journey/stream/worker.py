@@ -15,16 +15,23 @@ changelog, recovery, timers and the web server. This module only:
   confirmed; Faust's own offset commits are off for the input topics;
 - appends ticks to the touchpoints partitions it owns;
 - re-arms the due index and drops the live states of partitions it no longer owns when
-  the assignment changes.
+  the assignment changes: per newly assigned partition, reading its stored states in
+  slices and yielding to the event loop between slices, so a partition of a million
+  customers never holds the loop (and the consumer's heartbeats) for long.
+
+The table's local store is read by partition (StoreView), never through Faust's
+`table[key]`: with RocksDB that looks the key up in the partition of the *current event*,
+and a batch spans partitions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -33,13 +40,16 @@ from faust.types import TP
 from journey.contract.topics import Topics
 from journey.engine import CustomerState
 from journey.pipeline.barrier import DeliveryBarrier
-from journey.pipeline.core import Incoming, Pipeline
+from journey.pipeline.core import Incoming, Pipeline, Slices
 from journey.pipeline.metrics import Metrics
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, encode_tick, partition_of
 from journey.stream.continuity import Continuity
 
 log = logging.getLogger(__name__)
+
+#: A batch's step: records in, the records to send out in slices (journey/pipeline/core.py).
+Step = Callable[[Sequence[Incoming], int], Slices]
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,23 @@ class Channels:
     erasures: Any = None
 
 
+class StateTable(faust.Table[bytes, bytes]):
+    """A table of the worker's own (customer states, erasure markers). Counts the changelog
+    records Faust's recovery applies to the local store (`on_restored`); the barrier's own
+    writes go through `apply_confirmed` and are not counted. With RocksDB a restart
+    restores only the changelog's tail."""
+
+    on_restored: Callable[[int], None] = staticmethod(lambda n: None)
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        events = batch if isinstance(batch, list) else list(batch)
+        super().apply_changelog_batch(events)
+        self.on_restored(len(events))
+
+    def apply_confirmed(self, batch: Sequence[Any]) -> None:
+        super().apply_changelog_batch(batch)
+
+
 def declare(app: faust.App, topics: Topics) -> Channels:
     def topic(spec: Any, **kw: Any) -> Any:
         return app.topic(
@@ -60,28 +87,56 @@ def declare(app: faust.App, topics: Topics) -> Channels:
             value_serializer="raw", **kw,
         )
 
+    def table(name: str, help: str) -> StateTable:
+        # bytes types make Faust use the raw codec for the changelog in both directions
+        # (a Schema alone sets the writer but not the recovery reader).
+        table = StateTable(app, name=name, beacon=app.tables.beacon,
+                           partitions=topics.events.partitions, key_type=bytes,
+                           value_type=bytes, help=help)
+        app.tables.add(table)
+        return table
+
     # acks=False: Faust neither tracks nor commits the input topics' offsets; the barrier
     # commits them (journey/stream/offsets.py explains why Faust's own commits cannot).
     return Channels(
         touchpoints=topic(topics.touchpoints, acks=False),
         events=topic(topics.events, internal=True, acks=False),
-        states=app.Table(
-            "customer-state",
-            partitions=topics.events.partitions,
-            # bytes types make Faust use the raw codec for the changelog in both directions
-            # (a Schema alone sets the writer but not the recovery reader).
-            key_type=bytes,
-            value_type=bytes,
-            help="Journey state per customer id (JSON bytes of CustomerState).",
-        ),
-        erasures=app.Table(
-            "customer-erasures",
-            partitions=topics.events.partitions,
-            key_type=bytes,
-            value_type=bytes,
-            help="Erased customers: id -> erased_at epoch ms (journey/pipeline/processor.py).",
-        ),
+        states=table("customer-state",
+                     "Journey state per customer id (JSON bytes of CustomerState)."),
+        erasures=table("customer-erasures", "Erased customers: id -> erased_at epoch ms "
+                       "(journey/pipeline/processor.py)."),
     )
+
+
+class StoreView:
+    """The table's local store read per partition: one key, or every stored state of one
+    partition (RocksDB keeps a database per partition; the memory store one dict)."""
+
+    def __init__(self, table: Any, partitions: int) -> None:
+        self._table = table
+        self.partitions = partitions
+
+    @property
+    def _rocksdb(self) -> bool:
+        return hasattr(self._table.data, "_db_for_partition")
+
+    def read(self, key: bytes) -> bytes | None:
+        store = self._table.data
+        if self._rocksdb:
+            value = store._db_for_partition(partition_of(key, self.partitions)).get(key)
+            return None if value is None else bytes(value)
+        value = store.data.get(key)
+        return None if value is None else bytes(value)
+
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        store = self._table.data
+        if self._rocksdb:
+            yield from store._visible_items(store._db_for_partition(partition))
+            return
+        partitions = self.partitions
+        for key, value in list(store.data.items()):
+            if partition_of(key, partitions) == partition:
+                yield key, value
 
 
 def producer_send(app: faust.App) -> Callable[[Outgoing], Awaitable[Awaitable[Any]]]:
@@ -132,7 +187,7 @@ def store_applier(*tables: Any) -> Callable[[Sequence[tuple[Outgoing, Any]]], No
             batches.setdefault(record.topic, []).append(
                 _ChangelogEvent(key, record.value, message))
         for topic, batch in batches.items():
-            by_topic[topic].apply_changelog_batch(batch)
+            by_topic[topic].apply_confirmed(batch)
 
     return apply
 
@@ -149,10 +204,21 @@ class Shell:
     flush_interval_s: float
     flush_max_held: int
     continuity: Continuity
+    store: StoreView | None = None
+    rebuild_slice: int = 5000
+    #: due detections applied between yields to the event loop in a burst
+    due_slice: int = 2000
     owned: frozenset[int] = frozenset()
     #: set when processing failed and the worker is stopping: nothing more is processed,
     #: written or committed
     failed: bool = False
+    #: customers with state per owned partition: counted at the rebuild, then as new ones
+    #: appear (StateCache.take_created), never by scanning the store
+    tracked: dict[int, int] = field(default_factory=dict)
+    #: how many times each partition was given away: a batch whose partition went (even
+    #: if it came back) while the batch awaited holds none of its input
+    losses: dict[int, int] = field(default_factory=dict)
+    _assigning: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def assignment(self) -> frozenset[int]:
         topics = {self.channels.touchpoints.get_topic_name(),
@@ -160,56 +226,110 @@ class Shell:
         return frozenset(tp.partition for tp in self.app.assignor.assigned_actives()
                          if tp.topic in topics)
 
-    def on_assignment(self) -> None:
-        """After recovery or a rebalance: forget states of partitions now elsewhere, and
-        re-arm the due index of the partitions owned from their states."""
-        owned = self.assignment()
-        if owned == self.owned:
+    async def on_assignment(self) -> None:
+        """After recovery or a rebalance: forget the partitions now elsewhere, and rebuild
+        the due index and counts of each newly assigned one from its stored states. The
+        clocks and indexes of partitions kept are left as they are."""
+        # Always under the lock: the other agent must wait until a rebuild is done, not
+        # only notice that the assignment was already taken in.
+        async with self._assigning:
+            while (owned := self.assignment()) != self.owned:
+                gained = sorted(owned - self.owned)
+                self._give_away(self.owned - owned)
+                self.owned = owned
+                self.continuity.reset()  # reading starts at the committed offsets again
+                for partition in gained:
+                    await self._rebuild(partition)
+                self._set_gauges()
+                log.info("partitions %s: %d customers tracked, %d armed", sorted(owned),
+                         sum(self.tracked.values()), self._armed())
+
+    def on_assigned(self, assigned: Any) -> None:
+        """Faust's partitions-assigned signal, once per generation: forget at once every
+        partition this generation took away. A partition lost and regained between two
+        batches would otherwise keep its live states and due index from before, while
+        another worker went on changing its customers."""
+        topics = {self.channels.touchpoints.get_topic_name(),
+                  self.channels.events.get_topic_name()}
+        now = frozenset(tp.partition for tp in assigned if tp.topic in topics)
+        if self.owned - now:
+            self._give_away(self.owned - now)
+            self._set_gauges()
+
+    def _give_away(self, lost: frozenset[int]) -> None:
+        """Forget partitions now elsewhere. Their held input and their states go together,
+        both dropped: no state is written for input left unacknowledged, and no input is
+        acknowledged whose state was dropped; the new owner replays both."""
+        if not lost:
             return
-        self.owned = owned
+        self.owned = self.owned - lost
         self.continuity.reset()
-        states = self.pipeline.states
-        # States and held input of a partition go together: both kept, or both dropped.
-        dropped = self.barrier.forget_partitions(owned)
-        states.keep_partitions(owned)
+        for partition in lost:
+            self.losses[partition] = self.losses.get(partition, 0) + 1
+        dropped = self.barrier.forget_partitions(self.owned)
+        self.pipeline.states.keep_partitions(self.owned)
+        self.pipeline.processor.keep_partitions(self.owned)
         if dropped:
             log.info("dropped %d unacknowledged records of partitions now elsewhere", dropped)
-        tracked = 0
-
-        def known() -> Iterator[tuple[int, CustomerState]]:
-            nonlocal tracked
-            partitions = states.partitions
-            seen: set[str] = set()
-            for key, value in self.channels.states.items():
-                cid = key.decode()
-                partition = partition_of(key, partitions)
-                if partition not in owned:
-                    continue
-                tracked += 1
-                seen.add(cid)
-                live = states.live.get(cid)
-                yield partition, live if live is not None else CustomerState.from_bytes(value)
-            for cid, live in states.live.items():
-                if cid not in seen:
-                    tracked += 1
-                    yield partition_of(cid.encode(), partitions), live
-
         populations = self.metrics.populations
-        armed = self.pipeline.processor.rebuild(owned, populations.recount(owned, known()))
-        for topic in (self.channels.touchpoints.get_topic_name(),
-                      self.channels.events.get_topic_name()):
-            for partition in range(states.partitions):
-                if partition not in owned:
-                    self.metrics.forget_lag(topic, partition)
-        self.metrics.customers_tracked.set(tracked)
-        self.metrics.customers_armed.set(armed)
-        log.info("partitions %s: %d customers tracked, %d armed", sorted(owned), tracked, armed)
+        for partition in lost:
+            self.tracked.pop(partition, None)
+            populations.drop_partition(partition)
+            for topic in (self.channels.touchpoints.get_topic_name(),
+                          self.channels.events.get_topic_name()):
+                self.metrics.forget_lag(topic, partition)
 
-    async def handle(self, batch: Sequence[Any], step: Callable[..., list[Outgoing]]) -> None:
+    async def _rebuild(self, partition: int) -> None:
+        """Re-arm one partition's due index and recount it, a slice at a time. Its live
+        states were dropped when it was last given away, so the store is the truth."""
+        started = time.perf_counter()
+        clock = self.pipeline.processor.reset_partition(partition)
+        engine = self.pipeline.processor.engine
+        populations = self.metrics.populations
+        populations.reset_partition(partition, ())
+        count = unreadable = 0
+        items = self.store.items(partition) if self.store is not None else iter(())
+        for key, value in items:
+            count += 1
+            if count % self.rebuild_slice == 0:
+                await asyncio.sleep(0)
+                if partition not in self.owned:  # taken away meanwhile (on_assigned)
+                    break
+            try:
+                state = CustomerState.from_bytes(value)
+            except Exception:
+                unreadable += 1  # dead-lettered as state_unreadable when next touched
+                continue
+            populations.update(partition, None, state)
+            clock.due.arm(key.decode(), engine.next_deadline(state))
+        if partition not in self.owned:
+            # Given away while the rebuild yielded: _give_away has forgotten it already.
+            populations.drop_partition(partition)
+            self.pipeline.processor.keep_partitions(self.owned)
+            return
+        self.tracked[partition] = count
+        seconds = time.perf_counter() - started
+        self.metrics.index_rebuild_seconds.observe(seconds)
+        log.info("partition %d: due index rebuilt from %d stored states in %.2fs (%d armed%s)",
+                 partition, count, seconds, len(clock.due),
+                 f", {unreadable} unreadable" if unreadable else "")
+
+    def _armed(self) -> int:
+        return sum(len(c.due) for c in self.pipeline.processor.clocks.values())
+
+    def _set_gauges(self) -> None:
+        tracked = self.tracked
+        for partition, created in self.pipeline.states.take_created().items():
+            if partition in tracked:
+                tracked[partition] += created
+        self.metrics.customers_tracked.set(sum(tracked.values()))
+        self.metrics.customers_armed.set(self._armed())
+
+    async def handle(self, batch: Sequence[Any], step: Step) -> None:
         if self.failed:
             return  # stopping: left for the next start
+        await self.on_assignment()
         started = time.perf_counter()
-        self.on_assignment()
         owned = self.owned
         # Records of a partition revoked while they waited are left alone (never
         # acknowledged): their new owner reads them from the last committed offset. Records
@@ -225,23 +345,34 @@ class Shell:
             return
         records = [Incoming(e.message.topic, e.message.partition, e.message.offset,
                             e.message.key, e.message.value, e.headers) for e in mine]
+        losses = {p: self.losses.get(p, 0) for p in {e.message.partition for e in mine}}
         now_ms = int(time.time() * 1000)
         async with self.barrier.batch():
-            sends = step(records, now_ms)
-            await self.barrier.send(sends)
-            self.barrier.hold((e.message.partition, e) for e in mine)
+            # A burst of due detections comes in slices, with the event loop let run
+            # between them (heartbeats, the web server); nothing else touches the states
+            # meanwhile (the batch section is held), so the outputs are those of one pass.
+            slices = step(records, now_ms)
+            for sends in slices:
+                await self.barrier.send(sends)
+                await asyncio.sleep(0)
+                if any(self.losses.get(p, 0) != n for p, n in losses.items()):
+                    # Given away meanwhile: its states are dropped, the new owner replays
+                    # the record; the rest of the burst is not applied here.
+                    slices.close()
+                    break
+            # Input of a partition given away meanwhile is not held: its states went.
+            self.barrier.hold((e.message.partition, e) for e in mine
+                              if self.losses.get(e.message.partition, 0)
+                              == losses[e.message.partition])
         metrics = self.metrics
         metrics.batch_seconds.observe(time.perf_counter() - started)
         self._observe_lag(mine)
-        metrics.customers_armed.set(sum(len(c.due) for c in
-                                        self.pipeline.processor.clocks.values()))
+        self._set_gauges()
         if (self.barrier.held >= self.flush_max_held
                 or time.monotonic() - self.barrier.last_flush >= self.flush_interval_s):
             await self.barrier.flush()
 
-
-    async def handle_or_stop(self, batch: Sequence[Any],
-                             step: Callable[..., list[Outgoing]]) -> None:
+    async def handle_or_stop(self, batch: Sequence[Any], step: Step) -> None:
         """`handle`, and if it raises (a bug: bad records are dead-lettered, failed sends
         re-sent), stop the worker. Faust would restart the agent on the next record, and
         the commit after it would skip this one; stopped, the next start replays it."""
@@ -276,6 +407,13 @@ def install_agents(
     tick_interval_s: float,
 ) -> None:
     ch, pipeline = shell.channels, shell.pipeline
+    due_slice = shell.due_slice
+
+    def touchpoints_in_slices(records: Sequence[Incoming], now_ms: int) -> Slices:
+        return pipeline.touchpoints_in_slices(records, now_ms, due_slice=due_slice)
+
+    def events_in_slices(records: Sequence[Incoming], now_ms: int) -> Slices:
+        return pipeline.events_in_slices(records, now_ms, due_slice=due_slice)
 
     # Events one at a time, with acknowledgement off: Faust's take_events() acknowledges
     # every event of a batch as soon as the loop body returns, whatever noack() says
@@ -284,12 +422,12 @@ def install_agents(
     @app.agent(ch.touchpoints, name="touchpoints")
     async def touchpoints(stream: Any) -> None:
         async for event in stream.noack().events():
-            await shell.handle_or_stop((event,), pipeline.on_touchpoints)
+            await shell.handle_or_stop((event,), touchpoints_in_slices)
 
     @app.agent(ch.events, name="events")
     async def events(stream: Any) -> None:
         async for event in stream.noack().events():
-            await shell.handle_or_stop((event,), pipeline.on_events)
+            await shell.handle_or_stop((event,), events_in_slices)
 
     @app.timer(interval=shell.flush_interval_s, name="flush")  # type: ignore[untyped-decorator]
     async def flush() -> None:
@@ -301,6 +439,18 @@ def install_agents(
         # owner starts where this worker stopped (a failure here only means a replay).
         shell.continuity.reset()  # after the rebalance, reading starts at the committed offsets
         await shell.barrier.flush()
+
+    def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        shell.on_assigned(args[0])
+
+    app.on_partitions_assigned.connect(assigned)
+
+    @app.timer(interval=1.0, name="assignment")  # type: ignore[untyped-decorator]
+    async def assignment() -> None:
+        # Rebuild the due index of newly assigned partitions as soon as recovery is done,
+        # not when their first record arrives (an idle partition has none until a tick).
+        if not app.rebalancing and not shell.failed:
+            await shell.on_assignment()
 
     worker_name = f"{socket.gethostname()}:{app.conf.web_port}"
     touchpoints_topic = ch.touchpoints.get_topic_name()

@@ -725,6 +725,9 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
         f"`{args.definitions}`; worker batch {args.batch_max} / {args.batch_within_ms} ms; "
         f"median of {args.repeats} repeat(s).",
         "",
+        "State at scale (RocksDB, bytes per customer, recovery of 1,000,000 customers) is in "
+        "[scale.md](scale.md), written by `tests/bench/scale.py`.",
+        "",
         "## Throughput",
         "",
         table,

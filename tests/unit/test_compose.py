@@ -42,6 +42,9 @@ def test_the_workers_share_one_consumer_group_and_keep_their_state_in_named_volu
     assert all(e["JOURNEY_KAFKA_BOOTSTRAP"] == "kafka:9092" for e in envs)
     data = [v.split(":")[0] for w in WORKERS for v in s[w]["volumes"]]
     assert len(set(data)) == 2 and set(data) <= declared
+    # each volume holds its worker's RocksDB store (the image's JOURNEY_DATA_DIR)
+    assert all(e.get("JOURNEY_STORE", "rocksdb://") == "rocksdb://" for e in envs)
+    assert all(v.split(":")[1] == "/data" for w in WORKERS for v in s[w]["volumes"])
     for name in ("prometheus", "grafana"):
         named = [v.split(":")[0] for v in s[name]["volumes"] if not v.startswith("./")]
         assert named and set(named) <= declared, name

@@ -151,3 +151,29 @@ def test_the_in_process_run_does_not_import_faust() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_tick_that_makes_many_customers_due_sends_in_slices_what_one_pass_sends() -> None:
+    # Given two identical in-process pipelines, each with 40 customers' purchases
+    def build() -> Pipeline:
+        stored: dict[bytes, bytes] = {}
+        return Pipeline(
+            BatchProcessor(engine(JOURNEY), allowed_lateness_ms=3_600_000),
+            StateCache(stored.get, TOPICS.events.partitions), Router(TOPICS),
+            Settings().ingest_policy(), Metrics(), one_hop_only=True)
+
+    whole, sliced = build(), build()
+    records = [_record(n, f"c{n:02d}", key=None, partition=0) for n in range(40)]
+    assert whole.on_touchpoints(records, NOW_MS) == sliced.on_touchpoints(records, NOW_MS)
+
+    # When a tick a year later makes them all due: one pass, and slices of 6
+    later = T0 + 400 * 86_400_000
+    tick = [Incoming(TOPICS.touchpoints.name, 0, 41, None, encode_tick(later, "w"),
+                     {TICK_HEADER: TICK_VALUE})]
+    expected = whole.on_touchpoints(tick, later)
+    slices = list(sliced.touchpoints_in_slices(tick, later, due_slice=6))
+
+    # Then the slices joined are the one pass's sends, in the same order
+    assert len(slices) > 40 // 6
+    assert [s for part in slices for s in part] == expected
+    assert "triggers" in _topics(expected)

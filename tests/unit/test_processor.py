@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from journey.engine import CustomerState, Event, StageChange, TriggerRequest
 from journey.engine.duration import DAY_MS
-from journey.pipeline.processor import BatchProcessor, Item, StateCache, Tick
+from journey.pipeline.processor import BatchProcessor, BatchResult, Item, StateCache, Tick
 from journey.pipeline.timekeeping import DueIndex
 from tests.unit.engine_helpers import T0, definition, engine
 
@@ -185,3 +185,90 @@ def test_recorded_events_and_ticks_detect_exactly_these_customers_at_these_times
         ("eve", "dormant_wake_up", 170.0),
     ])
     assert run() == first
+
+
+def test_new_customers_are_counted_once_as_they_appear_and_stored_ones_never() -> None:
+    # Given one customer already stored, in a cache that counts new ones
+    stored = {"old": CustomerState("old")}
+    states = StateCache(lambda key: stored[key.decode()].to_bytes() if key.decode() in stored
+                        else None, 1, count_created=True)
+    proc = processor()
+
+    # When the stored customer and two new ones (one of them twice) have events
+    proc.process([event(1, "old", "site_visit", 1), event(2, "new-a", "site_visit", 1),
+                  event(3, "new-b", "site_visit", 1), event(4, "new-a", "site_visit", 2)],
+                 states)
+
+    # Then only the two new ones are counted, once, and the count is handed over once
+    assert states.take_created() == {0: 2}
+    assert states.take_created() == {}
+
+
+def test_a_new_customer_forgotten_after_an_error_is_not_counted() -> None:
+    states = StateCache(lambda key: None, 1, count_created=True)
+    states.get("x")
+    states.put("x", CustomerState("x"))
+    states.forget("x")
+    assert states.take_created() == {}
+
+
+def test_keeping_partitions_leaves_the_kept_clocks_and_resetting_one_empties_it() -> None:
+    # Given customers armed on partitions 0 and 1
+    proc = processor()
+    states = cache()
+    proc.process([event(1, "a", "site_visit", 1, partition=0),
+                  event(2, "b", "site_visit", 1, partition=1)], states)
+    kept = proc.clocks[0]
+    armed = len(kept.due)
+
+    # When partition 1 is given away, and partition 2 is assigned fresh
+    proc.keep_partitions([0])
+    fresh = proc.reset_partition(2)
+
+    # Then partition 0 keeps its clock and due index, 1 is forgotten, 2 starts empty
+    assert proc.clocks[0] is kept and len(kept.due) == armed
+    assert set(proc.clocks) == {0, 2}
+    assert len(fresh.due) == 0
+
+
+def test_a_burst_of_due_detections_in_slices_gives_the_outputs_of_one_pass() -> None:
+    # Given 60 customers armed at different deadlines, in two identical processors
+    records = [event(n, f"c{n:02d}", "purchase", n % 9) for n in range(60)]
+    whole, sliced = processor(), processor()
+    whole_states, sliced_states = cache(), cache()
+    whole.process(records, whole_states)
+    sliced.process(records, sliced_states)
+
+    # When ticks far ahead make them all due (twice: some re-arm with a deadline already
+    # passed), applied in one pass by one and in slices of 7 by the other
+    ticks = [tick(400), tick(900)]
+    expected = whole.process(ticks, whole_states).outputs
+    result = BatchResult()
+    pauses = sum(1 for _ in sliced.run(ticks, sliced_states, result, due_slice=7))
+
+    # Then the sliced run paused between slices, and gave the same outputs in the same
+    # order, and the same states to write
+    assert pauses >= 60 // 7
+    assert len(_dormant(expected)) == 60
+    assert result.outputs == expected
+    assert sorted(sliced_states.take_dirty()) == sorted(whole_states.take_dirty())
+
+
+def test_an_erased_stored_customer_counts_minus_one_and_a_new_one_erased_at_once_zero() -> None:
+    # Given one customer stored, in a cache that counts customers
+    stored = {"old": CustomerState("old")}
+    states = StateCache(lambda key: stored[key.decode()].to_bytes() if key.decode() in stored
+                        else None, 1, count_created=True)
+
+    # When the stored one is erased, and a new one appears and is erased in the same stretch
+    states.erase("old", T0)
+    states.get("new")
+    states.put("new", CustomerState("new"))
+    states.erase("new", T0)
+    # Then the partition has one customer less
+    assert states.take_created() == {0: -1}
+
+    # And an erased customer that comes back (an event after its erasure) counts again
+    states.get("old")
+    states.put("old", CustomerState("old"))
+    assert states.take_created() == {0: 1}
