@@ -106,6 +106,16 @@ DEFINITIONS = """\
 # ---------------------------------------------------------------------------- pure helpers
 
 
+def scale_figures() -> str:
+    """The figures table of docs/scale.md (tests/bench/scale.py's last committed run), so this
+    page carries the state-at-scale figures too."""
+    text = (REPO / "docs" / "scale.md").read_text()
+    figures = text.split("## Figures", 1)[1].split("\n## ", 1)[0].strip()
+    return ("RocksDB store, bytes per customer and recovery, from the last committed run of "
+            "`tests/bench/scale.py` ([scale.md](scale.md) has the command, the method and "
+            "where the time goes):\n\n" + figures)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100) by the nearest-rank method; NaN when there are none."""
     if not values:
@@ -725,8 +735,9 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
         f"`{args.definitions}`; worker batch {args.batch_max} / {args.batch_within_ms} ms; "
         f"median of {args.repeats} repeat(s).",
         "",
-        "State at scale (RocksDB, bytes per customer, recovery of 1,000,000 customers) is in "
-        "[scale.md](scale.md), written by `tests/bench/scale.py`.",
+        "## State at scale",
+        "",
+        scale_figures(),
         "",
         "## Throughput",
         "",
