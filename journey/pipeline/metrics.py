@@ -421,7 +421,7 @@ class Metrics:
         self.triggers_withheld = Counter(
             "journey_triggers_withheld_total",
             "Triggers the policy did not send now, by journey, rule, decision (suppressed, "
-            "deferred, held_out) and reason.",
+            "deferred, held_out, cancelled) and reason.",
             ["journey", "rule", "decision", "reason"], registry=r,
         )
         self.trigger_delay = Histogram(
