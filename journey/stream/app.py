@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import faust
@@ -22,7 +23,7 @@ from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
 from journey.stream.continuity import Continuity, Refetched, RefetchedMessage
-from journey.stream.kafka_client import GroupOffsets
+from journey.stream.kafka_client import GroupOffsets, retrying
 from journey.stream.offsets import OffsetCommitter
 from journey.stream.quiet import RepeatFilter
 from journey.stream.web import Liveness, WebParts, install_pages
@@ -115,17 +116,22 @@ def create_app(
                               acknowledge=OffsetCommitter(app))
     offsets = GroupOffsets(settings, settings.app_id)
 
+    # Both wait out a broker that is down or restarting (fresh clients after a failure).
     async def committed(tps: set[TP]) -> dict[TP, int | None]:
-        found = await asyncio.get_running_loop().run_in_executor(
-            None, offsets.committed, [(tp.topic, tp.partition) for tp in tps])
+        found = await retrying(
+            partial(offsets.committed, [(tp.topic, tp.partition) for tp in tps]),
+            what="reading the group's committed offsets", stopping=lambda: app.should_stop,
+            on_failure=offsets.close)
         return {tp: found.get((tp.topic, tp.partition)) for tp in tps}
 
     async def earliest(tps: set[TP]) -> dict[TP, int]:
         return dict(await app.consumer.earliest_offsets(*tps))
 
     async def read_range(tp: TP, start: int, end: int) -> list[Refetched]:
-        found = await asyncio.get_running_loop().run_in_executor(
-            None, offsets.read, tp.topic, tp.partition, start, end)
+        found = await retrying(
+            partial(offsets.read, tp.topic, tp.partition, start, end),
+            what=f"reading {tp.topic}[{tp.partition}] offsets {start} to {end - 1}",
+            stopping=lambda: app.should_stop, on_failure=offsets.close)
         return [Refetched(RefetchedMessage(tp.topic, tp.partition, r.offset, r.key, r.value),
                           list(r.headers or ())) for r in found]
 

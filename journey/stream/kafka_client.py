@@ -8,16 +8,16 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka.conn import create_conn
 from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
 from aiokafka.protocol.metadata import MetadataRequest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from journey.contract.topics import Topics, TopicSpec
 from journey.pipeline.kafka_security import KafkaAccessError, SaslLogin, sasl_login, ssl_context
@@ -188,6 +188,30 @@ def _create(admin: KafkaAdminClient, spec: TopicSpec, replication: int) -> None:
         pass
 
 
+T = TypeVar("T")
+
+
+async def retrying(call: Callable[[], T], *, what: str, stopping: Callable[[], bool],
+                   on_failure: Callable[[], None] = lambda: None,
+                   retry_min_s: float = 0.2, retry_max_s: float = 5.0) -> T:
+    """Run a blocking kafka-python call off the event loop until it succeeds: a broker that
+    is down or restarting makes the caller wait, not fail. Gives up only when stopping."""
+    attempt = 0
+    while True:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, call)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            attempt += 1
+            on_failure()
+            if stopping():
+                raise
+            delay = min(retry_max_s, retry_min_s * 2 ** (attempt - 1))
+            if attempt == 1 or attempt % 10 == 0:
+                log.warning("%s failed (%s: %s), attempt %d; retrying in %.1fs", what,
+                            type(exc).__name__, exc, attempt, delay)
+            await asyncio.sleep(delay)
+
+
 class GroupOffsets:
     """A consumer group's committed offsets, and records read by offset, with one admin
     client and one group-less consumer kept open."""
@@ -230,9 +254,13 @@ class GroupOffsets:
         return found
 
     def close(self) -> None:
-        if self._admin is not None:
-            self._admin.close()
-            self._admin = None
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        """Close both clients (quietly: after a failure they may be half broken); the next
+        call opens new ones."""
+        for client in (self._admin, self._reader):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception as exc:  # closing a broken client must not fail the caller
+                    log.debug("closing a kafka-python client: %s", exc)
+        self._admin = None
+        self._reader = None
