@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+from journey.pipeline.backoff import Backoff
 from journey.pipeline.processor import StateCache
 from journey.pipeline.routing import Outgoing, Router
 
@@ -156,7 +157,7 @@ class DeliveryBarrier:
     ) -> list[tuple[Outgoing, Any]]:
         confirmed: list[tuple[Outgoing, Any]] = []
         for record, delivery in sent:
-            attempt = 0
+            backoff = Backoff(self._retry_min_s, self._retry_max_s)
             while True:
                 try:
                     confirmed.append((record, await delivery))
@@ -164,15 +165,15 @@ class DeliveryBarrier:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    attempt += 1
+                    delay = backoff.next_delay()
                     self.send_errors += 1
                     if self._stopping():
                         raise
-                    delay = min(self._retry_max_s, self._retry_min_s * 2 ** (attempt - 1))
-                    if attempt == 1 or attempt % 10 == 0:
+                    if backoff.worth_logging:
                         log.warning("a send to %s failed (%s: %s), attempt %d; retrying in "
                                     "%.1fs; nothing is acknowledged until it succeeds",
-                                    record.topic, type(exc).__name__, exc, attempt, delay)
+                                    record.topic, type(exc).__name__, exc, backoff.attempt,
+                                    delay)
                     await asyncio.sleep(delay)
                     delivery = await self._send(record)
         return confirmed

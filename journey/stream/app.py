@@ -117,15 +117,15 @@ def create_app(
     offsets = GroupOffsets(settings, settings.app_id)
 
     # Both wait out a broker that is down or restarting (fresh clients after a failure).
-    async def committed(tps: set[TP]) -> dict[TP, int | None]:
+    async def committed(tp: TP) -> int | None:
         found = await retrying(
-            partial(offsets.committed, [(tp.topic, tp.partition) for tp in tps]),
+            partial(offsets.committed, [(tp.topic, tp.partition)]),
             what="reading the group's committed offsets", stopping=lambda: app.should_stop,
             on_failure=offsets.close)
-        return {tp: found.get((tp.topic, tp.partition)) for tp in tps}
+        return found.get((tp.topic, tp.partition))
 
-    async def earliest(tps: set[TP]) -> dict[TP, int]:
-        return dict(await app.consumer.earliest_offsets(*tps))
+    async def earliest(tp: TP) -> int:
+        return (await app.consumer.earliest_offsets(tp))[tp]
 
     async def read_range(tp: TP, start: int, end: int) -> list[Refetched]:
         found = await retrying(

@@ -35,10 +35,10 @@ from faust.types import TP
 
 log = logging.getLogger(__name__)
 
-#: The group's committed offsets of these partitions (None where nothing is committed).
-Committed = Callable[[set[TP]], Awaitable[dict[TP, int | None]]]
-#: The first offset still in the log, per partition.
-Earliest = Callable[[set[TP]], Awaitable[dict[TP, int]]]
+#: The group's committed offset of a partition (None when nothing is committed).
+Committed = Callable[[TP], Awaitable[int | None]]
+#: The first offset still in a partition's log.
+Earliest = Callable[[TP], Awaitable[int]]
 #: The records of a partition from offset `start` up to, not including, `end`, in order.
 ReadRange = Callable[[TP, int, int], Awaitable[Sequence["Refetched"]]]
 
@@ -82,9 +82,8 @@ class Continuity:
         (usually none), to process first."""
         expected = self._expected.get(tp)
         if expected is None:
-            expected = await self._start(tp)
+            expected = self._expected[tp] = await self._start(tp)
         if offset < expected:
-            self._expected[tp] = expected
             return None  # read again: processed already, or before the committed offset
         missing: Sequence[Refetched] = ()
         if offset > expected:
@@ -97,11 +96,11 @@ class Continuity:
         return missing
 
     async def _start(self, tp: TP) -> int:
-        committed = (await self._committed({tp})).get(tp)
+        committed = await self._committed(tp)
         if committed is not None and committed >= 0:
             start, whence = committed, "the committed offset"
         else:
-            start, whence = (await self._earliest({tp}))[tp], "the start of the log"
+            start, whence = await self._earliest(tp), "the start of the log"
         log.info("input %s[%d]: reading from offset %d, %s", tp.topic, tp.partition, start,
                  whence)
         return start

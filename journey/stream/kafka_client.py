@@ -20,6 +20,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from journey.contract.topics import Topics, TopicSpec
+from journey.pipeline.backoff import Backoff
 from journey.pipeline.kafka_security import KafkaAccessError, SaslLogin, sasl_login, ssl_context
 from journey.pipeline.settings import Settings
 
@@ -196,19 +197,18 @@ async def retrying(call: Callable[[], T], *, what: str, stopping: Callable[[], b
                    retry_min_s: float = 0.2, retry_max_s: float = 5.0) -> T:
     """Run a blocking kafka-python call off the event loop until it succeeds: a broker that
     is down or restarting makes the caller wait, not fail. Gives up only when stopping."""
-    attempt = 0
+    backoff = Backoff(retry_min_s, retry_max_s)
     while True:
         try:
             return await asyncio.get_running_loop().run_in_executor(None, call)
         except (KafkaError, OSError, TimeoutError) as exc:
-            attempt += 1
+            delay = backoff.next_delay()
             on_failure()
             if stopping():
                 raise
-            delay = min(retry_max_s, retry_min_s * 2 ** (attempt - 1))
-            if attempt == 1 or attempt % 10 == 0:
+            if backoff.worth_logging:
                 log.warning("%s failed (%s: %s), attempt %d; retrying in %.1fs", what,
-                            type(exc).__name__, exc, attempt, delay)
+                            type(exc).__name__, exc, backoff.attempt, delay)
             await asyncio.sleep(delay)
 
 

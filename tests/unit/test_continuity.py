@@ -26,11 +26,11 @@ class Group:
     refetched: int = 0
 
     def continuity(self) -> Continuity:
-        async def committed(tps: set[TP]) -> dict[TP, int | None]:
-            return {tp: self.committed.get(tp) for tp in tps}
+        async def committed(tp: TP) -> int | None:
+            return self.committed.get(tp)
 
-        async def earliest(tps: set[TP]) -> dict[TP, int]:
-            return {tp: self.earliest[tp] for tp in tps}
+        async def earliest(tp: TP) -> int:
+            return self.earliest[tp]
 
         async def read_range(tp: TP, start: int, end: int) -> Sequence[Refetched]:
             self.reads.append((start, end))
