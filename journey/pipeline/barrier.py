@@ -43,6 +43,9 @@ class Ackable(Protocol):
 
 #: Hands a record to the producer; returns the delivery future (metadata with the offset).
 Send = Callable[[Outgoing], Awaitable[Awaitable[Any]]]
+#: Hands records to the producer; returns a delivery per record, in order
+#: (journey/stream/produce.py sends them as record batches).
+SendMany = Callable[[Sequence[Outgoing]], Awaitable[list[Awaitable[Any]]]]
 #: Applies confirmed state records (with their delivery metadata) to the local store.
 ApplyStates = Callable[[Sequence[tuple[Outgoing, Any]]], None]
 #: Acknowledges held (partition, input record) pairs, once what they caused is written.
@@ -67,8 +70,12 @@ class DeliveryBarrier:
         retry_max_s: float = 5.0,
         stopping: Callable[[], bool] = lambda: False,
         acknowledge: Acknowledge = ack_each,
+        send_many: SendMany | None = None,
     ) -> None:
+        """`send` hands over one record (re-sends use it); `send_many`, when given, a
+        batch's records at once (outputs and states)."""
         self._send = send
+        self._send_many = send_many
         self._acknowledge = acknowledge
         self._states = states
         self._router = router
@@ -101,16 +108,29 @@ class DeliveryBarrier:
             yield
 
     async def send(self, records: Iterable[Outgoing]) -> None:
-        sent = self._sent
-        for record in records:
-            try:
-                delivery = await self._send(record)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # refused before it left: the flush re-sends it
-                delivery = asyncio.get_running_loop().create_future()
-                delivery.set_exception(exc)
-            sent.append((record, delivery))
+        records = list(records)
+        self._sent.extend(zip(records, await self._deliver_all(records), strict=True))
+
+    async def _deliver_all(self, records: Sequence[Outgoing]) -> list[Awaitable[Any]]:
+        """Each record handed to the producer, in order; their delivery futures."""
+        if self._send_many is None or not records:
+            return [await self._deliver(record) for record in records]
+        try:
+            return await self._send_many(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # refused before they left: `_confirm` re-sends each
+            return [_failed(exc) for _ in records]
+
+    async def _deliver(self, record: Outgoing) -> Awaitable[Any]:
+        """The record handed to the producer; its delivery future. A send refused before
+        it left (the producer raised) is a failed delivery, which `_confirm` re-sends."""
+        try:
+            return await self._send(record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return _failed(exc)
 
     def hold(self, inputs: Iterable[tuple[int, Ackable]]) -> None:
         """(partition, input record) pairs, acknowledged by a later flush."""
@@ -139,16 +159,24 @@ class DeliveryBarrier:
                 dirty = self._states.take_dirty()
                 markers = self._states.take_markers()
             self.last_flush = time.monotonic()
-            await self._confirm(sent)
-            state_records = [self._router.state(cid, partition, value)
-                             for cid, partition, value in dirty]
-            # Erasure markers go with the tombstones they guard (journey/pipeline/processor.py).
-            state_records += [self._router.erasure_marker(cid, partition, value)
-                              for cid, partition, value in markers]
-            written = await self._confirm([(r, await self._send(r)) for r in state_records])
-            if written:
-                self._apply_states(written)
-            await self._acknowledge(held)  # also retries what an earlier one could not
+            try:
+                await self._confirm(sent)
+                state_records = [self._router.state(cid, partition, value)
+                                 for cid, partition, value in dirty]
+                # Erasure markers go with the tombstones they guard
+                # (journey/pipeline/processor.py).
+                state_records += [self._router.erasure_marker(cid, partition, value)
+                                  for cid, partition, value in markers]
+                written = await self._confirm(list(zip(
+                    state_records, await self._deliver_all(state_records), strict=True)))
+                if written:
+                    self._apply_states(written)
+                await self._acknowledge(held)  # also retries what an earlier one could not
+            except BaseException:
+                # What this flush took is neither confirmed nor acknowledged, and is no
+                # longer held: a later flush acknowledging later input would pass over it.
+                self._halted = True
+                raise
             self._states.trim()
             return len(held)
 
@@ -175,5 +203,12 @@ class DeliveryBarrier:
                                     record.topic, type(exc).__name__, exc, backoff.attempt,
                                     delay)
                     await asyncio.sleep(delay)
-                    delivery = await self._send(record)
+                    delivery = await self._deliver(record)
         return confirmed
+
+
+def _failed(exc: Exception) -> asyncio.Future[Any]:
+    """A delivery that failed before it left."""
+    delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    delivery.set_exception(exc)
+    return delivery

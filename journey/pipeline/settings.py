@@ -93,15 +93,17 @@ class Settings(BaseSettings):
     )
 
     # --- Batching ----------------------------------------------------------------------
-    # Accepted but not used at present: the agents take events one at a time, because
-    # faust-streaming's take_events() acknowledges a batch itself (see journey/stream/worker.py).
+    # The agents read every record Faust has buffered, up to batch_max_events, as one batch
+    # (journey/stream/worker.py, drain); they never wait for a batch to fill.
     batch_max_events: int = Field(
         2000, ge=1, le=100_000,
-        description="Not used at present (the agents take events one at a time).",
+        description="Most input records handled as one batch (every record Faust has "
+        "buffered for an agent, up to this many; no wait for more).",
     )
     batch_within_ms: int = Field(
         50, ge=1, le=60_000,
-        description="Not used at present (the agents take events one at a time).",
+        description="Not used: a batch is what is buffered, never waited for. Kept so "
+        "configurations that set it still load.",
     )
 
     flush_interval_ms: int = Field(

@@ -23,8 +23,10 @@ from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
 from journey.stream.continuity import Continuity, Refetched, RefetchedMessage
+from journey.stream.fetch import BatchingTransport
 from journey.stream.kafka_client import GroupOffsets, retrying
 from journey.stream.offsets import OffsetCommitter
+from journey.stream.produce import aiokafka_producer, producer_send, producer_send_many
 from journey.stream.quiet import RepeatFilter
 from journey.stream.web import Liveness, WebParts, install_pages
 from journey.stream.worker import (
@@ -33,7 +35,6 @@ from journey.stream.worker import (
     StoreView,
     declare,
     install_agents,
-    producer_send,
     store_applier,
 )
 
@@ -94,6 +95,8 @@ def create_app(
         producer_max_batch_size=256 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
     )
+    # Faust's consumer, handing records to the agents a fetch at a time (journey/stream/fetch.py).
+    app.transport = BatchingTransport(app.conf.broker_consumer, app)
     channels = declare(app, topics)
     router = Router(topics)
     # Both tables are read by partition (StoreView): RocksDB keeps a store per partition.
@@ -113,7 +116,8 @@ def create_app(
     barrier = DeliveryBarrier(producer_send(app), states, router,
                               store_applier(channels.states, channels.erasures),
                               stopping=lambda: bool(app.should_stop),
-                              acknowledge=OffsetCommitter(app))
+                              acknowledge=OffsetCommitter(app),
+                              send_many=producer_send_many(lambda: aiokafka_producer(app)))
     offsets = GroupOffsets(settings, settings.app_id)
 
     # Both wait out a broker that is down or restarting (fresh clients after a failure).
@@ -143,7 +147,8 @@ def create_app(
                   flush_max_held=settings.flush_max_held, continuity=continuity,
                   store=store,
                   rebuild_slice=settings.rebuild_slice_customers,
-                  due_slice=settings.due_slice_customers)
+                  due_slice=settings.due_slice_customers,
+                  batch_max=settings.batch_max_events)
     install_agents(
         app,
         shell,

@@ -4,8 +4,9 @@ acknowledge only behind the delivery barrier (journey/pipeline/barrier.py).
 Faust owns group membership, partition assignment, the customer-state table and its
 changelog, recovery, timers and the web server. This module only:
 
-- runs two agents, on the touchpoints topic and on the internal events topic, that take
-  events with acknowledgement off (`noack`), check each is the next offset of its partition
+- runs two agents, on the touchpoints topic and on the internal events topic, that read
+  events in batches below Faust's stream API (`drain`, with records fetched by
+  journey/stream/fetch.py), check each is the next offset of its partition
   (journey/stream/continuity.py: a record Faust dropped is read again, not skipped), give
   them to the pipeline and send what it returns through Faust's producer, keeping each
   delivery future;
@@ -30,7 +31,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,18 +140,6 @@ class StoreView:
                 yield key, value
 
 
-def producer_send(app: faust.App) -> Callable[[Outgoing], Awaitable[Awaitable[Any]]]:
-    """Send through Faust's own producer, straight to aiokafka (no send_soon buffer):
-    returns the delivery future the barrier waits on."""
-
-    async def send(record: Outgoing) -> Awaitable[Any]:
-        headers = list(record.headers) if record.headers else None
-        return await app.producer.send(record.topic, record.key, record.value,
-                                       record.partition, None, headers)
-
-    return send
-
-
 @dataclass(frozen=True, slots=True)
 class _ChangelogMessage:
     topic: str
@@ -208,6 +197,8 @@ class Shell:
     rebuild_slice: int = 5000
     #: due detections applied between yields to the event loop in a burst
     due_slice: int = 2000
+    #: most input records handled as one batch (`drain`)
+    batch_max: int = 2000
     owned: frozenset[int] = frozenset()
     #: set when processing failed and the worker is stopping: nothing more is processed,
     #: written or committed
@@ -219,6 +210,8 @@ class Shell:
     #: if it came back) while the batch awaited holds none of its input
     losses: dict[int, int] = field(default_factory=dict)
     _assigning: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: the flush started by `handle`, running beside the next batches
+    _flush_task: asyncio.Future[None] | None = None
 
     def assignment(self) -> frozenset[int]:
         topics = {self.channels.touchpoints.get_topic_name(),
@@ -370,7 +363,41 @@ class Shell:
         self._set_gauges()
         if (self.barrier.held >= self.flush_max_held
                 or time.monotonic() - self.barrier.last_flush >= self.flush_interval_s):
+            await self._flush_behind()
+
+    async def _flush_behind(self) -> None:
+        """Start a flush that runs beside the next batches, so processing goes on while the
+        broker confirms. The barrier keeps the order (a flush takes what was held when it
+        started; flushes run one at a time). Back-pressure: with a flush still running and
+        `flush_max_held` input records held, wait for it, so a slow or absent broker
+        stops the intake instead of letting held records grow without bound."""
+        running = self._flush_task
+        if running is not None and not running.done():
+            if self.barrier.held < self.flush_max_held:
+                return  # the next batch after it starts the next flush
+            await asyncio.shield(running)
+        if not self.failed:
+            self._flush_task = asyncio.ensure_future(self.flush_or_stop())
+
+    async def flush_or_stop(self) -> None:
+        """Flush the barrier; if that fails (a bug, or the worker stopping mid-flush), stop
+        as `handle_or_stop` does: what the flush took is not acknowledged, so nothing
+        later may be either."""
+        try:
             await self.barrier.flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed = True
+            self.barrier.halt()
+            if self.app.should_stop:
+                log.info("flush stopped with the worker (%s); the next start replays from "
+                         "the last committed offset", type(exc).__name__)
+                return
+            log.critical("a flush failed (%s: %s); stopping the worker, the next start "
+                         "replays from the last committed offset", type(exc).__name__, exc,
+                         exc_info=True)
+            await self.app.crash(exc)
 
     async def handle_or_stop(self, batch: Sequence[Any], step: Step) -> None:
         """`handle`, and if it raises (a bug: bad records are dead-lettered, failed sends
@@ -400,6 +427,31 @@ class Shell:
                 self.metrics.set_lag(tp.topic, tp.partition, highwater - offset - 1)
 
 
+async def drain(stream: Any, limit: int) -> AsyncIterator[list[Any]]:
+    """An agent's events in batches, read from its channel's queue below Faust's stream API:
+    the first event awaited, then every event already queued, up to `limit`. Under a backlog
+    a batch is as large as Faust's fetcher has buffered (up to its stream_buffer_maxsize);
+    when records trickle in, a batch is the one record there is, with no wait added.
+
+    The queue's own get/get_nowait are used, so Faust's buffer-pressure bookkeeping (pause a
+    partition whose buffer is full, resume it when it drains) works as under the stream.
+    What the stream would add is left out on purpose: acknowledgement (the barrier's), the
+    skipping of records of an older generation (the continuity check skips records below
+    the committed offset, and `Shell.handle` records of partitions not owned), sensors."""
+    channel = aiter(stream.channel)  # registers it with Faust's conductor, as the stream does
+    queue = channel.queue
+    try:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < limit and not queue.empty():
+                batch.append(queue.get_nowait())
+            yield batch
+    finally:
+        stop = getattr(channel, "on_stop_iteration", None)
+        if stop is not None:
+            stop()
+
+
 def install_agents(
     app: faust.App,
     shell: Shell,
@@ -415,30 +467,32 @@ def install_agents(
     def events_in_slices(records: Sequence[Incoming], now_ms: int) -> Slices:
         return pipeline.events_in_slices(records, now_ms, due_slice=due_slice)
 
-    # Events one at a time, with acknowledgement off: Faust's take_events() acknowledges
-    # every event of a batch as soon as the loop body returns, whatever noack() says
-    # (faust-streaming 0.15.3, Stream.take_events). The input topics have Faust's acks off
-    # as well; offsets are the barrier's alone (journey/stream/offsets.py).
+    # Batches read below Faust's stream API (`drain`): Faust's stream handles one event at a
+    # time and acknowledges events it skips whatever noack() says; its batch API
+    # (take_events) acknowledges every event of a batch. The input topics have Faust's acks
+    # off; offsets, order and acknowledgement are the barrier's and the continuity check's.
+    batch_max = shell.batch_max
+
     @app.agent(ch.touchpoints, name="touchpoints")
     async def touchpoints(stream: Any) -> None:
-        async for event in stream.noack().events():
-            await shell.handle_or_stop((event,), touchpoints_in_slices)
+        async for batch in drain(stream, batch_max):
+            await shell.handle_or_stop(batch, touchpoints_in_slices)
 
     @app.agent(ch.events, name="events")
     async def events(stream: Any) -> None:
-        async for event in stream.noack().events():
-            await shell.handle_or_stop((event,), events_in_slices)
+        async for batch in drain(stream, batch_max):
+            await shell.handle_or_stop(batch, events_in_slices)
 
     @app.timer(interval=shell.flush_interval_s, name="flush")  # type: ignore[untyped-decorator]
     async def flush() -> None:
-        await shell.barrier.flush()
+        await shell.flush_or_stop()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # (mode's signal typing)
     async def on_revoked(sender: Any, *_: Any, **__: Any) -> None:
         # Before partitions go: write and commit what was processed of them, so their next
         # owner starts where this worker stopped (a failure here only means a replay).
         shell.continuity.reset()  # after the rebalance, reading starts at the committed offsets
-        await shell.barrier.flush()
+        await shell.flush_or_stop()
 
     def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         shell.on_assigned(args[0])

@@ -67,8 +67,11 @@ DEFINITIONS = """\
   first `getmany` call to the last record (the ceiling).
 - **Faust no-op agent**: a Faust app (memory store, no web server) whose agent does nothing;
   `per event` is `async for value in stream`, `take_events` is
-  `stream.take_events(TAKE, within=0.05)`; timed inside the agent from the first event (or
-  batch) to the Nth, and the first event (or batch) is not counted (Faust's own cap).
+  `stream.take_events(TAKE, within=0.05)`, `below the stream API` reads the agent's channel
+  queue in batches of up to TAKE with the fetch-at-a-time consumer, as the journey worker
+  does (journey/stream/worker.py `drain`, journey/stream/fetch.py); timed inside the agent
+  from the first event (or batch) to the Nth, and the first event (or batch) is not
+  counted (Faust's own cap).
 - **in-process, whole process**: `journey replay FILE --in-process --out /dev/null` on the
   backlog as a JSON Lines file, wall time of the process including interpreter start-up;
   **less start-up** subtracts the wall time of the same command on an empty file.
@@ -626,6 +629,7 @@ class Results:
     bare: list[float] = field(default_factory=list)
     noop_event: list[float] = field(default_factory=list)
     noop_take: list[float] = field(default_factory=list)
+    noop_drain: list[float] = field(default_factory=list)
     inprocess: list[float] = field(default_factory=list)
     #: seconds of the same in-process command on an empty file
     startup: list[float] = field(default_factory=list)
@@ -678,6 +682,8 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
         ("bare aiokafka loop (consume, orjson, dict update)", bare, ""),
         ("Faust no-op agent, per event", median(r.noop_event), faust_conf),
         (f"Faust no-op agent, {take}", median(r.noop_take), faust_conf),
+        (f"Faust no-op agent, below the stream API (batches of up to {args.take})",
+         median(r.noop_drain), faust_conf),
         ("in-process run, whole process", inproc, "" if not inproc else
          f"{args.events / inproc:.1f} s wall, of which start-up "
          f"{startup or 0:.1f} s (the same command on an empty file)"),
@@ -700,6 +706,10 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
         ["worker (1 process) / Quix Streams", fmt_ratio(ratio(w1, quix))],
         ["Faust no-op take_events / per event",
          fmt_ratio(ratio(median(r.noop_take), median(r.noop_event)))],
+        ["Faust no-op below the stream API / per event",
+         fmt_ratio(ratio(median(r.noop_drain), median(r.noop_event)))],
+        ["worker (1 process) / Faust no-op below the stream API",
+         fmt_ratio(ratio(w1, median(r.noop_drain)))],
     ])
     if r.latency is not None:
         latency = markdown_table(Latency.HEADER, [r.latency.row()])
@@ -845,6 +855,8 @@ def run(args: argparse.Namespace, command: str) -> None:
                 r.noop_event, run_faust_noop(args, backlog, "per-event", work)))
             step(args, "faust", "Faust no-op, take_events", lambda: append_some(
                 r.noop_take, run_faust_noop(args, backlog, "take", work)))
+            step(args, "faust", "Faust no-op, below the stream API", lambda: append_some(
+                r.noop_drain, run_faust_noop(args, backlog, "drain", work)))
             step(args, "inprocess", "in-process, whole process", lambda: r.inprocess.append(
                 args.events / run_in_process(lines_file, env)))
             step(args, "inprocess", "in-process, start-up only",

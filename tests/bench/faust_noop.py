@@ -6,11 +6,13 @@ Run by tests/bench/compare.py as a subprocess, once per mode:
         --mode per-event|take --result FILE
 
 `per-event` is `async for value in stream` (Faust acknowledges each event); `take` is
-`stream.take_events(--take, within=--within)`. The agent writes one JSON object to --result
-when it has seen N events: {"events", "first", "seconds"}, the seconds from the first event
-(or first batch, of `first` events) to the Nth, measured inside the agent. The parent then
-stops the process. No table, no producer, no web server: this is what Faust's stream
-machinery alone costs per event.
+`stream.take_events(--take, within=--within)`; `drain` reads the agent's channel queue below
+the stream API, with records fetched by journey/stream/fetch.py, as the journey worker does
+(journey/stream/worker.py, `drain`): every event queued, up to --take, per batch. The agent
+writes one JSON object to --result when it has seen N events: {"events", "first",
+"seconds"}, the seconds from the first event (or first batch, of `first` events) to the Nth,
+measured inside the agent. The parent then stops the process. No table, no producer, no
+web server: this is what Faust's stream machinery alone costs per event.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from typing import Any
 import faust
 import orjson
 
+from journey.stream.fetch import BatchingTransport
+from journey.stream.worker import drain
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
@@ -31,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--events", type=int, required=True)
-    parser.add_argument("--mode", choices=["per-event", "take"], default="per-event")
+    parser.add_argument("--mode", choices=["per-event", "take", "drain"], default="per-event")
     parser.add_argument("--take", type=int, default=2000, help="take_events max")
     parser.add_argument("--within", type=float, default=0.05, help="take_events within, s")
     parser.add_argument("--app-id", required=True)
@@ -87,6 +92,13 @@ def build(args: argparse.Namespace) -> faust.App:
         async def noop(stream: Any) -> None:
             async for _value in stream:
                 counter.add(1)
+    elif args.mode == "drain":
+        app.transport = BatchingTransport(app.conf.broker_consumer, app)
+
+        @app.agent(topic, name="noop")
+        async def noop_drain(stream: Any) -> None:
+            async for batch in drain(stream, args.take):
+                counter.add(len(batch))
     else:
         @app.agent(topic, name="noop")
         async def noop_take(stream: Any) -> None:

@@ -44,7 +44,8 @@ TYPES = ["site_visit", "lead_magnet_download", "purchase", "email_opened", "refe
          "incident", "newsletter_subscribe", "content_view", "purchase", "refund"]
 
 
-def _touchpoints(n: int, customers: int, *, seed: int, first: int = 0) -> list[dict[str, Any]]:
+def _touchpoints(n: int, customers: int, *, seed: int, first: int = 0,
+                 spacing_s: float = 30.0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     start = datetime.now(UTC) - timedelta(days=4)  # the last one ends the day before
     docs = []
@@ -52,7 +53,7 @@ def _touchpoints(n: int, customers: int, *, seed: int, first: int = 0) -> list[d
         doc: dict[str, Any] = {
             "event_id": f"d-{i}", "customer_id": f"cust-{rng.randrange(customers)}",
             "type": rng.choice(TYPES), "channel": "web",
-            "occurred_at": (start + timedelta(seconds=30 * i)).isoformat()}
+            "occurred_at": (start + timedelta(seconds=spacing_s * i)).isoformat()}
         if doc["type"] == "purchase":
             doc["amount"] = 20.0
             doc["properties"] = {"tier": rng.choice(["tripwire", "core"])}
@@ -166,7 +167,9 @@ def test_two_workers_with_one_stopped_and_restarted_mid_stream_end_as_the_in_pro
     settings = settings_for(topic_prefix, kafka_bootstrap)
     topics = settings.topics()
     ensure_topics(settings, topics)
-    docs = _touchpoints(9000, 300, seed=11)
+    # Enough that a worker stopped after the first thousand stops mid-stream (about 3
+    # days of touchpoints).
+    docs = _touchpoints(36_000, 300, seed=11, spacing_s=7.5)
     lines = [json.dumps(d).encode() for d in docs]
     now_ms = int(time.time() * 1000)
     expected = in_process_pipeline(settings.model_copy(update={"topic_prefix": ""}))
@@ -187,9 +190,9 @@ def test_two_workers_with_one_stopped_and_restarted_mid_stream_end_as_the_in_pro
         _wait_for(processed, 1000)
 
         # When one stops mid-stream (its partitions move to the other) and starts again
-        two.stop()
         assert _unconsumed(kafka_bootstrap, settings.app_id, topics.touchpoints.name) > 0, (
             "the stop came after the stream")
+        two.stop()
         two = _worker(kafka_bootstrap, topic_prefix, tmp_path / "two").start()
         workers.append(two)
 

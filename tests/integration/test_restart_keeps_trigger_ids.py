@@ -1,5 +1,9 @@
 """Kill -9 a worker while triggers are being produced, start another: every episode keeps
-one trigger id, and no trigger is lost (at-least-once; duplicates carry the same id)."""
+one trigger id, and no trigger is lost (at-least-once; duplicates carry the same id).
+
+Run twice: with the default write-behind (a flush every 500 ms), and with every state still
+only in the worker's memory when it is killed (no flush yet: the changelog is empty and no
+offset committed), the case the write-behind cache makes possible."""
 
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ ENV = {
     "JOURNEY_QUIET_HOURS": "",
     "JOURNEY_CONTACT_BUDGET": "",
 }
+#: No flush before the kill: states live only in memory (write-behind), outputs already sent.
+HOLDING = {"JOURNEY_FLUSH_INTERVAL_MS": "60000", "JOURNEY_FLUSH_MAX_HELD": "1000000"}
 TYPES = ["site_visit", "lead_magnet_download", "purchase", "email_opened", "referral",
          "incident", "newsletter_subscribe", "content_view", "purchase", "refund"]
 
@@ -42,12 +48,13 @@ TYPES = ["site_visit", "lead_magnet_download", "purchase", "email_opened", "refe
 def _touchpoints(n: int, customers: int) -> list[dict[str, Any]]:
     rng = random.Random(11)
     start = datetime.now(UTC) - timedelta(days=3)
+    step = timedelta(days=2.5) / n  # the last one 12 hours ago
     docs = []
     for i in range(n):
         doc: dict[str, Any] = {
             "event_id": f"k-{i}", "customer_id": f"cust-{rng.randrange(customers)}",
             "type": rng.choice(TYPES), "channel": "web",
-            "occurred_at": (start + timedelta(seconds=30 * i)).isoformat()}
+            "occurred_at": (start + step * i).isoformat()}
         if doc["type"] == "purchase":
             doc["amount"] = 20.0
             doc["properties"] = {"tier": rng.choice(["tripwire", "core"])}
@@ -71,34 +78,40 @@ def _expected_ids(docs: list[dict[str, Any]], settings: Settings) -> set[str]:
             if r["topic"] == "triggers"}
 
 
+@pytest.mark.parametrize("holding", [False, True], ids=["flushing", "all-state-in-memory"])
 def test_a_killed_and_restarted_worker_never_gives_an_episode_a_second_trigger_id(
     kafka_bootstrap: str, topic_prefix: str, worker_factory: Callable[..., WorkerProcess],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, holding: bool,
 ) -> None:
     # Given a worker and a stream of touchpoints that fire many triggers
-    for key, value in ENV.items():
+    env = {**ENV, **(HOLDING if holding else {})}
+    for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = settings_for(topic_prefix, kafka_bootstrap)
     topics = settings.topics()
-    docs = _touchpoints(3000, 150)
+    docs = _touchpoints(12_000, 300)
     expected = _expected_ids(docs, settings)
-    # The touchpoints (three days old) are written before any worker runs, so the workers'
+    # The touchpoints (days old) are written before any worker runs, so the workers'
     # ticks (wall-clock time) queue behind them, as they would behind a live stream.
     ensure_topics(settings, topics)
     produce_json(kafka_bootstrap, topics.touchpoints.name, docs)
-    first = worker_factory(**ENV)
+    first = worker_factory(**env)
 
     # When it is killed (SIGKILL, no clean shutdown) while triggers are coming out
     deadline = time.monotonic() + 60
     while end_offsets(kafka_bootstrap, topics.triggers.name) < len(expected) // 5:
         assert time.monotonic() < deadline, "no triggers before the kill"
-        time.sleep(0.2)
+        time.sleep(0.1)
     first.kill()
     killed_at = end_offsets(kafka_bootstrap, topics.triggers.name)
     assert killed_at < len(expected), "the kill came too late to test anything"
+    if holding:
+        # (with every state it had changed still only in its memory)
+        changelog = f"{settings.app_id}-customer-state-changelog"
+        assert end_offsets(kafka_bootstrap, changelog) == 0, "a state was flushed"
 
     # And another worker of the same app takes over
-    second = worker_factory(**ENV)
+    second = worker_factory(**env)
 
     # Then every expected trigger arrives, and each episode has exactly one id
     def all_arrived(got: list[Any]) -> bool:

@@ -5,7 +5,7 @@ until it succeeds, never skipped."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -206,3 +206,78 @@ def test_a_halted_barrier_writes_and_acknowledges_nothing_more() -> None:
     acknowledged, log, applied = asyncio.run(run())
     assert acknowledged == 0
     assert "acked offset-2" not in log and applied == []
+
+
+def test_records_handed_over_as_a_batch_are_confirmed_like_single_sends() -> None:
+    async def run() -> tuple[list[str], list[list[str]]]:
+        broker, states = Broker(), _states()
+        batches: list[list[str]] = []
+
+        async def send_many(records: Sequence[Outgoing]) -> list[Awaitable[Meta]]:
+            batches.append([r.topic for r in records])
+            return [await broker.send(r) for r in records]
+
+        barrier = DeliveryBarrier(broker.send, states, ROUTER, lambda written: None,
+                                  send_many=send_many)
+        async with barrier.batch():
+            states.put("c1", CustomerState(customer_id="c1"))
+            await barrier.send([Outgoing(TOPICS.triggers.name, b"c1", b"1"),
+                                Outgoing(TOPICS.stage_changes.name, b"c1", b"2")])
+            barrier.hold([(0, Input("offset-5", broker.log))])
+        flush = asyncio.ensure_future(barrier.flush())
+        while not flush.done():  # the outputs, then (once they are confirmed) the state
+            await asyncio.sleep(0.001)
+            broker.confirm_all()
+        await flush
+        return broker.log, batches
+
+    log, batches = asyncio.run(run())
+    assert batches == [[TOPICS.triggers.name, TOPICS.stage_changes.name],
+                       [TOPICS.state_changelog.name]]
+    assert log[-1] == "acked offset-5"
+
+
+def test_a_batch_refused_before_it_left_is_sent_again_record_by_record() -> None:
+    async def run() -> tuple[list[str], int]:
+        broker, states = Broker(), _states()
+
+        async def send_many(records: Sequence[Outgoing]) -> list[Awaitable[Meta]]:
+            raise TimeoutError("metadata not available")
+
+        barrier = DeliveryBarrier(broker.send, states, ROUTER, lambda written: None,
+                                  retry_min_s=0.001, retry_max_s=0.002, send_many=send_many)
+        async with barrier.batch():
+            await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1"),
+                                Outgoing(TOPICS.triggers.name, b"b", b"2")])
+            barrier.hold([(0, Input("offset-6", broker.log))])
+        flush = asyncio.ensure_future(barrier.flush())
+        while not flush.done():  # each re-sent on its own, one after the other
+            await asyncio.sleep(0.001)
+            broker.confirm_all()
+        await flush
+        return broker.log, barrier.send_errors
+
+    log, errors = asyncio.run(run())
+    assert log == [f"confirmed {TOPICS.triggers.name}"] * 2 + ["acked offset-6"]
+    assert errors == 2
+
+
+def test_after_a_flush_that_failed_no_later_flush_acknowledges_anything() -> None:
+    async def run() -> tuple[int, list[str]]:
+        broker, states = Broker(fail_next=1), _states()
+        barrier = DeliveryBarrier(broker.send, states, ROUTER, lambda written: None,
+                                  stopping=lambda: True)
+        async with barrier.batch():
+            await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1")])
+            barrier.hold([(0, Input("offset-8", broker.log))])
+        with pytest.raises(ConnectionError):
+            await barrier.flush()  # gave up on offset-8's output: it is no longer held
+        async with barrier.batch():
+            await barrier.send([Outgoing(TOPICS.triggers.name, b"b", b"2")])
+            barrier.hold([(0, Input("offset-9", broker.log))])
+        broker.confirm_all()
+        return await barrier.flush(), broker.log
+
+    acknowledged, log = asyncio.run(run())
+    # offset-9 acknowledged would commit past offset-8, whose output was never confirmed
+    assert acknowledged == 0 and "acked offset-9" not in log
