@@ -102,7 +102,6 @@ class BatchingConsumer(Consumer):
             read_offset[tp] = offset
 
 
-
 class BatchingTransport(Transport):
     """Faust's aiokafka transport, with `BatchingConsumer` as its consumer."""
 

@@ -24,15 +24,11 @@ from typing import Any, cast
 
 import faust
 
+from journey.pipeline.barrier import Send, SendMany
 from journey.pipeline.routing import Outgoing
 
-#: Hands one record to the producer; returns its delivery future.
-SendOne = Callable[[Outgoing], Awaitable[Awaitable[Any]]]
-#: Hands records to the producer; returns a delivery per record, in the same order.
-SendMany = Callable[[Sequence[Outgoing]], Awaitable[list[Awaitable[Any]]]]
 
-
-def producer_send(app: faust.App) -> SendOne:
+def producer_send(app: faust.App) -> Send:
     """Send through Faust's own producer, straight to aiokafka (no send_soon buffer):
     returns the delivery future the barrier waits on."""
 
