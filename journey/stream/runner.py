@@ -50,12 +50,25 @@ class JourneyWorker(faust.Worker):
         self._arm_watchdog("SIGINT")
         super()._on_sigint()
 
+    def _crash(self, reason: BaseException) -> None:
+        # mode marks the whole tree crashed (here, not through `crash`) when a service
+        # without a supervisor crashes, e.g. the app after a processing failure. The stop
+        # that follows is bounded too: a crashed worker that hung in its stop would stay in
+        # the group, owning partitions nobody processes, and never be restarted.
+        if self._watchdog is None:
+            log.info("stopping after a crash; the process ends within %.0fs", self._shutdown_s)
+            self._start_watchdog()
+        super()._crash(reason)
+
     def _arm_watchdog(self, signal_name: str) -> None:
         if self._watchdog is not None:
             return
         log.info("%s: stopping; the process ends within %.0fs", signal_name, self._shutdown_s)
         if self._on_stopping is not None:
             self._last_flush = asyncio.ensure_future(_last(self._on_stopping))
+        self._start_watchdog()
+
+    def _start_watchdog(self) -> None:
         timer = threading.Timer(self._shutdown_s, _force_exit, args=(self._shutdown_s,))
         timer.daemon = True
         timer.start()

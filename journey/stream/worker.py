@@ -442,9 +442,16 @@ async def drain(stream: Any, limit: int) -> AsyncIterator[list[Any]]:
     queue = channel.queue
     try:
         while True:
-            batch = [await queue.get()]
-            while len(batch) < limit and not queue.empty():
-                batch.append(queue.get_nowait())
+            try:
+                batch = [await queue.get()]
+                while len(batch) < limit and not queue.empty():
+                    batch.append(queue.get_nowait())
+            except StopAsyncIteration:
+                # Faust ends a channel by throwing this into its queue when the app stops.
+                # Raised inside this generator it would become a RuntimeError (PEP 479): the
+                # agent would crash, its supervisor restart it, and the stop would hang
+                # until the shutdown bound.
+                return
             yield batch
     finally:
         stop = getattr(channel, "on_stop_iteration", None)

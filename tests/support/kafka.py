@@ -69,6 +69,8 @@ class WorkerProcess:
     web_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    #: the interpreter's arguments: the CLI's worker command unless a test needs a variant
+    command: tuple[str, ...] = ("-m", "journey.cli", "worker")
 
     @property
     def env(self) -> dict[str, str]:
@@ -90,7 +92,7 @@ class WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "journey.cli", "worker"],
+                [sys.executable, *self.command],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
             )
         self.wait_healthy()
