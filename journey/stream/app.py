@@ -58,6 +58,7 @@ class JourneyApp:
     liveness: Liveness
     repeat_filter: RepeatFilter
     barrier: DeliveryBarrier | None = None
+    shell: Shell | None = None
 
 
 def create_app(
@@ -162,7 +163,7 @@ def create_app(
     repeat_filter = RepeatFilter(
         count=lambda logger: metrics.connection_errors.labels(logger).inc())
     return JourneyApp(app, settings, topics, channels, metrics, pipeline, liveness,
-                      repeat_filter, barrier)
+                      repeat_filter, barrier, shell)
 
 
 def _watermark(processor: BatchProcessor, partition: int) -> int | None:

@@ -262,8 +262,8 @@ class Shell:
         dropped = self.barrier.forget_partitions(self.owned)
         self.pipeline.states.keep_partitions(self.owned)
         self.pipeline.processor.keep_partitions(self.owned)
-        if dropped:
-            log.info("dropped %d unacknowledged records of partitions now elsewhere", dropped)
+        log.info("partitions %s given away (%d unacknowledged records dropped); %s kept",
+                 sorted(lost), dropped, sorted(self.owned))
         populations = self.metrics.populations
         for partition in lost:
             self.tracked.pop(partition, None)
@@ -323,24 +323,34 @@ class Shell:
             return  # stopping: left for the next start
         await self.on_assignment()
         started = time.perf_counter()
-        owned = self.owned
         # Records of a partition revoked while they waited are left alone (never
         # acknowledged): their new owner reads them from the last committed offset. Records
         # Faust dropped before this one are read from the broker (journey/stream/continuity.py).
+        # Ownership is judged by the loss counts taken now: the continuity check awaits the
+        # broker, and a partition given away meanwhile must not slip in.
+        start = {p: self.losses.get(p, 0) for p in self.owned}
+
+        def kept(partition: int) -> bool:
+            return start.get(partition, -1) == self.losses.get(partition, 0)
+
         mine: list[Any] = []
         for e in batch:
-            if e.message.partition in owned:
+            if kept(e.message.partition):
                 missing = await self.continuity.admit(e.message.tp, e.message.offset)
                 if missing is not None:
                     mine.extend(missing)
                     mine.append(e)
         if not mine:
             return
-        records = [Incoming(e.message.topic, e.message.partition, e.message.offset,
-                            e.message.key, e.message.value, e.headers) for e in mine]
-        losses = {p: self.losses.get(p, 0) for p in {e.message.partition for e in mine}}
         now_ms = int(time.time() * 1000)
         async with self.barrier.batch():
+            # The section may have been awaited too: only what is still owned is processed.
+            mine = [e for e in mine if kept(e.message.partition)]
+            if not mine:
+                return
+            records = [Incoming(e.message.topic, e.message.partition, e.message.offset,
+                                e.message.key, e.message.value, e.headers) for e in mine]
+            losses = {p: start[p] for p in {e.message.partition for e in mine}}
             # A burst of due detections comes in slices, with the event loop let run
             # between them (heartbeats, the web server); nothing else touches the states
             # meanwhile (the batch section is held), so the outputs are those of one pass.
@@ -421,7 +431,10 @@ class Shell:
         for event in batch:
             last[event.message.tp] = event.message.offset
         consumer = self.app.consumer
+        assigned = consumer.assignment()  # highwater() of any other partition is an error
         for tp, offset in last.items():
+            if tp not in assigned:
+                continue
             highwater = consumer.highwater(tp)
             if highwater is not None:
                 self.metrics.set_lag(tp.topic, tp.partition, highwater - offset - 1)
