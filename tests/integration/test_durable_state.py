@@ -188,10 +188,13 @@ def test_two_workers_with_one_stopped_and_restarted_mid_stream_end_as_the_in_pro
 
     try:
         _wait_for(processed, 1000)
+        # (both have taken their partitions over and processed some of them)
+        _wait_for(lambda: two.metric("journey_events_processed_total"), 1000)
 
         # When one stops mid-stream (its partitions move to the other) and starts again
-        assert _unconsumed(kafka_bootstrap, settings.app_id, topics.touchpoints.name) > 0, (
-            "the stop came after the stream")
+        left = _unconsumed(kafka_bootstrap, settings.app_id, topics.touchpoints.name)
+        print(f"stopping a worker with {left} touchpoints not yet committed")
+        assert left > 0, "the stop came after the stream"
         two.stop()
         two = _worker(kafka_bootstrap, topic_prefix, tmp_path / "two").start()
         workers.append(two)
