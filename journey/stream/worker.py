@@ -398,16 +398,13 @@ class Shell:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.failed = True
-            self.barrier.halt()
             if self.app.should_stop:
+                self.failed = True
+                self.barrier.halt()
                 log.info("flush stopped with the worker (%s); the next start replays from "
                          "the last committed offset", type(exc).__name__)
                 return
-            log.critical("a flush failed (%s: %s); stopping the worker, the next start "
-                         "replays from the last committed offset", type(exc).__name__, exc,
-                         exc_info=True)
-            await self.app.crash(exc)
+            await self._stop(exc, "a flush")
 
     async def handle_or_stop(self, batch: Sequence[Any], step: Step) -> None:
         """`handle`, and if it raises (a bug: bad records are dead-lettered, failed sends
@@ -416,15 +413,20 @@ class Shell:
         try:
             await self.handle(batch, step)
         except Exception as exc:
-            self.failed = True
-            self.barrier.halt()
             message = batch[0].message if batch else None
-            log.critical("processing %s failed (%s: %s); stopping the worker, the next start "
-                         "replays from the last committed offset",
-                         "?" if message is None else f"{message.topic}[{message.partition}]"
-                         f"@{message.offset}", type(exc).__name__, exc, exc_info=True)
-            await self.app.crash(exc)
+            await self._stop(exc, "processing ?" if message is None else
+                             f"processing {message.topic}[{message.partition}]@{message.offset}")
             raise
+
+    async def _stop(self, exc: Exception, what: str) -> None:
+        """Stop the worker after a failure: nothing more is processed, written or
+        acknowledged here; the process exits (journey/stream/runner.py bounds the stop) and
+        the next start replays from the last committed offset."""
+        self.failed = True
+        self.barrier.halt()
+        log.critical("%s failed (%s: %s); stopping the worker, the next start replays from "
+                     "the last committed offset", what, type(exc).__name__, exc, exc_info=True)
+        await self.app.crash(exc)
 
     def _observe_lag(self, batch: Sequence[Any]) -> None:
         last: dict[Any, int] = {}
