@@ -350,7 +350,7 @@ class Shell:
                 return
             records = [Incoming(e.message.topic, e.message.partition, e.message.offset,
                                 e.message.key, e.message.value, e.headers) for e in mine]
-            losses = {p: start[p] for p in {e.message.partition for e in mine}}
+            partitions = {e.message.partition for e in mine}
             # A burst of due detections comes in slices, with the event loop let run
             # between them (heartbeats, the web server); nothing else touches the states
             # meanwhile (the batch section is held), so the outputs are those of one pass.
@@ -358,15 +358,14 @@ class Shell:
             for sends in slices:
                 await self.barrier.send(sends)
                 await asyncio.sleep(0)
-                if any(self.losses.get(p, 0) != n for p, n in losses.items()):
+                if not all(kept(p) for p in partitions):
                     # Given away meanwhile: its states are dropped, the new owner replays
                     # the record; the rest of the burst is not applied here.
                     slices.close()
                     break
             # Input of a partition given away meanwhile is not held: its states went.
             self.barrier.hold((e.message.partition, e) for e in mine
-                              if self.losses.get(e.message.partition, 0)
-                              == losses[e.message.partition])
+                              if kept(e.message.partition))
         metrics = self.metrics
         metrics.batch_seconds.observe(time.perf_counter() - started)
         self._observe_lag(mine)
