@@ -70,6 +70,19 @@ def _states() -> StateCache:
     return StateCache(lambda key: None, 2)
 
 
+async def _stopping_barrier_after_a_failed_flush(broker: Broker, held: str) -> DeliveryBarrier:
+    """A barrier of a stopping worker whose flush gave up: one output, caused by the input
+    `held`, was refused once and not re-sent, so the flush raised."""
+    barrier = DeliveryBarrier(broker.send, _states(), ROUTER, lambda written: None,
+                              stopping=lambda: True)
+    async with barrier.batch():
+        await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1")])
+        barrier.hold([(0, Input(held, broker.log))])
+    with pytest.raises(ConnectionError):
+        await barrier.flush()
+    return barrier
+
+
 def test_inputs_are_acknowledged_only_after_outputs_then_states_are_confirmed() -> None:
     async def run() -> list[str]:
         broker, states = Broker(), _states()
@@ -148,14 +161,8 @@ def test_a_batch_during_a_flush_waits_for_the_next_flush() -> None:
 
 def test_a_stopping_worker_gives_up_on_a_failed_send_without_acknowledging() -> None:
     async def run() -> list[str]:
-        broker, states = Broker(fail_next=1), _states()
-        barrier = DeliveryBarrier(broker.send, states, ROUTER, lambda written: None,
-                                  stopping=lambda: True)
-        async with barrier.batch():
-            await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1")])
-            barrier.hold([(0, Input("offset-3", broker.log))])
-        with pytest.raises(ConnectionError):
-            await barrier.flush()
+        broker = Broker(fail_next=1)
+        await _stopping_barrier_after_a_failed_flush(broker, "offset-3")
         return broker.log
 
     assert asyncio.run(run()) == []
@@ -264,14 +271,9 @@ def test_a_batch_refused_before_it_left_is_sent_again_record_by_record() -> None
 
 def test_after_a_flush_that_failed_no_later_flush_acknowledges_anything() -> None:
     async def run() -> tuple[int, list[str]]:
-        broker, states = Broker(fail_next=1), _states()
-        barrier = DeliveryBarrier(broker.send, states, ROUTER, lambda written: None,
-                                  stopping=lambda: True)
-        async with barrier.batch():
-            await barrier.send([Outgoing(TOPICS.triggers.name, b"a", b"1")])
-            barrier.hold([(0, Input("offset-8", broker.log))])
-        with pytest.raises(ConnectionError):
-            await barrier.flush()  # gave up on offset-8's output: it is no longer held
+        broker = Broker(fail_next=1)
+        # gave up on offset-8's output: it is no longer held
+        barrier = await _stopping_barrier_after_a_failed_flush(broker, "offset-8")
         async with barrier.batch():
             await barrier.send([Outgoing(TOPICS.triggers.name, b"b", b"2")])
             barrier.hold([(0, Input("offset-9", broker.log))])
