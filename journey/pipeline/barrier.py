@@ -1,24 +1,25 @@
-"""The delivery barrier: no input offset is acknowledged before everything it caused is on
-the broker. This is the one place where that order is kept.
+"""The delivery barrier: what a batch caused and the input offsets that caused it are written
+together, per partition, or not at all. This is the one place where writes happen.
 
-For each batch the driver runs, under `batch()`: process, send what the batch produced
-(outputs, forwarded events, dead letters), and `hold` the batch's input records. Nothing
-is acknowledged yet; changed customer states wait in the StateCache (write-behind).
+For each batch the driver runs, under `batch()`: process, `send` what the batch produced
+(outputs, forwarded events, dead letters) for the partition whose input caused it, and
+`hold` the input's offsets. Nothing is written yet; changed customer states wait in the
+StateCache (write-behind).
 
-`flush()` then, in this order, for everything gathered up to its start:
+`flush()` then takes everything gathered up to its start and, for each partition p,
+commits one unit of work through `Commit` (journey/stream/transactions.py in the worker: a
+Kafka transaction of p's own producer): p's outputs, the states of p's changed customers
+(a tombstone for an erased one, with its erasure marker) and the next input offsets of
+p's input partitions. Only once that is committed are the states applied to the local
+store. Partitions are committed side by side; a failure is retried with backoff (the
+whole unit again) until it succeeds or the worker stops.
 
-1. waits until the broker has confirmed every record sent (re-sending on error);
-2. writes the state of every changed customer to the changelog (a tombstone for an erased
-   one, with its erasure marker), and waits until the broker confirms those too; only then
-   are they applied to the local store;
-3. acknowledges the held input records: in the worker, commits the offset after the last
-   of them per partition (journey/stream/offsets.py); nothing else commits input offsets.
-
-Outputs are on the broker before the state that remembers them, and both before the
-offsets. A crash at any point replays the input from the last committed offset against a
-state that has not yet seen it, so the replay produces the same records with the same ids
-again: duplicates a consumer recognises, never a loss. The delivery futures of our own
-sends are the barrier: nothing here relies on a producer's flush.
+A unit is all or nothing: a crash at any point replays the input from the last committed
+offset against the last committed states, and the replay writes the same records with
+the same ids again (a consumer reading uncommitted data may see the first attempt's
+records too: duplicates with known ids, never a loss). A worker that has lost a partition
+to another (its producer is fenced: FencedError) writes nothing more of it; the barrier
+drops what it held of it (`on_fenced`) and the new owner replays it.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
 from journey.pipeline.backoff import Backoff
 from journey.pipeline.processor import StateCache
@@ -37,31 +39,38 @@ from journey.pipeline.routing import Outgoing, Router
 log = logging.getLogger(__name__)
 
 
-class Ackable(Protocol):
-    def ack(self) -> Any: ...
+class FencedError(Exception):
+    """This worker may no longer write the partition: another owns it now."""
 
 
-#: Hands a record to the producer; returns the delivery future (metadata with the offset).
-Send = Callable[[Outgoing], Awaitable[Awaitable[Any]]]
-#: Hands records to the producer; returns a delivery per record, in order
-#: (journey/stream/produce.py sends them as record batches).
-SendMany = Callable[[Sequence[Outgoing]], Awaitable[list[Awaitable[Any]]]]
-#: Applies confirmed state records (with their delivery metadata) to the local store.
+#: Writes one partition's records and input offsets ((topic, partition) -> next offset) as
+#: one unit; returns each record with its delivery metadata (partition, offset).
+Commit = Callable[[int, Sequence[Outgoing], Mapping[tuple[str, int], int]],
+                  Awaitable[list[tuple[Outgoing, Any]]]]
+#: Applies committed state records (with their delivery metadata) to the local store.
 ApplyStates = Callable[[Sequence[tuple[Outgoing, Any]]], None]
-#: Acknowledges held (partition, input record) pairs, once what they caused is written.
-Acknowledge = Callable[[Sequence[tuple[int, Any]]], Awaitable[None]]
 
 
-async def ack_each(held: Sequence[tuple[int, Any]]) -> None:
-    """Acknowledge by calling each record's own `ack()`."""
-    for _, record in held:
-        record.ack()
+@dataclass
+class _Work:
+    """One partition's share of a flush."""
+
+    outputs: list[Outgoing] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    inputs: int = 0
+    states: list[Outgoing] = field(default_factory=list)
+
+    def hold(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
+        if offset + 1 > self.offsets.get(key, -1):
+            self.offsets[key] = offset + 1
+        self.inputs += 1
 
 
 class DeliveryBarrier:
     def __init__(
         self,
-        send: Send,
+        commit: Commit,
         states: StateCache,
         router: Router,
         apply_states: ApplyStates,
@@ -69,37 +78,35 @@ class DeliveryBarrier:
         retry_min_s: float = 0.1,
         retry_max_s: float = 5.0,
         stopping: Callable[[], bool] = lambda: False,
-        acknowledge: Acknowledge = ack_each,
-        send_many: SendMany | None = None,
+        on_fenced: Callable[[int], None] = lambda partition: None,
     ) -> None:
-        """`send` hands over one record (re-sends use it); `send_many`, when given, a
-        batch's records at once (outputs and states)."""
-        self._send = send
-        self._send_many = send_many
-        self._acknowledge = acknowledge
+        self._commit = commit
         self._states = states
         self._router = router
         self._apply_states = apply_states
         self._retry_min_s = retry_min_s
         self._retry_max_s = retry_max_s
         self._stopping = stopping
-        self._held: list[tuple[int, Ackable]] = []
-        self._sent: list[tuple[Outgoing, Awaitable[Any]]] = []
+        self._on_fenced = on_fenced
+        self._work: dict[int, _Work] = {}
+        self._held = 0
         self._section = asyncio.Lock()  # a batch's send-and-hold, or a flush's snapshot
         self._flushing = asyncio.Lock()  # one flush at a time, in order
         self.last_flush = time.monotonic()
         self.send_errors = 0
+        self.fenced = 0
         self._halted = False
 
     def halt(self) -> None:
-        """Processing failed mid-batch: write and acknowledge nothing more. The live
-        states may hold part of a batch whose outputs were never sent; the next start
-        replays everything not acknowledged yet against the states last written."""
+        """Processing failed mid-batch: write nothing more. The live states may hold part
+        of a batch whose outputs were never written; the next start replays everything
+        not committed yet against the states last committed."""
         self._halted = True
 
     @property
     def held(self) -> int:
-        return len(self._held)
+        """Input records held, not committed yet."""
+        return self._held
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
@@ -107,108 +114,93 @@ class DeliveryBarrier:
         async with self._section:
             yield
 
-    async def send(self, records: Iterable[Outgoing]) -> None:
-        records = list(records)
-        self._sent.extend(zip(records, await self._deliver_all(records), strict=True))
+    def _of(self, partition: int) -> _Work:
+        work = self._work.get(partition)
+        if work is None:
+            work = self._work[partition] = _Work()
+        return work
 
-    async def _deliver_all(self, records: Sequence[Outgoing]) -> list[Awaitable[Any]]:
-        """Each record handed to the producer, in order; their delivery futures."""
-        if self._send_many is None or not records:
-            return [await self._deliver(record) for record in records]
-        try:
-            return await self._send_many(records)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # refused before they left: `_confirm` re-sends each
-            return [_failed(exc) for _ in records]
+    def send(self, partition: int, records: Iterable[Outgoing]) -> None:
+        """Records caused by input of `partition`, written by the next flush."""
+        self._of(partition).outputs.extend(records)
 
-    async def _deliver(self, record: Outgoing) -> Awaitable[Any]:
-        """The record handed to the producer; its delivery future. A send refused before
-        it left (the producer raised) is a failed delivery, which `_confirm` re-sends."""
-        try:
-            return await self._send(record)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            return _failed(exc)
-
-    def hold(self, inputs: Iterable[tuple[int, Ackable]]) -> None:
-        """(partition, input record) pairs, acknowledged by a later flush."""
-        self._held.extend(inputs)
+    def hold(self, partition: int, inputs: Iterable[tuple[str, int]]) -> None:
+        """(topic, offset) of input records of `partition`, committed by the next flush."""
+        work = self._of(partition)
+        before = work.inputs
+        for topic, offset in inputs:
+            work.hold(topic, partition, offset)
+        self._held += work.inputs - before
 
     def forget_partitions(self, keep: Iterable[int]) -> int:
-        """Drop the held input of partitions no longer owned, unacknowledged: their new
-        owner reads it again from the last committed offset. The caller drops those
-        partitions' changed states with it (StateCache.keep_partitions), so no state is
-        written for input that is not acknowledged, and no input is acknowledged whose
-        state was dropped. Returns how many records were dropped."""
+        """Drop what is held of partitions no longer owned: their new owner replays their
+        input from the last committed offset. The caller drops those partitions' changed
+        states with it (StateCache.keep_partitions). Returns how many input records were
+        dropped."""
         kept = set(keep)
-        before = len(self._held)
-        self._held = [(p, record) for p, record in self._held if p in kept]
-        return before - len(self._held)
+        dropped = 0
+        for partition in [p for p in self._work if p not in kept]:
+            dropped += self._work.pop(partition).inputs
+        self._held -= dropped
+        return dropped
 
     async def flush(self) -> int:
-        """Confirm, write states, acknowledge (see the module docstring). Returns how many
-        inputs were acknowledged."""
+        """Commit what was gathered, partition by partition (see the module docstring).
+        Returns how many input records were committed."""
         async with self._flushing:
             if self._halted:
                 return 0
             async with self._section:
-                held, self._held = self._held, []
-                sent, self._sent = self._sent, []
+                work, self._work, self._held = self._work, {}, 0
                 dirty = self._states.take_dirty()
                 markers = self._states.take_markers()
             self.last_flush = time.monotonic()
-            try:
-                await self._confirm(sent)
-                state_records = [self._router.state(cid, partition, value)
-                                 for cid, partition, value in dirty]
-                # Erasure markers go with the tombstones they guard
-                # (journey/pipeline/processor.py).
-                state_records += [self._router.erasure_marker(cid, partition, value)
-                                  for cid, partition, value in markers]
-                written = await self._confirm(list(zip(
-                    state_records, await self._deliver_all(state_records), strict=True)))
-                if written:
-                    self._apply_states(written)
-                await self._acknowledge(held)  # also retries what an earlier one could not
-            except BaseException:
-                # What this flush took is neither confirmed nor acknowledged, and is no
-                # longer held: a later flush acknowledging later input would pass over it.
+            for cid, partition, value in dirty:
+                work.setdefault(partition, _Work()).states.append(
+                    self._router.state(cid, partition, value))
+            # Erasure markers go with the tombstones they guard (journey/pipeline/processor.py).
+            for cid, partition, value in markers:
+                work.setdefault(partition, _Work()).states.append(
+                    self._router.erasure_marker(cid, partition, value))
+            results = await asyncio.gather(
+                *(self._commit_partition(p, w) for p, w in sorted(work.items())),
+                return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                # What the failed units took is not committed and no longer held: a later
+                # flush committing later input would pass over it.
                 self._halted = True
-                raise
+                raise failures[0]
             self._states.trim()
-            return len(held)
+            return sum(r for r in results if isinstance(r, int))
 
-    async def _confirm(
-        self, sent: list[tuple[Outgoing, Awaitable[Any]]]
-    ) -> list[tuple[Outgoing, Any]]:
-        confirmed: list[tuple[Outgoing, Any]] = []
-        for record, delivery in sent:
-            backoff = Backoff(self._retry_min_s, self._retry_max_s)
-            while True:
-                try:
-                    confirmed.append((record, await delivery))
-                    break
-                except asyncio.CancelledError:
+    async def _commit_partition(self, partition: int, work: _Work) -> int:
+        records = work.outputs + work.states
+        backoff = Backoff(self._retry_min_s, self._retry_max_s)
+        while True:
+            try:
+                written = await self._commit(partition, records, work.offsets)
+                break
+            except FencedError as exc:
+                self.fenced += 1
+                log.warning("partition %d belongs to another worker now (%s): %d input "
+                            "records and %d records of it are dropped here, its new owner "
+                            "replays them", partition, exc, work.inputs, len(records))
+                self._on_fenced(partition)
+                return 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next_delay()
+                self.send_errors += 1
+                if self._stopping():
                     raise
-                except Exception as exc:
-                    delay = backoff.next_delay()
-                    self.send_errors += 1
-                    if self._stopping():
-                        raise
-                    if backoff.worth_logging:
-                        log.warning("a send to %s failed (%s: %s), attempt %d; retrying in "
-                                    "%.1fs; nothing is acknowledged until it succeeds",
-                                    record.topic, type(exc).__name__, exc, backoff.attempt,
-                                    delay)
-                    await asyncio.sleep(delay)
-                    delivery = await self._deliver(record)
-        return confirmed
-
-
-def _failed(exc: Exception) -> asyncio.Future[Any]:
-    """A delivery that failed before it left."""
-    delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    delivery.set_exception(exc)
-    return delivery
+                if backoff.worth_logging:
+                    log.warning("writing partition %d failed (%s: %s), attempt %d; retrying "
+                                "in %.1fs; nothing of it is committed until it succeeds",
+                                partition, type(exc).__name__, exc, backoff.attempt, delay)
+                await asyncio.sleep(delay)
+        states = written[len(work.outputs):]
+        if states:
+            self._apply_states(states)
+        return work.inputs

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import TP
@@ -23,11 +24,17 @@ from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
 from journey.stream.continuity import Continuity, Refetched, RefetchedMessage
-from journey.stream.fetch import BatchingTransport
-from journey.stream.kafka_client import GroupOffsets, retrying
-from journey.stream.offsets import OffsetCommitter
-from journey.stream.produce import aiokafka_producer, producer_send, producer_send_many
+from journey.stream.faust_internals import (
+    BatchingTransport,
+    ChangelogEndRecovery,
+    FencingTableManager,
+    LastOffsetBefore,
+    aiokafka_options,
+)
+from journey.stream.kafka_client import retrying
 from journey.stream.quiet import RepeatFilter
+from journey.stream.reader import OffsetReader
+from journey.stream.transactions import PartitionTransactions, transactional_producer
 from journey.stream.web import Liveness, WebParts, install_pages
 from journey.stream.worker import (
     Channels,
@@ -95,8 +102,11 @@ def create_app(
         # Larger aiokafka batches: the worker sends outputs and states in bursts.
         producer_max_batch_size=256 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
+        # Its before_recovery hook starts the fencing producers (journey/stream/transactions.py).
+        TableManager=FencingTableManager,
     )
-    # Faust's consumer, handing records to the agents a fetch at a time (journey/stream/fetch.py).
+    # Faust's consumer, handing records to the agents a fetch at a time
+    # (journey/stream/faust_internals.py).
     app.transport = BatchingTransport(app.conf.broker_consumer, app)
     channels = declare(app, topics)
     router = Router(topics)
@@ -114,34 +124,49 @@ def create_app(
     metrics.describe_engine(engine)
     metrics.watch_clocks(lambda: processor.clocks)
     pipeline = Pipeline(processor, states, router, settings.ingest_policy(), metrics)
-    barrier = DeliveryBarrier(producer_send(app), states, router,
+    reader = OffsetReader(lambda: aiokafka_options(app), settings.app_id)
+    transactions = PartitionTransactions(
+        settings.app_id, settings.app_id,
+        partial(transactional_producer, lambda: aiokafka_options(app)))
+    fenced: list[Callable[[int], None]] = []  # the shell's, once it exists
+    barrier = DeliveryBarrier(transactions.commit, states, router,
                               store_applier(channels.states, channels.erasures),
                               stopping=lambda: bool(app.should_stop),
-                              acknowledge=OffsetCommitter(app),
-                              send_many=producer_send_many(lambda: aiokafka_producer(app)))
-    offsets = GroupOffsets(settings, settings.app_id)
+                              on_fenced=lambda partition: fenced[0](partition))
 
-    # Both wait out a broker that is down or restarting (fresh clients after a failure).
+    def stopping() -> bool:
+        return bool(app.should_stop)
+
     async def committed(tp: TP) -> int | None:
-        found = await retrying(
-            partial(offsets.committed, [(tp.topic, tp.partition)]),
-            what="reading the group's committed offsets", stopping=lambda: app.should_stop,
-            on_failure=offsets.close)
-        return found.get((tp.topic, tp.partition))
+        return await retrying(partial(reader.committed, tp.topic, tp.partition),
+                              what="reading the group's committed offsets",
+                              stopping=stopping)
 
     async def earliest(tp: TP) -> int:
         return (await app.consumer.earliest_offsets(tp))[tp]
 
     async def read_range(tp: TP, start: int, end: int) -> list[Refetched]:
         found = await retrying(
-            partial(offsets.read, tp.topic, tp.partition, start, end),
+            partial(reader.read, tp.topic, tp.partition, start, end),
             what=f"reading {tp.topic}[{tp.partition}] offsets {start} to {end - 1}",
-            stopping=lambda: app.should_stop, on_failure=offsets.close)
+            stopping=stopping)
         return [Refetched(RefetchedMessage(tp.topic, tp.partition, r.offset, r.key, r.value),
                           list(r.headers or ())) for r in found]
 
+    async def last_offset_before(topic: str, partition: int, end: int) -> int:
+        return await retrying(partial(reader.last_offset_before, topic, partition, end),
+                              what=f"reading the end of {topic}[{partition}]",
+                              stopping=stopping)
+
     continuity = Continuity(committed, earliest, read_range,
                             on_refetched=metrics.input_refetched.inc)
+    _fence_before_recovery(app, channels, transactions, last_offset_before)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # (mode's signal typing)
+    async def close_clients(sender: Any, **_: Any) -> None:
+        await transactions.close()
+        await reader.close()
+
     channels.states.on_restored = metrics.state_restored_records.inc
     shell = Shell(app, channels, pipeline, barrier, metrics,
                   flush_interval_s=settings.flush_interval_ms / 1000,
@@ -150,6 +175,7 @@ def create_app(
                   rebuild_slice=settings.rebuild_slice_customers,
                   due_slice=settings.due_slice_customers,
                   batch_max=settings.batch_max_events)
+    fenced.append(shell.on_fenced)
     install_agents(
         app,
         shell,
@@ -164,6 +190,23 @@ def create_app(
         count=lambda logger: metrics.connection_errors.labels(logger).inc())
     return JourneyApp(app, settings, topics, channels, metrics, pipeline, liveness,
                       repeat_filter, barrier, shell)
+
+
+def _fence_before_recovery(app: faust.App, channels: Channels,
+                           transactions: PartitionTransactions,
+                           last_offset_before: LastOffsetBefore) -> None:
+    """On every assignment, before any changelog is read: a fresh transactional producer
+    per active partition (fencing its previous holder), and the changelogs' ends taken at
+    their last records (journey/stream/faust_internals.py)."""
+    inputs = {channels.touchpoints.get_topic_name(), channels.events.get_topic_name()}
+
+    async def fence(actives: frozenset[TP]) -> None:
+        await transactions.take_over(sorted({tp.partition for tp in actives
+                                             if tp.topic in inputs}))
+
+    tables = cast(FencingTableManager, app.tables)
+    tables.before_recovery = fence
+    cast(ChangelogEndRecovery, tables.recovery).last_offset_before = last_offset_before
 
 
 def _watermark(processor: BatchProcessor, partition: int) -> int | None:

@@ -1,4 +1,5 @@
-"""kafka-python clients configured from Settings: admin, producer and consumer factories."""
+"""kafka-python clients configured from Settings (admin, producer and consumer factories, for
+the command line), the access check, and the worker's retry of a broker call."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ import errno
 import logging
 import socket
 import ssl
-import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
 from aiokafka.protocol.metadata import MetadataRequest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -192,75 +193,23 @@ def _create(admin: KafkaAdminClient, spec: TopicSpec, replication: int) -> None:
 T = TypeVar("T")
 
 
-async def retrying(call: Callable[[], T], *, what: str, stopping: Callable[[], bool],
-                   on_failure: Callable[[], None] = lambda: None,
+async def retrying(call: Callable[[], Awaitable[T]], *, what: str, stopping: Callable[[], bool],
+                   on_failure: Callable[[], Awaitable[None]] | None = None,
                    retry_min_s: float = 0.2, retry_max_s: float = 5.0) -> T:
-    """Run a blocking kafka-python call off the event loop until it succeeds: a broker that
-    is down or restarting makes the caller wait, not fail. Gives up only when stopping."""
+    """Await `call()` until it succeeds: a broker that is down or restarting makes the
+    caller wait, not fail. Gives up only when stopping. `on_failure` runs after each
+    failure (closing clients a failure may have left half broken)."""
     backoff = Backoff(retry_min_s, retry_max_s)
     while True:
         try:
-            return await asyncio.get_running_loop().run_in_executor(None, call)
-        except (KafkaError, OSError, TimeoutError) as exc:
+            return await call()
+        except (KafkaError, AIOKafkaError, OSError, TimeoutError) as exc:
             delay = backoff.next_delay()
-            on_failure()
+            if on_failure is not None:
+                await on_failure()
             if stopping():
                 raise
             if backoff.worth_logging:
                 log.warning("%s failed (%s: %s), attempt %d; retrying in %.1fs", what,
                             type(exc).__name__, exc, backoff.attempt, delay)
             await asyncio.sleep(delay)
-
-
-class GroupOffsets:
-    """A consumer group's committed offsets, and records read by offset, with one admin
-    client and one group-less consumer kept open."""
-
-    def __init__(self, settings: Settings, group_id: str) -> None:
-        self._settings = settings
-        self._group_id = group_id
-        self._admin: KafkaAdminClient | None = None
-        self._reader: KafkaConsumer | None = None
-
-    def committed(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """(topic, partition) -> committed offset, for those with one (blocking)."""
-        if self._admin is None:
-            self._admin = KafkaAdminClient(**client_config(self._settings))
-        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
-        found = self._admin.list_group_offsets({self._group_id: wanted})[self._group_id]
-        return {(tp.topic, tp.partition): int(meta.offset) for tp, meta in found.items()
-                if meta.offset >= 0}
-
-    def read(self, topic: str, partition: int, start: int, end: int, *,
-             timeout_s: float = 60.0) -> list[Any]:
-        """The records of one partition from offset `start` up to, not including, `end`,
-        in order, read with a group-less consumer of our own (blocking). Raises TimeoutError
-        when the broker does not give them within `timeout_s`."""
-        if self._reader is None:
-            self._reader = KafkaConsumer(**client_config(self._settings),
-                                         enable_auto_commit=False, group_id=None)
-        reader = self._reader
-        tp = TopicPartition(topic, partition)
-        reader.assign([tp])
-        reader.seek(tp, start)
-        found: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while reader.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}[{partition}]: offsets {start} to {end - 1} not "
-                                   f"read within {timeout_s:.0f}s")
-            for records in reader.poll(timeout_ms=500).values():
-                found.extend(r for r in records if start <= r.offset < end)
-        return found
-
-    def close(self) -> None:
-        """Close both clients (quietly: after a failure they may be half broken); the next
-        call opens new ones."""
-        for client in (self._admin, self._reader):
-            if client is not None:
-                try:
-                    client.close()
-                except Exception as exc:  # closing a broken client must not fail the caller
-                    log.debug("closing a kafka-python client: %s", exc)
-        self._admin = None
-        self._reader = None

@@ -1,9 +1,10 @@
-"""Records out through the aiokafka producer Faust runs: one at a time (`producer_send`), or a
-batch's records as one record batch per topic partition (`producer_send_many`).
+"""Records out through an aiokafka producer, a batch's records as one record batch per topic
+partition (`send_many_on`); in the worker, inside a partition's transaction
+(journey/stream/transactions.py).
 
 Handing aiokafka one record at a time costs a delivery future, a partitioner call and an
 accumulator append per record; for the outputs and states of a batch of thousands of events
-that was a tenth of the worker's time. `producer_send_many` groups the records by topic and
+that was a tenth of the worker's time. `send_many_on` groups the records by topic and
 partition (the partition the producer's own partitioner gives a keyed record, as `send`
 would), fills aiokafka `BatchBuilder`s in the records' order and submits each with
 `send_batch`: one future per record batch. Each record still gets its own delivery, an
@@ -11,38 +12,18 @@ awaitable that gives the record's own metadata (partition, and offset = the batc
 offset + the record's place in it), which the delivery barrier waits on and the state
 store applier reads (journey/pipeline/barrier.py, journey/stream/worker.py).
 
-Order per partition is kept: the records of one call go out in their order, and calls are
-awaited one after another. A batch that fails fails each of its records' deliveries; the
-barrier re-sends those one at a time.
+Order per partition is kept: the records of one call go out in their order. A batch that
+fails fails each of its records' deliveries, and with them the transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-import faust
-
-from journey.pipeline.barrier import Send, SendMany
 from journey.pipeline.routing import Outgoing
-
-
-def producer_send(app: faust.App) -> Send:
-    """Send through Faust's own producer, straight to aiokafka (no send_soon buffer):
-    returns the delivery future the barrier waits on."""
-
-    async def send(record: Outgoing) -> Awaitable[Any]:
-        headers = list(record.headers) if record.headers else None
-        return await app.producer.send(record.topic, record.key, record.value,
-                                       record.partition, None, headers)
-
-    return send
-
-
-def aiokafka_producer(app: faust.App) -> Any:
-    """The aiokafka producer under Faust's (started with the app)."""
-    return cast(Any, app.producer)._ensure_producer()
+from journey.stream.faust_internals import default_partition, wait_on_metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,45 +50,38 @@ class InBatch:
         return RecordMetadata(meta.topic, meta.partition, meta.offset + self._relative)
 
 
-def producer_send_many(producer_of: Callable[[], Any]) -> SendMany:
-    """Send records as record batches per topic partition (see the module docstring), on
-    the aiokafka producer `producer_of()` gives (Faust's, in the worker: it starts with the
-    app)."""
-
-    async def send_many(records: Sequence[Outgoing]) -> list[Awaitable[Any]]:
-        producer = producer_of()
-        groups: dict[tuple[str, int], list[int]] = {}
-        known: set[str] = set()
-        for index, record in enumerate(records):
-            partition = record.partition
-            if partition is None:
-                if record.topic not in known:
-                    await producer.client._wait_on_metadata(record.topic)
-                    known.add(record.topic)
-                partition = producer._partition(record.topic, None, None, None,
-                                                record.key, record.value)
-            groups.setdefault((record.topic, partition), []).append(index)
-        deliveries: list[Awaitable[Any]] = [None] * len(records)  # type: ignore[list-item]
-        for (topic, partition), indexes in groups.items():
-            batch = producer.create_batch()
-            members: list[tuple[int, int]] = []
-            for index in indexes:
-                record = records[index]
-                headers = list(record.headers) if record.headers else []
+async def send_many_on(producer: Any, records: Sequence[Outgoing]) -> list[Awaitable[Any]]:
+    """Hand `records` to an aiokafka producer as record batches, in order; a delivery per
+    record (inside a transaction when the producer has one open)."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    known: set[str] = set()
+    for index, record in enumerate(records):
+        partition = record.partition
+        if partition is None:
+            if record.topic not in known:
+                await wait_on_metadata(producer, record.topic)
+                known.add(record.topic)
+            partition = default_partition(producer, record.topic, record.key, record.value)
+        groups.setdefault((record.topic, partition), []).append(index)
+    deliveries: list[Awaitable[Any]] = [None] * len(records)  # type: ignore[list-item]
+    for (topic, partition), indexes in groups.items():
+        batch = producer.create_batch()
+        members: list[tuple[int, int]] = []
+        for index in indexes:
+            record = records[index]
+            headers = list(record.headers) if record.headers else []
+            meta = batch.append(timestamp=None, key=record.key, value=record.value,
+                                headers=headers)
+            if meta is None:  # full: submit it, start the next
+                await _submit(producer, batch, topic, partition, members, deliveries)
+                batch, members = producer.create_batch(), []
                 meta = batch.append(timestamp=None, key=record.key, value=record.value,
                                     headers=headers)
-                if meta is None:  # full: submit it, start the next
-                    await _submit(producer, batch, topic, partition, members, deliveries)
-                    batch, members = producer.create_batch(), []
-                    meta = batch.append(timestamp=None, key=record.key, value=record.value,
-                                        headers=headers)
-                    if meta is None:
-                        raise ValueError(f"a record for {topic} is larger than a record batch")
-                members.append((index, meta.offset))
-            await _submit(producer, batch, topic, partition, members, deliveries)
-        return deliveries
-
-    return send_many
+                if meta is None:
+                    raise ValueError(f"a record for {topic} is larger than a record batch")
+            members.append((index, meta.offset))
+        await _submit(producer, batch, topic, partition, members, deliveries)
+    return deliveries
 
 
 async def _submit(producer: Any, batch: Any, topic: str, partition: int,

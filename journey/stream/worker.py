@@ -6,7 +6,7 @@ changelog, recovery, timers and the web server. This module only:
 
 - runs two agents, on the touchpoints topic and on the internal events topic, that read
   events in batches below Faust's stream API (`drain`, with records fetched by
-  journey/stream/fetch.py), check each is the next offset of its partition
+  journey/stream/faust_internals.py), check each is the next offset of its partition
   (journey/stream/continuity.py: a record Faust dropped is read again, not skipped), give
   them to the pipeline and send what it returns through Faust's producer, keeping each
   delivery future;
@@ -46,6 +46,7 @@ from journey.pipeline.metrics import Metrics
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, encode_tick, partition_of
 from journey.stream.continuity import Continuity
+from journey.stream.faust_internals import rocksdb_items, rocksdb_partition
 
 log = logging.getLogger(__name__)
 
@@ -117,22 +118,17 @@ class StoreView:
         self._table = table
         self.partitions = partitions
 
-    @property
-    def _rocksdb(self) -> bool:
-        return hasattr(self._table.data, "_db_for_partition")
-
     def read(self, key: bytes) -> bytes | None:
         store = self._table.data
-        if self._rocksdb:
-            value = store._db_for_partition(partition_of(key, self.partitions)).get(key)
-            return None if value is None else bytes(value)
-        value = store.data.get(key)
+        db = rocksdb_partition(store, partition_of(key, self.partitions))
+        value = store.data.get(key) if db is None else db.get(key)
         return None if value is None else bytes(value)
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         store = self._table.data
-        if self._rocksdb:
-            yield from store._visible_items(store._db_for_partition(partition))
+        db = rocksdb_partition(store, partition)
+        if db is not None:
+            yield from rocksdb_items(store, db)
             return
         partitions = self.partitions
         for key, value in list(store.data.items()):
@@ -209,6 +205,9 @@ class Shell:
     #: how many times each partition was given away: a batch whose partition went (even
     #: if it came back) while the batch awaited holds none of its input
     losses: dict[int, int] = field(default_factory=dict)
+    #: partitions whose writes were fenced (another worker owns them now) since the last
+    #: assignment: not taken back until the group says so again
+    fenced: set[int] = field(default_factory=set)
     _assigning: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: the flush started by `handle`, running beside the next batches
     _flush_task: asyncio.Future[None] | None = None
@@ -217,7 +216,15 @@ class Shell:
         topics = {self.channels.touchpoints.get_topic_name(),
                   self.channels.events.get_topic_name()}
         return frozenset(tp.partition for tp in self.app.assignor.assigned_actives()
-                         if tp.topic in topics)
+                         if tp.topic in topics and tp.partition not in self.fenced)
+
+    def on_fenced(self, partition: int) -> None:
+        """The barrier's word that another worker owns `partition` now (its producer was
+        fenced): forget it at once, as if revoked, until the next assignment."""
+        self.fenced.add(partition)
+        if partition in self.owned:
+            self._give_away(frozenset({partition}))
+            self._set_gauges()
 
     async def on_assignment(self) -> None:
         """After recovery or a rebalance: forget the partitions now elsewhere, and rebuild
@@ -245,6 +252,7 @@ class Shell:
         topics = {self.channels.touchpoints.get_topic_name(),
                   self.channels.events.get_topic_name()}
         now = frozenset(tp.partition for tp in assigned if tp.topic in topics)
+        self.fenced.clear()  # this generation's producers were started for it (FencingTableManager)
         if self.owned - now:
             self._give_away(self.owned - now)
             self._set_gauges()
@@ -343,29 +351,16 @@ class Shell:
         if not mine:
             return
         now_ms = int(time.time() * 1000)
+        by_partition: dict[int, list[Any]] = {}
+        for e in mine:
+            by_partition.setdefault(e.message.partition, []).append(e)
         async with self.barrier.batch():
-            # The section may have been awaited too: only what is still owned is processed.
-            mine = [e for e in mine if kept(e.message.partition)]
-            if not mine:
-                return
-            records = [Incoming(e.message.topic, e.message.partition, e.message.offset,
-                                e.message.key, e.message.value, e.headers) for e in mine]
-            partitions = {e.message.partition for e in mine}
-            # A burst of due detections comes in slices, with the event loop let run
-            # between them (heartbeats, the web server); nothing else touches the states
-            # meanwhile (the batch section is held), so the outputs are those of one pass.
-            slices = step(records, now_ms)
-            for sends in slices:
-                await self.barrier.send(sends)
-                await asyncio.sleep(0)
-                if not all(kept(p) for p in partitions):
-                    # Given away meanwhile: its states are dropped, the new owner replays
-                    # the record; the rest of the burst is not applied here.
-                    slices.close()
-                    break
-            # Input of a partition given away meanwhile is not held: its states went.
-            self.barrier.hold((e.message.partition, e) for e in mine
-                              if kept(e.message.partition))
+            # One partition at a time: what its input causes is written in its own
+            # transaction (journey/stream/transactions.py). The section may have been
+            # awaited too: only what is still owned is processed.
+            for partition, events in sorted(by_partition.items()):
+                if kept(partition):
+                    await self._apply(partition, events, step, now_ms, kept)
         metrics = self.metrics
         metrics.batch_seconds.observe(time.perf_counter() - started)
         self._observe_lag(mine)
@@ -373,6 +368,25 @@ class Shell:
         if (self.barrier.held >= self.flush_max_held
                 or time.monotonic() - self.barrier.last_flush >= self.flush_interval_s):
             await self._flush_behind()
+
+    async def _apply(self, partition: int, events: Sequence[Any], step: Step, now_ms: int,
+                     kept: Callable[[int], bool]) -> None:
+        """Process one partition's records and hand what they cause to the barrier. A burst
+        of due detections comes in slices, with the event loop let run between them
+        (heartbeats, the web server); nothing else touches the states meanwhile (the batch
+        section is held), so the outputs are those of one pass. If the partition is given
+        away meanwhile, the rest is not applied, and nothing of it is held: its states,
+        clock and outputs went with it (`_give_away`), and the new owner replays it."""
+        records = [Incoming(e.message.topic, partition, e.message.offset, e.message.key,
+                            e.message.value, e.headers) for e in events]
+        slices = step(records, now_ms)
+        for sends in slices:
+            self.barrier.send(partition, sends)
+            await asyncio.sleep(0)
+            if not kept(partition):
+                slices.close()
+                return
+        self.barrier.hold(partition, ((e.message.topic, e.message.offset) for e in events))
 
     async def _flush_behind(self) -> None:
         """Start a flush that runs beside the next batches, so processing goes on while the

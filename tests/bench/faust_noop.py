@@ -7,9 +7,9 @@ Run by tests/bench/compare.py as a subprocess, once per mode:
 
 `per-event` is `async for value in stream` (Faust acknowledges each event); `take` is
 `stream.take_events(--take, within=--within)`; `drain` reads the agent's channel queue below
-the stream API, with records fetched by journey/stream/fetch.py, as the journey worker does
-(journey/stream/worker.py, `drain`): every event queued, up to --take, per batch. The agent
-writes one JSON object to --result when it has seen N events: {"events", "first",
+the stream API, with records fetched by journey/stream/faust_internals.py, as the journey
+worker does (journey/stream/worker.py, `drain`): every event queued, up to --take, per batch.
+The agent writes one JSON object to --result when it has seen N events: {"events", "first",
 "seconds"}, the seconds from the first event (or first batch, of `first` events) to the Nth,
 measured inside the agent. The parent then stops the process. No table, no producer, no
 web server: this is what Faust's stream machinery alone costs per event.
@@ -25,7 +25,7 @@ from typing import Any
 import faust
 import orjson
 
-from journey.stream.fetch import BatchingTransport
+from journey.stream.faust_internals import BatchingTransport
 from journey.stream.worker import drain
 
 

@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from journey.pipeline.processor import SOURCES_KEY
 from journey.stream.kafka_client import ensure_topics
 from tests.fault.golden import SETTINGS_FIELDS, WORKER_ENV, Golden
-from tests.support.faults import Broker, GroupWatch, Offsets, TopicTail
+from tests.support.faults import Broker, GroupWatch, Offsets, TopicTail, wait_until
 from tests.support.kafka import WorkerProcess, app_id_for, settings_for, unique_prefix
 
 #: State fields allowed to differ between the worker and the golden run: none. (Every field
@@ -66,6 +66,9 @@ class Outcome:
     malformed_not_dead_lettered: int = 0
     malformed_dead_lettered_twice: int = 0
     slow_consumer_lost: int | None = None
+    #: customers whose state, restored from the changelog on a fresh worker, counts other
+    #: events than the reference (None: not checked)
+    restored_differences: int | None = None
     recovered: bool = True
     run_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -85,6 +88,8 @@ class Outcome:
             (self.malformed_dead_lettered_twice, "malformed records dead-lettered more than "
                                                  "once"),
             (self.slow_consumer_lost or 0, "expected trigger ids the slow consumer never got"),
+            (self.restored_differences or 0, "customers whose state restored on a fresh "
+                                             "worker counts other events than the reference"),
         ]
         found = [f"{n} {what}" for n, what in checks if n]
         if not self.recovered:
@@ -271,6 +276,42 @@ class FaultRun:
         replacement = self.start_worker()
         self.recovered_from(fault, mark, since)
         return replacement
+
+    def freeze(self, worker: WorkerProcess, frozen_s: float) -> None:
+        """SIGSTOP a worker for `frozen_s` (past its session timeout: a long GC pause, CPU
+        throttling, a paused VM), then SIGCONT it: a zombie that still holds processed
+        records and believes it owns its partitions."""
+        fault, mark = self.begin("freeze-past-session-timeout")
+        since = self.committed()
+        worker.freeze()
+        try:
+            time.sleep(frozen_s)
+        finally:
+            worker.thaw()
+        fault.ended = time.monotonic()
+        self.recovered_from(fault, mark, since)
+
+    def restored_differences(self, timeout_s: float = 180.0) -> int:
+        """Stop every worker, restore every state on a fresh worker (empty data directory)
+        from the changelog, and count the customers whose restored state counts other
+        events (per type, and touches in all) than the reference."""
+        for worker in self.workers:
+            worker.stop()
+        fresh = WorkerProcess(bootstrap=self.bootstrap, prefix=self.prefix,
+                              data_dir=self.data_dir / "restore", extra_env=self.env).start()
+        self.workers.append(fresh)
+        expected = self.golden.states
+        assert wait_until(lambda: (fresh.metric("journey_customers_tracked") or 0)
+                          >= len(expected), timeout_s=timeout_s), \
+            f"the fresh worker tracks {fresh.metric('journey_customers_tracked')} customers"
+        differing = 0
+        for cid, state in expected.items():
+            profile = fresh.get_json(f"/customers/{cid}")
+            if (profile.get("counts") != state.get("counts")
+                    or profile.get("touches") != state.get("touches")):
+                differing += 1
+        self.say(f"restored on a fresh worker: {differing} of {len(expected)} customers differ")
+        return differing
 
     def restart_broker(self, down_s: float) -> None:
         """A clean broker stop, `down_s` seconds down, start; the workers are left alone."""

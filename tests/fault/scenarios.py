@@ -10,6 +10,8 @@ Sizes come from the environment, so the same code is the CI suite and the soak:
                            to keep the default suite near ten minutes on two cores
 - JOURNEY_FAULT_ROUNDS     pause+kill rounds of the issue-17 scenario (default 5)
 - JOURNEY_FAULT_KILLS      kills in the kill scenario (default 4)
+- JOURNEY_FAULT_FREEZES    freezes in the zombie scenario (default 1), each
+                           JOURNEY_FAULT_FREEZE_S long (20)
 - JOURNEY_FAULT_SOAK=1     larger defaults for manual runs: 120000 events over 12000
                            customers everywhere, 15 rounds, 12 kills, 3 broker restarts
 """
@@ -145,6 +147,35 @@ def two_workers_rebalance(bootstrap: str, work: Path, seed: int = 31) -> Outcome
         run.close()
 
 
+#: How long the zombie scenario freezes a worker: well past the fault workers' 6 s session
+#: timeout, long enough for the new owner to write the zombie's customers before the thaw.
+FREEZE_S = _env_int("JOURNEY_FAULT_FREEZE_S", 20, 25)
+FREEZES = _env_int("JOURNEY_FAULT_FREEZES", 1, 3)
+
+
+def zombie(bootstrap: str, work: Path, freezes: int = FREEZES, seed: int = 43) -> Outcome:
+    """Two workers share the partitions; one is frozen (SIGSTOP) past its session timeout
+    while it holds processed records, then thawed (SIGCONT): its partitions went to the
+    other meanwhile, and whatever it still writes must not be seen. At the end every state
+    is restored from the changelog on a fresh worker and compared."""
+    run = FaultRun(bootstrap, work, reference(), scenario="zombie", seed=seed,
+                   extra_env=BATCH_ENV)
+    try:
+        run.produce()
+        first = run.start_worker()
+        second = run.start_worker()
+        assert wait_until(lambda: run.watch.stable_members() == 2, timeout_s=90), \
+            "the two workers never formed a stable group"
+        for n in range(freezes):
+            run.wait_for_progress(1.0, 3.0)
+            run.freeze(second if n % 2 == 0 else first, FREEZE_S)
+        outcome = run.finish(alive=[first, second])
+        outcome.restored_differences = run.restored_differences()
+        return outcome
+    finally:
+        run.close()
+
+
 @dataclass
 class SlowConsumer:
     """A consumer of the triggers topic in its own group that reads slowly (20 records a
@@ -220,6 +251,7 @@ SCENARIOS: dict[str, Callable[[str, Path], Outcome]] = {
     "random-sigkill": random_kills,
     "broker-restart": broker_restart,
     "two-workers-kill-and-rejoin": two_workers_rebalance,
+    "zombie": zombie,
     "slow-trigger-consumer": slow_trigger_consumer,
     "ten-percent-malformed": malformed_input,
 }

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.timekeeping import partition_of
 from journey.stream.kafka_client import ensure_topics
-from journey.stream.produce import producer_send_many
+from journey.stream.produce import send_many_on
 from tests.support.kafka import settings_for
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def test_a_batch_of_records_lands_where_each_delivery_says_in_order(
                                     max_batch_size=16 * 1024)
         await producer.start()
         try:
-            deliveries = await producer_send_many(lambda: producer)(records)
+            deliveries = await send_many_on(producer, records)
             return [await d for d in deliveries]
         finally:
             await producer.stop()

@@ -21,6 +21,7 @@ from journey.pipeline.inprocess import in_process_pipeline, replay_lines
 from journey.stream.kafka_client import ensure_topics
 from tests.support.kafka import (
     WorkerProcess,
+    committed_records,
     consume_until,
     end_offsets,
     iter_json,
@@ -74,14 +75,14 @@ def _wait_for(metric: Callable[[], float | None], value: float, timeout_s: float
 
 
 def _settled_changelog(bootstrap: str, topic: str, quiet_s: float = 2.0) -> int:
-    """The changelog's end offset once nothing was appended for `quiet_s`."""
+    """The changelog's records once nothing was appended for `quiet_s`."""
     last, since = -1, time.monotonic()
     while True:
         now = end_offsets(bootstrap, topic)
         if now != last:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet_s:
-            return now
+            return committed_records(bootstrap, topic)
         time.sleep(0.3)
 
 

@@ -158,8 +158,10 @@ class TopicTail:
             quiet = quiet + 1 if self.poll() == 0 else 0
 
     def _open(self) -> KafkaConsumer | None:
+        # What a downstream consumer and a restore see: committed records only.
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                 auto_offset_reset="earliest")
+                                 auto_offset_reset="earliest",
+                                 isolation_level="read_committed")
         parts = consumer.partitions_for_topic(self.topic)
         if not parts:
             consumer.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -129,6 +130,19 @@ class WorkerProcess:
                     return float(sample.value)
         return None
 
+    def get_json(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url(path), timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def freeze(self) -> None:
+        """SIGSTOP: the process stops where it is, sockets open, as in a long GC pause."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, timeout_s: float = 30.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -211,6 +225,25 @@ def end_offsets(bootstrap: str, topic: str) -> int:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
         return sum(consumer.end_offsets(tps).values())
+    finally:
+        consumer.close()
+
+
+def committed_records(bootstrap: str, topic: str) -> int:
+    """How many records of `topic` a `read_committed` consumer is handed: the worker writes
+    in transactions, whose markers take offsets but are no records."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             enable_auto_commit=False)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        count = 0
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            count += sum(len(batch) for batch in consumer.poll(timeout_ms=500).values())
+        return count
     finally:
         consumer.close()
 

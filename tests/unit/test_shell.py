@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import pytest
 from faust.types import TP
 
-from journey.pipeline.barrier import DeliveryBarrier
+from journey.pipeline.barrier import DeliveryBarrier, FencedError
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.settings import Settings
 from journey.pipeline.timekeeping import partition_of
@@ -103,30 +103,29 @@ def _touchpoint(topic: str, partition: int, offset: int, customer_id: str) -> Ev
                          json.dumps(doc).encode()))
 
 
-def test_a_partition_given_away_while_a_batch_awaits_the_broker_adds_nothing_to_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Given a worker owning partitions 0 and 1, and a batch with a record of each
+@dataclass
+class Recorder:
+    """The barrier's writes, recorded instead of sent."""
+
+    units: list[tuple[int, list[Outgoing], dict[tuple[str, int], int]]] = field(
+        default_factory=list)
+
+    async def commit(self, partition: int, records: Sequence[Outgoing],
+                     offsets: Mapping[tuple[str, int], int]) -> list[tuple[Outgoing, Any]]:
+        self.units.append((partition, list(records), dict(offsets)))
+        return [(r, None) for r in records]
+
+
+def _shell_owning(monkeypatch: pytest.MonkeyPatch, assigned: set[int],
+                  committed: Callable[[TP], Awaitable[int]]) -> tuple[Any, Recorder]:
+    """The composed shell, owning `assigned` (which the test may change), with the broker's
+    parts replaced: the continuity check asks `committed`, the barrier records."""
     built = create_app(Settings(store="memory://", flush_interval_ms=60_000))
     shell = built.shell
     assert shell is not None
-    topic = shell.channels.touchpoints.get_topic_name()
-    partitions = built.topics.events.partitions
-    first = _customer_on(0, partitions)
-    second = _customer_on(1, partitions)
-    batch = [_touchpoint(topic, 0, 0, first), _touchpoint(topic, 1, 0, second)]
-    assigned = {0, 1}
     shell.owned = frozenset(assigned)
-    monkeypatch.setattr(shell, "assignment", lambda: frozenset(assigned))
+    monkeypatch.setattr(shell, "assignment", lambda: frozenset(assigned - shell.fenced))
     monkeypatch.setattr(shell, "_observe_lag", lambda batch: None)  # no consumer here
-
-    # When partition 1 goes to another worker while the continuity check asks the broker
-    # for the committed offset of the first record's partition
-    async def committed(tp: TP) -> int:
-        if tp.partition == 0:
-            assigned.discard(1)
-            shell.on_assigned({TP(topic, p) for p in assigned})
-        return 0
 
     async def earliest(tp: TP) -> int:
         return 0
@@ -135,24 +134,123 @@ def test_a_partition_given_away_while_a_batch_awaits_the_broker_adds_nothing_to_
         return []
 
     monkeypatch.setattr(shell, "continuity", Continuity(committed, earliest, read_range))
-    sent: list[Outgoing] = []
-
-    async def send(record: Outgoing) -> Awaitable[Any]:
-        sent.append(record)
-        return asyncio.get_running_loop().create_future()  # never confirmed here
-
-    barrier = DeliveryBarrier(send, shell.pipeline.states, shell.pipeline.router,
-                              lambda written: None)
+    recorder = Recorder()
+    barrier = DeliveryBarrier(recorder.commit, shell.pipeline.states, shell.pipeline.router,
+                              lambda written: None, on_fenced=shell.on_fenced)
     monkeypatch.setattr(shell, "barrier", barrier)
+    return shell, recorder
 
+
+def _step(shell: Any) -> Any:
     def step(records: Any, now_ms: int) -> Any:
         return shell.pipeline.touchpoints_in_slices(records, now_ms, due_slice=100)
+    return step
 
-    asyncio.run(shell.handle(batch, step))
 
-    # Then only the record of the partition still owned is processed and held
+def test_a_partition_given_away_while_a_batch_awaits_the_broker_adds_nothing_to_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a worker owning partitions 0 and 1, and a batch with a record of each
+    assigned = {0, 1}
+    topic_name: list[str] = []
+
+    # When partition 1 goes to another worker while the continuity check asks the broker
+    # for the committed offset of the first record's partition
+    async def committed(tp: TP) -> int:
+        if tp.partition == 0:
+            assigned.discard(1)
+            shell.on_assigned({TP(topic_name[0], p) for p in assigned})
+        return 0
+
+    shell, recorder = _shell_owning(monkeypatch, assigned, committed)
+    topic = shell.channels.touchpoints.get_topic_name()
+    topic_name.append(topic)
+    partitions = shell.pipeline.partitions
+    first, second = _customer_on(0, partitions), _customer_on(1, partitions)
+    batch = [_touchpoint(topic, 0, 0, first), _touchpoint(topic, 1, 0, second)]
+    asyncio.run(shell.handle(batch, _step(shell)))
+
+    # Then only the record of the partition still owned is processed, held and written
     assert shell.owned == {0}
-    assert barrier.held == 1
+    assert shell.barrier.held == 1
     assert set(shell.pipeline.states.live) == {first}
-    assert {r.key for r in sent} <= {first.encode()}
-    assert sent  # its outputs went out
+    asyncio.run(shell.barrier.flush())
+    assert [(p, offsets) for p, _, offsets in recorder.units] == [(0, {(topic, 0): 1})]
+    assert {r.key for r in recorder.units[0][1]} == {first.encode()}
+
+
+def test_a_partition_lost_in_the_middle_of_its_burst_holds_and_writes_nothing_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a worker owning partitions 0 and 1, and a batch of several records of each
+    # (processed in slices of one due detection, with the event loop let run between them)
+    assigned = {0, 1}
+
+    async def committed(tp: TP) -> int:
+        return 0
+
+    shell, recorder = _shell_owning(monkeypatch, assigned, committed)
+    topic = shell.channels.touchpoints.get_topic_name()
+    partitions = shell.pipeline.partitions
+    first, second = _customer_on(0, partitions), _customer_on(1, partitions)
+    batch = [_touchpoint(topic, p, o, cid) for o in range(3)
+             for p, cid in ((0, first), (1, second))]
+    sends = 0
+    real_send = shell.barrier.send
+
+    # When partition 0 is given away right after its first slice was handed over
+    def send(partition: int, records: Any) -> None:
+        nonlocal sends
+        real_send(partition, records)
+        sends += 1
+        if partition == 0 and sends == 1:
+            assigned.discard(0)
+            shell.on_assigned({TP(topic, p) for p in assigned})
+
+    monkeypatch.setattr(shell.barrier, "send", send)
+    asyncio.run(shell.handle(batch, _step(shell)))
+    asyncio.run(shell.barrier.flush())
+
+    # Then nothing of partition 0 is held, written or kept live, and partition 1 is whole
+    assert [p for p, _, _ in recorder.units] == [1]
+    assert recorder.units[0][2] == {(topic, 1): 3}
+    assert set(shell.pipeline.states.live) == {second}
+    assert max(shell.pipeline.states.applied[second]) == 2  # all three records applied
+    assert 0 not in shell.pipeline.processor.clocks
+
+
+def test_a_fenced_partition_is_forgotten_and_not_taken_back_until_the_next_assignment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a worker owning partitions 0 and 1 whose producer of partition 1 was fenced
+    assigned = {0, 1}
+
+    async def committed(tp: TP) -> int:
+        return 0
+
+    shell, recorder = _shell_owning(monkeypatch, assigned, committed)
+    topic = shell.channels.touchpoints.get_topic_name()
+    partitions = shell.pipeline.partitions
+    first, second = _customer_on(0, partitions), _customer_on(1, partitions)
+
+    async def fenced_on_1(partition: int, records: Any, offsets: Any) -> Any:
+        if partition == 1:
+            raise FencedError("partition 1: ProducerFenced")
+        return await recorder.commit(partition, records, offsets)
+
+    monkeypatch.setattr(shell.barrier, "_commit", fenced_on_1)
+    batch = [_touchpoint(topic, 0, 0, first), _touchpoint(topic, 1, 0, second)]
+
+    async def run() -> None:
+        await shell.handle(batch, _step(shell))
+        await shell.barrier.flush()
+        # the group still lists partition 1 here until the rebalance reaches this worker
+        await shell.handle([_touchpoint(topic, 1, 1, second)], _step(shell))
+
+    asyncio.run(run())
+
+    # Then partition 0 is written, partition 1 is dropped and stays dropped
+    assert [p for p, _, _ in recorder.units] == [0]
+    assert shell.owned == {0} and shell.fenced == {1}
+    assert set(shell.pipeline.states.live) == {first}
+    assert shell.barrier.held == 0

@@ -1,0 +1,216 @@
+"""Every use of a private name of faust-streaming, mode and aiokafka in the worker, in one
+module, each with a test that fails when an upgrade changes it (tests/unit/test_faust_internals.py).
+The versions are pinned in pyproject.toml; docs/faust.md tells why each one is needed.
+
+- `BatchingConsumer`: Faust's fetch loop (`Consumer._drain_messages`) hands each record to
+  the conductor inside `wait_first(callback(message), suspend_flow.wait())`, two tasks and
+  a trip through the event loop per record. This one hands over a whole fetch in one task
+  (`_hand_over`), which a rebalance (`suspend_flow`) cancels as before; everything else is
+  Faust's. Its consumer reads `read_committed` and asks the broker to hold a fetch at
+  most FETCH_MAX_WAIT_MS.
+- `FencingTableManager`: Faust's table manager, which runs a hook (the fencing of
+  journey/stream/transactions.py) before the changelogs of an assignment are read, and
+  whose recovery (`ChangelogEndRecovery`) takes a changelog's end to be its last record
+  rather than its last offset: with transactions the last offset is a marker no consumer
+  is handed, and Faust's recovery would wait for it forever.
+- The producer's metadata and partitioner, Faust's aiokafka producer, the RocksDB store's
+  per-partition databases, and the worker's signal and crash handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
+
+import faust
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import (
+    AIOKafkaConsumerThread,
+    Consumer,
+    Transport,
+    credentials_to_aiokafka_auth,
+    server_list,
+)
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+#: How long the broker may hold a fetch for partitions with no new record (Faust sets
+#: 1,500 ms). aiokafka keeps one fetch in flight per broker: while it waits on quiet
+#: partitions (the internal events topic, say), records arriving on busy ones are not
+#: fetched. With 1,500 ms, stage changes came out up to 2 s after their touchpoint at a
+#: steady 3,400 events/s (docs/throughput.md).
+FETCH_MAX_WAIT_MS = 50
+
+
+class BatchingConsumerThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, with the broker's fetch wait of FETCH_MAX_WAIT_MS."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
+        # Records of aborted transactions (a fenced worker's) and transaction markers are
+        # never handed over; Faust reads committed data only in its own exactly_once mode.
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
+class BatchingConsumer(Consumer):
+    """Faust's aiokafka consumer with a fetch loop that hands records over a fetch at a
+    time (see the module's docstring)."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return BatchingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        diag = self.diag
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                diag.set_flag(CONSUMER_FETCHING)
+                fetched = [pair async for pair in self.getmany(timeout=1.0)]
+                # getmany may return at once, again and again: let the loop run.
+                await self.sleep(0)
+                if fetched and not self.should_stop:
+                    if self._commit_every is not None and self._n_acked >= self._commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    await self.wait_first(self._hand_over(fetched), self.suspend_flow.wait())
+                diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _hand_over(self, fetched: Sequence[tuple[TP, Any]]) -> None:
+        """Give each fetched record to the conductor, in order, advancing its partition's
+        read offset as it goes (a rebalance cancels this between two records)."""
+        callback = self.callback
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        for tp, message in fetched:
+            offset = message.offset
+            last = read_offset[tp]
+            if last is not None and offset < last:
+                continue  # handed over already (a fetch from before a seek)
+            if last and offset - last > 1 and acks_enabled_for(message.topic):
+                await self._add_gap(tp, last + 1, offset)
+            await callback(message)
+            read_offset[tp] = offset
+
+
+class BatchingTransport(Transport):
+    """Faust's aiokafka transport, with `BatchingConsumer` as its consumer."""
+
+    Consumer = BatchingConsumer
+
+
+#: Run before the changelogs of an assignment are read: the active partitions (numbers).
+BeforeRecovery = Callable[[frozenset[TP]], Awaitable[None]]
+#: The offset of the last committed record of a partition below an offset.
+LastOffsetBefore = Callable[[str, int, int], Awaitable[int]]
+
+
+class ChangelogEndRecovery(Recovery):
+    """Faust's recovery, with each changelog's end taken at its last record.
+
+    Faust reads a changelog up to its highwater less one and waits until a record with
+    that offset has been applied. A transaction ends with a marker, which takes an offset
+    but is never handed to a consumer, so after every transactional write the last offset
+    below the end is a marker, and the wait would never end (Faust's own exactly_once mode
+    waits two 5 s timeouts and then looks at the consumer position). Here the end is the
+    offset of the last committed record, read from the broker (journey/stream/reader.py)."""
+
+    last_offset_before: LastOffsetBefore | None = None
+
+    async def _build_highwaters(self, consumer: Any, tps: Any, destination: Any,
+                                title: str) -> None:
+        await super()._build_highwaters(consumer, tps, destination, title)
+        last_before = self.last_offset_before
+        if last_before is None:
+            return
+        for tp in sorted(tps):
+            end = destination.get(tp)
+            if end is None or end < 0:
+                continue
+            last = await last_before(tp.topic, tp.partition, end + 1)
+            destination[tp] = last
+            if last != end:
+                log.debug("changelog %s[%d]: last record at %s, end offset %d", tp.topic,
+                          tp.partition, last, end + 1)
+
+
+class FencingTableManager(TableManager):
+    """Faust's table manager: `before_recovery` runs on every assignment before the
+    changelogs are read (and before anything of the assignment is processed); its
+    recovery is ChangelogEndRecovery."""
+
+    before_recovery: BeforeRecovery | None = None
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = ChangelogEndRecovery(self.app, self, beacon=self.beacon,
+                                                  loop=self.loop)
+        return self._recovery
+
+    async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any,
+                           generation_id: int = 0) -> None:
+        hook = self.before_recovery
+        if hook is not None:
+            await hook(frozenset(self.app.assignor.assigned_actives()))
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
+
+def aiokafka_options(app: faust.App) -> dict[str, Any]:
+    """The connection options Faust gives its aiokafka clients: brokers, TLS, SASL."""
+    conf = app.conf
+    transport: Any = app.transport
+    return {
+        "bootstrap_servers": server_list(transport.url, transport.default_port),
+        **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
+    }
+
+
+def faust_producer(app: faust.App) -> Any:
+    """The aiokafka producer under Faust's (started with the app)."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+
+async def wait_on_metadata(producer: Any, topic: str) -> None:
+    """Wait until an aiokafka producer knows `topic`'s partitions."""
+    await producer.client._wait_on_metadata(topic)
+
+
+def default_partition(producer: Any, topic: str, key: bytes | None,
+                      value: bytes | None) -> int:
+    """The partition an aiokafka producer's own partitioner gives a keyed record."""
+    return int(producer._partition(topic, None, None, None, key, value))
+
+
+def rocksdb_partition(store: Any, partition: int) -> Any | None:
+    """The RocksDB database of one partition of a Faust table's store, or None when the
+    store is not RocksDB (the memory store keeps one dict)."""
+    db_for = getattr(store, "_db_for_partition", None)
+    return None if db_for is None else db_for(partition)
+
+
+def rocksdb_items(store: Any, db: Any) -> Iterator[tuple[bytes, bytes]]:
+    """Every key and value of one RocksDB partition database, without Faust's metadata."""
+    yield from store._visible_items(db)
