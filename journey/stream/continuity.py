@@ -18,8 +18,10 @@ group's committed offset (or the first offset in the log) after every assignment
 - the expected offset: processed, and the next one is expected;
 - below it: read again (processed already, or committed by the group): skipped;
 - beyond it: a hole. The missing records are read straight from the broker, with a client
-  of our own, and processed first, in order; then this one. Offsets in the hole that hold
-  no record (transaction markers, compaction) are simply not returned.
+  of our own (journey/stream/reader.py), and processed first, in order; then this one.
+  Offsets in the hole that hold no record are simply not returned: the markers that end
+  every transaction the worker writes to its internal events topic, records of aborted
+  transactions, records removed by compaction.
 
 Holes are logged and counted (journey_input_refetched_total), so a lossy consumer shows.
 """
@@ -88,10 +90,15 @@ class Continuity:
         missing: Sequence[Refetched] = ()
         if offset > expected:
             missing = await self._read_range(tp, expected, offset)
-            log.warning("input %s[%d]: the consumer handed over offset %d where %d was "
-                        "expected; %d missing records read from the broker and processed "
-                        "first", tp.topic, tp.partition, offset, expected, len(missing))
-            self._on_refetched(len(missing))
+            if missing:
+                log.warning("input %s[%d]: the consumer handed over offset %d where %d was "
+                            "expected; %d missing records read from the broker and "
+                            "processed first", tp.topic, tp.partition, offset, expected,
+                            len(missing))
+                self._on_refetched(len(missing))
+            else:  # transaction markers, aborted or compacted records: nothing is missing
+                log.debug("input %s[%d]: offsets %d to %d hold no committed record",
+                          tp.topic, tp.partition, expected, offset - 1)
         self._expected[tp] = offset + 1
         return missing
 

@@ -13,8 +13,9 @@ The versions are pinned in pyproject.toml; docs/faust.md tells why each one is n
   whose recovery (`ChangelogEndRecovery`) takes a changelog's end to be its last record
   rather than its last offset: with transactions the last offset is a marker no consumer
   is handed, and Faust's recovery would wait for it forever.
-- The producer's metadata and partitioner, Faust's aiokafka producer, the RocksDB store's
-  per-partition databases, and the worker's signal and crash handlers.
+- The producer's metadata and partitioner (record batches, journey/stream/produce.py), the
+  RocksDB store's per-partition databases (journey/stream/worker.py reads states by
+  partition), and the worker's signal and crash handlers (`HookedWorker`).
 """
 
 from __future__ import annotations
@@ -188,11 +189,6 @@ def aiokafka_options(app: faust.App) -> dict[str, Any]:
     }
 
 
-def faust_producer(app: faust.App) -> Any:
-    """The aiokafka producer under Faust's (started with the app)."""
-    return app.producer._ensure_producer()  # type: ignore[attr-defined]
-
-
 async def wait_on_metadata(producer: Any, topic: str) -> None:
     """Wait until an aiokafka producer knows `topic`'s partitions."""
     await producer.client._wait_on_metadata(topic)
@@ -214,3 +210,28 @@ def rocksdb_partition(store: Any, partition: int) -> Any | None:
 def rocksdb_items(store: Any, db: Any) -> Iterator[tuple[bytes, bytes]]:
     """Every key and value of one RocksDB partition database, without Faust's metadata."""
     yield from store._visible_items(db)
+
+
+class HookedWorker(faust.Worker):
+    """Faust's worker with two hooks: `on_stop_signal` when SIGTERM or SIGINT asks it to
+    stop, and `on_crashed` when mode marks the whole service tree crashed (it does so
+    here, not through `crash`, when a service without a supervisor crashes, e.g. the app
+    after a processing failure)."""
+
+    def on_stop_signal(self, signal_name: str) -> None:
+        """Called first thing when a stop signal arrives."""
+
+    def on_crashed(self) -> None:
+        """Called first thing when the service tree is marked crashed."""
+
+    def _on_sigterm(self) -> None:
+        self.on_stop_signal("SIGTERM")
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self.on_stop_signal("SIGINT")
+        super()._on_sigint()
+
+    def _crash(self, reason: BaseException) -> None:
+        self.on_crashed()
+        super()._crash(reason)

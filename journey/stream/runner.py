@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 
+from journey.stream.faust_internals import HookedWorker
 from journey.stream.quiet import RepeatFilter, install
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 FORCED_EXIT = 3
 
 
-class JourneyWorker(faust.Worker):
+class JourneyWorker(HookedWorker):
     """Faust's worker, plus: SIGTERM or SIGINT stops the process within `shutdown_s`
     seconds, broker or not (Faust's graceful stop waits on the broker for commits and
     sends, without a bound, when it is down); repeated library warnings are folded."""
@@ -42,23 +43,16 @@ class JourneyWorker(faust.Worker):
         super().on_setup_root_logger(logger, level)
         install(self._repeat_filter, logger)
 
-    def _on_sigterm(self) -> None:
-        self._arm_watchdog("SIGTERM")
-        super()._on_sigterm()
+    def on_stop_signal(self, signal_name: str) -> None:
+        self._arm_watchdog(signal_name)
 
-    def _on_sigint(self) -> None:
-        self._arm_watchdog("SIGINT")
-        super()._on_sigint()
-
-    def _crash(self, reason: BaseException) -> None:
-        # mode marks the whole tree crashed (here, not through `crash`) when a service
-        # without a supervisor crashes, e.g. the app after a processing failure. The stop
-        # that follows is bounded too: a crashed worker that hung in its stop would stay in
-        # the group, owning partitions nobody processes, and never be restarted.
+    def on_crashed(self) -> None:
+        # The stop that follows a crash is bounded too: a crashed worker that hung in its
+        # stop would stay in the group, owning partitions nobody processes, and never be
+        # restarted.
         if self._watchdog is None:
             log.info("stopping after a crash; the process ends within %.0fs", self._shutdown_s)
             self._start_watchdog()
-        super()._crash(reason)
 
     def _arm_watchdog(self, signal_name: str) -> None:
         if self._watchdog is not None:

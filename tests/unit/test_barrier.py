@@ -102,7 +102,8 @@ def test_a_partitions_outputs_states_and_input_offsets_are_committed_as_one_unit
 
 def test_states_reach_the_local_store_only_once_their_unit_is_committed() -> None:
     async def run() -> list[str]:
-        broker, states, applied = Broker(gate=asyncio.Event()), _states(), []
+        broker, states = Broker(gate=asyncio.Event()), _states()
+        applied: list[str] = []
         barrier = _barrier(broker, states, applied)
         await _one_batch(barrier, states, 0, 1)
         flush = asyncio.ensure_future(barrier.flush())
@@ -161,7 +162,8 @@ def test_a_fenced_partition_is_dropped_and_the_others_are_committed() -> None:
 
 def test_a_batch_during_a_flush_waits_for_the_next_flush() -> None:
     async def run() -> list[Unit]:
-        broker, states, applied = Broker(gate=asyncio.Event()), _states(), []
+        broker, states = Broker(gate=asyncio.Event()), _states()
+        applied: list[str] = []
         barrier = _barrier(broker, states, applied)
         await _one_batch(barrier, states, 0, 1)
         flush = asyncio.ensure_future(barrier.flush())

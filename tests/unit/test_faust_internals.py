@@ -1,0 +1,96 @@
+"""Every private name of faust-streaming, mode and aiokafka the worker uses
+(journey/stream/faust_internals.py) is still there, with the shape it is used with. An
+upgrade that renames, removes or reshapes one fails here, before the worker misbehaves.
+The libraries are pinned in pyproject.toml; the first test keeps the pins and the
+environment in step."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
+from mode.services import Service
+
+from journey.stream.faust_internals import BatchingTransport, FencingTableManager
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+PINNED = ("faust-streaming", "mode-streaming", "aiokafka", "kafka-python")
+
+
+def _params(function: Any) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def _source(function: Any) -> str:
+    return inspect.getsource(function)
+
+
+@pytest.mark.parametrize("package", PINNED)
+def test_the_installed_library_is_the_version_pinned_in_pyproject(package: str) -> None:
+    pins = dict(re.findall(r'"([a-z-]+)(?:\[[a-z,]+\])?==([^"]+)"', PYPROJECT.read_text()))
+    assert pins.get(package) == version(package)
+
+
+def test_faust_consumer_fetch_loop_and_its_bookkeeping_are_as_batching_consumer_uses_them(
+) -> None:
+    assert _params(Consumer._drain_messages) == ["self", "fetcher"]
+    assert _params(Consumer._add_gap) == ["self", "tp", "offset_from", "offset_to"]
+    import faust.transport.consumer as module
+
+    source = inspect.getsource(module)
+    for name in ("_read_offset", "_n_acked", "_commit_every", "suspend_flow", "callback",
+                 "consumer_stopped_errors"):
+        assert f"self.{name} " in source or f"self.{name}:" in source, name
+    assert issubclass(BatchingTransport.Consumer, Consumer)
+
+
+def test_the_consumer_thread_builds_the_aiokafka_consumer_that_reads_our_two_settings() -> None:
+    assert _params(AIOKafkaConsumerThread._create_worker_consumer) == ["self", "transport"]
+    start = _source(AIOKafkaConsumer.start)
+    # set after construction, read when the consumer starts
+    assert "self._fetch_max_wait_ms" in start and "self._isolation_level" in start
+
+
+def test_recovery_builds_highwaters_in_the_method_changelog_end_recovery_extends() -> None:
+    assert _params(Recovery._build_highwaters) == ["self", "consumer", "tps", "destination",
+                                                   "title"]
+    import faust.tables.recovery as module
+
+    assert "T(self._build_highwaters)(" in inspect.getsource(module)
+    assert _params(Recovery.__init__)[:3] == ["self", "app", "tables"]
+
+
+def test_the_table_manager_creates_its_recovery_lazily_in_the_property_we_replace() -> None:
+    assert "_recovery" in _source(TableManager.recovery.fget)  # type: ignore[attr-defined]
+    assert _params(TableManager.on_rebalance) == ["self", "assigned", "revoked",
+                                                  "newly_assigned", "generation_id"]
+    assert issubclass(FencingTableManager, TableManager)
+
+
+def test_the_aiokafka_producer_partitioner_and_metadata_wait_are_as_record_batches_use_them(
+) -> None:
+    assert _params(AIOKafkaProducer._partition) == [
+        "self", "topic", "partition", "key", "value", "serialized_key", "serialized_value"]
+    assert _params(AIOKafkaClient._wait_on_metadata) == ["self", "topic"]
+
+
+def test_the_rocksdb_store_reads_one_partition_database_as_store_view_does() -> None:
+    assert _params(RocksDBStore._db_for_partition) == ["self", "partition"]
+    assert _params(RocksDBStore._visible_items) == ["self", "db"]
+
+
+def test_the_worker_signal_and_crash_handlers_are_the_ones_hooked_worker_wraps() -> None:
+    assert _params(faust.Worker._on_sigterm) == ["self"]
+    assert _params(faust.Worker._on_sigint) == ["self"]
+    assert _params(Service._crash) == ["self", "reason"]
