@@ -1,6 +1,6 @@
 """The Faust-free pipeline: consumed records in, records to produce out.
 
-One object, driven the same way by the Faust worker (journey/stream/worker.py) and by the
+One object, driven the same way by the Faust worker (journey/stream/shell.py) and by the
 in-process run (journey/pipeline/inprocess.py)::
 
     sends = pipeline.on_touchpoints(records, now_ms)   # raw touchpoints, as consumed

@@ -343,7 +343,7 @@ class BatchProcessor:
 
     def reset_partition(self, partition: int) -> PartitionClock:
         """A fresh clock for a partition just assigned; the caller re-arms its due index
-        from the stored states (journey/stream/worker.py rebuilds it in slices)."""
+        from the stored states (journey/stream/ownership.py rebuilds it in slices)."""
         clock = self.clocks[partition] = PartitionClock(self.sources)
         return clock
 

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
 
     # --- Batching ----------------------------------------------------------------------
     # The agents read every record Faust has buffered, up to batch_max_events, as one batch
-    # (journey/stream/worker.py, drain); they never wait for a batch to fill.
+    # (journey/stream/agents.py, drain); they never wait for a batch to fill.
     batch_max_events: int = Field(
         2000, ge=1, le=100_000,
         description="Most input records handled as one batch (every record Faust has "

@@ -23,6 +23,7 @@ from journey.pipeline.metrics import Metrics, position_of
 from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
+from journey.stream.agents import install_agents
 from journey.stream.continuity import Continuity, Refetched, RefetchedMessage
 from journey.stream.faust_internals import (
     BatchingTransport,
@@ -32,18 +33,13 @@ from journey.stream.faust_internals import (
     aiokafka_options,
 )
 from journey.stream.kafka_client import retrying
+from journey.stream.ownership import Ownership
 from journey.stream.quiet import RepeatFilter
 from journey.stream.reader import OffsetReader
+from journey.stream.shell import Shell
+from journey.stream.tables import Channels, StoreView, declare, store_applier
 from journey.stream.transactions import PartitionTransactions, transactional_producer
 from journey.stream.web import Liveness, WebParts, install_pages
-from journey.stream.worker import (
-    Channels,
-    Shell,
-    StoreView,
-    declare,
-    install_agents,
-    store_applier,
-)
 
 log = logging.getLogger(__name__)
 
@@ -168,14 +164,14 @@ def create_app(
         await reader.close()
 
     channels.states.on_restored = metrics.state_restored_records.inc
-    shell = Shell(app, channels, pipeline, barrier, metrics,
+    ownership = Ownership(app, channels, pipeline, barrier, metrics, continuity, store=store,
+                          rebuild_slice=settings.rebuild_slice_customers)
+    fenced.append(ownership.on_fenced)
+    shell = Shell(app, ownership, pipeline, barrier, metrics, continuity,
                   flush_interval_s=settings.flush_interval_ms / 1000,
-                  flush_max_held=settings.flush_max_held, continuity=continuity,
-                  store=store,
-                  rebuild_slice=settings.rebuild_slice_customers,
+                  flush_max_held=settings.flush_max_held,
                   due_slice=settings.due_slice_customers,
                   batch_max=settings.batch_max_events)
-    fenced.append(shell.on_fenced)
     install_agents(
         app,
         shell,
@@ -183,7 +179,7 @@ def create_app(
     )
     liveness = Liveness(broker_window_s=settings.health_broker_s)
     install_pages(WebParts(app, settings, topics, engine, states, channels.states, metrics,
-                           liveness, owned=lambda: shell.owned,
+                           liveness, owned=lambda: ownership.owned,
                            watermark=lambda p: _watermark(processor, p)))
     _install_probe(app, liveness)
     repeat_filter = RepeatFilter(

@@ -14,7 +14,7 @@ The versions are pinned in pyproject.toml; docs/faust.md tells why each one is n
   rather than its last offset: with transactions the last offset is a marker no consumer
   is handed, and Faust's recovery would wait for it forever.
 - The producer's metadata and partitioner (record batches, journey/stream/produce.py), the
-  RocksDB store's per-partition databases (journey/stream/worker.py reads states by
+  RocksDB store's per-partition databases (journey/stream/tables.py reads states by
   partition), and the worker's signal and crash handlers (`HookedWorker`).
 """
 

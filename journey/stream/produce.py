@@ -10,7 +10,7 @@ would), fills aiokafka `BatchBuilder`s in the records' order and submits each wi
 `send_batch`: one future per record batch. Each record still gets its own delivery, an
 awaitable that gives the record's own metadata (partition, and offset = the batch's base
 offset + the record's place in it), which the delivery barrier waits on and the state
-store applier reads (journey/pipeline/barrier.py, journey/stream/worker.py).
+store applier reads (journey/pipeline/barrier.py, journey/stream/tables.py).
 
 Order per partition is kept: the records of one call go out in their order. A batch that
 fails fails each of its records' deliveries, and with them the transaction.

@@ -69,7 +69,7 @@ DEFINITIONS = """\
   `per event` is `async for value in stream`, `take_events` is
   `stream.take_events(TAKE, within=0.05)`, `below the stream API` reads the agent's channel
   queue in batches of up to TAKE with the fetch-at-a-time consumer, as the journey worker
-  does (journey/stream/worker.py `drain`, journey/stream/faust_internals.py); timed inside the agent
+  does (journey/stream/agents.py `drain`, journey/stream/faust_internals.py); timed inside the agent
   from the first event (or batch) to the Nth, and the first event (or batch) is not
   counted (Faust's own cap).
 - **in-process, whole process**: `journey replay FILE --in-process --out /dev/null` on the

@@ -8,7 +8,7 @@ Run by tests/bench/compare.py as a subprocess, once per mode:
 `per-event` is `async for value in stream` (Faust acknowledges each event); `take` is
 `stream.take_events(--take, within=--within)`; `drain` reads the agent's channel queue below
 the stream API, with records fetched by journey/stream/faust_internals.py, as the journey
-worker does (journey/stream/worker.py, `drain`): every event queued, up to --take, per batch.
+worker does (journey/stream/agents.py, `drain`): every event queued, up to --take, per batch.
 The agent writes one JSON object to --result when it has seen N events: {"events", "first",
 "seconds"}, the seconds from the first event (or first batch, of `first` events) to the Nth,
 measured inside the agent. The parent then stops the process. No table, no producer, no
@@ -25,8 +25,8 @@ from typing import Any
 import faust
 import orjson
 
+from journey.stream.agents import drain
 from journey.stream.faust_internals import BatchingTransport
-from journey.stream.worker import drain
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,9 +18,9 @@ from journey.pipeline.barrier import DeliveryBarrier, FencedError
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.settings import Settings
 from journey.pipeline.timekeeping import partition_of
+from journey.stream.agents import drain
 from journey.stream.app import create_app
 from journey.stream.continuity import Continuity, Refetched
-from journey.stream.worker import drain
 
 
 @dataclass
@@ -123,8 +123,9 @@ def _shell_owning(monkeypatch: pytest.MonkeyPatch, assigned: set[int],
     built = create_app(Settings(store="memory://", flush_interval_ms=60_000))
     shell = built.shell
     assert shell is not None
-    shell.owned = frozenset(assigned)
-    monkeypatch.setattr(shell, "assignment", lambda: frozenset(assigned - shell.fenced))
+    ownership = shell.ownership
+    ownership.owned = frozenset(assigned)
+    monkeypatch.setattr(ownership, "assignment", lambda: frozenset(assigned - ownership.fenced))
     monkeypatch.setattr(shell, "_observe_lag", lambda batch: None)  # no consumer here
 
     async def earliest(tp: TP) -> int:
@@ -133,11 +134,14 @@ def _shell_owning(monkeypatch: pytest.MonkeyPatch, assigned: set[int],
     async def read_range(tp: TP, start: int, end: int) -> list[Refetched]:
         return []
 
-    monkeypatch.setattr(shell, "continuity", Continuity(committed, earliest, read_range))
+    continuity = Continuity(committed, earliest, read_range)
+    monkeypatch.setattr(shell, "continuity", continuity)
+    monkeypatch.setattr(ownership, "continuity", continuity)
     recorder = Recorder()
     barrier = DeliveryBarrier(recorder.commit, shell.pipeline.states, shell.pipeline.router,
-                              lambda written: None, on_fenced=shell.on_fenced)
+                              lambda written: None, on_fenced=ownership.on_fenced)
     monkeypatch.setattr(shell, "barrier", barrier)
+    monkeypatch.setattr(ownership, "barrier", barrier)
     return shell, recorder
 
 
@@ -159,11 +163,11 @@ def test_a_partition_given_away_while_a_batch_awaits_the_broker_adds_nothing_to_
     async def committed(tp: TP) -> int:
         if tp.partition == 0:
             assigned.discard(1)
-            shell.on_assigned({TP(topic_name[0], p) for p in assigned})
+            shell.ownership.on_assigned({TP(topic_name[0], p) for p in assigned})
         return 0
 
     shell, recorder = _shell_owning(monkeypatch, assigned, committed)
-    topic = shell.channels.touchpoints.get_topic_name()
+    topic = shell.ownership.channels.touchpoints.get_topic_name()
     topic_name.append(topic)
     partitions = shell.pipeline.partitions
     first, second = _customer_on(0, partitions), _customer_on(1, partitions)
@@ -171,7 +175,7 @@ def test_a_partition_given_away_while_a_batch_awaits_the_broker_adds_nothing_to_
     asyncio.run(shell.handle(batch, _step(shell)))
 
     # Then only the record of the partition still owned is processed, held and written
-    assert shell.owned == {0}
+    assert shell.ownership.owned == {0}
     assert shell.barrier.held == 1
     assert set(shell.pipeline.states.live) == {first}
     asyncio.run(shell.barrier.flush())
@@ -190,7 +194,7 @@ def test_a_partition_lost_in_the_middle_of_its_burst_holds_and_writes_nothing_of
         return 0
 
     shell, recorder = _shell_owning(monkeypatch, assigned, committed)
-    topic = shell.channels.touchpoints.get_topic_name()
+    topic = shell.ownership.channels.touchpoints.get_topic_name()
     partitions = shell.pipeline.partitions
     first, second = _customer_on(0, partitions), _customer_on(1, partitions)
     batch = [_touchpoint(topic, p, o, cid) for o in range(3)
@@ -205,7 +209,7 @@ def test_a_partition_lost_in_the_middle_of_its_burst_holds_and_writes_nothing_of
         sends += 1
         if partition == 0 and sends == 1:
             assigned.discard(0)
-            shell.on_assigned({TP(topic, p) for p in assigned})
+            shell.ownership.on_assigned({TP(topic, p) for p in assigned})
 
     monkeypatch.setattr(shell.barrier, "send", send)
     asyncio.run(shell.handle(batch, _step(shell)))
@@ -229,7 +233,7 @@ def test_a_fenced_partition_is_forgotten_and_not_taken_back_until_the_next_assig
         return 0
 
     shell, recorder = _shell_owning(monkeypatch, assigned, committed)
-    topic = shell.channels.touchpoints.get_topic_name()
+    topic = shell.ownership.channels.touchpoints.get_topic_name()
     partitions = shell.pipeline.partitions
     first, second = _customer_on(0, partitions), _customer_on(1, partitions)
 
@@ -251,6 +255,6 @@ def test_a_fenced_partition_is_forgotten_and_not_taken_back_until_the_next_assig
 
     # Then partition 0 is written, partition 1 is dropped and stays dropped
     assert [p for p, _, _ in recorder.units] == [0]
-    assert shell.owned == {0} and shell.fenced == {1}
+    assert shell.ownership.owned == {0} and shell.ownership.fenced == {1}
     assert set(shell.pipeline.states.live) == {first}
     assert shell.barrier.held == 0
