@@ -130,6 +130,14 @@ class WorkerProcess:
                     return float(sample.value)
         return None
 
+    def metric_total(self, name: str) -> float:
+        """The sum of every sample of one metric read from /metrics (0 when absent)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        return sum(float(sample.value)
+                   for family in text_string_to_metric_families(self.metrics_text())
+                   for sample in family.samples if sample.name == name)
+
     def get_json(self, path: str) -> Any:
         with urllib.request.urlopen(self.url(path), timeout=10) as resp:
             return json.loads(resp.read())
