@@ -93,14 +93,17 @@ FLOWS: dict[str, Flow] = {
 DELIVERY_CONTRACT = """\
 Delivery contract:
 
-- At-least-once, never loss. A touchpoint's offset is committed only after every record it
-  caused (stage changes, triggers, audit records, dead letters, the customer's new state)
-  was confirmed by the broker, outputs before the state that remembers them. A crash or a
-  rebalance at any point replays input from the last committed offset against a state that
-  has not seen it, so the replay writes the same records with the same ids again: a
-  duplicate a consumer recognises by its id, never a loss and never a new id. This relies
-  on Kafka keeping what it acknowledged (acks=all; replication for durability) and on
-  consumers reading the topics in order per partition.
+- Transactional, at-least-once, never loss. For each partition, a touchpoint's offset is
+  committed in one Kafka transaction with every record it caused (stage changes, triggers,
+  audit records, dead letters, forwarded events) and the customer's new state. A worker
+  that has lost a partition (a crash, a rebalance, a freeze past its session timeout) is
+  fenced: its new owner's producer aborts whatever it left open and refuses its later
+  writes. Read with isolation.level=read_committed: records of aborted attempts are never
+  seen, and a record repeats only when input is replayed after a commit whose confirmation
+  was lost. Without read_committed, records of aborted attempts are seen as well. Every
+  repeat carries the same id, never a new one. This relies on Kafka keeping what it
+  acknowledged (acks=all; replication for durability) and on consumers reading the topics
+  in order per partition.
 - Every record journey writes is keyed by customer_id, so all records of one customer are
   in one partition, in the order journey produced them. There is no order across customers.
 - Consumers deduplicate: triggers on trigger_id, stage changes on change_id. Both ids are

@@ -1,16 +1,9 @@
 """Input reaches the pipeline without a hole: per partition, from the group's committed offset
 on, every record in offset order.
 
-faust-streaming 0.15.3 drops records on their way to an agent, without a trace. After a
-table recovery, `Recovery.on_recovery_completed` resumes the input partitions, awaits the
-seek to the committed offsets, and only then calls `flow_control.resume()`, which clears
-every agent's queue (`FlowControlEvent.resume` clears the queues made with
-`clear_on_resume`). Records fetched during that await are in those queues: they vanish,
-while the consumer's position is already past them. The fault suite caught it as restarted
-workers whose first record of a partition was the one after the committed offset; processing
-on from there moved the next commit past a record never applied, and lost it. Seeking Faust's
-consumer back does not help either: its read-offset bookkeeping then drops the re-read
-records too.
+Faust can drop records on their way to an agent without a trace (it clears the agent
+queues when a table recovery ends; docs/faust.md), while the consumer's position is
+already past them.
 
 So the shell checks each record against the next offset it expects, which starts at the
 group's committed offset (or the first offset in the log) after every assignment:

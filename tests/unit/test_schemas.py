@@ -131,7 +131,8 @@ def test_asyncapi_describes_every_topic_with_its_schema_and_its_producers() -> N
 def test_asyncapi_states_the_delivery_contract() -> None:
     doc = yaml.safe_load((SCHEMA_DIR / ASYNCAPI_FILE).read_text(encoding="utf-8"))
     description = doc["info"]["description"]
-    for phrase in ("At-least-once", "keyed by customer_id", "trigger_id", "change_id"):
+    for phrase in ("Transactional, at-least-once", "read_committed", "fenced",
+                   "keyed by customer_id", "trigger_id", "change_id"):
         assert phrase in description
 
 
