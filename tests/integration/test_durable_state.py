@@ -141,9 +141,10 @@ def _unconsumed(bootstrap: str, group: str, topic: str) -> int:
 
 
 def _final_states(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
-    """The last value per key of the changelog, read to its end: what the deployment
-    remembers."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    """The last value per key of the changelog, read to its end as a restore reads it
+    (committed records only): what the deployment remembers."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             isolation_level="read_committed")
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(tps)
