@@ -417,13 +417,13 @@ def run_engine_only(args: argparse.Namespace, lines: list[bytes], env: dict[str,
 
 
 def run_workers(args: argparse.Namespace, lines: list[bytes], env: dict[str, str],
-                processes: int, work: Path) -> Drain:
+                processes: int, work: Path, tree: Path = REPO) -> Drain:
     prefix = unique_prefix()
     settings = settings_for(prefix, args.bootstrap, partitions=args.partitions)
     topics = settings.topics()
     ensure_topics(settings, topics)
-    workers = [BenchWorker(args.bootstrap, prefix, work / f"{prefix}{i}", extra_env=env)
-               for i in range(processes)]
+    workers = [BenchWorker(args.bootstrap, prefix, work / f"{prefix}{i}", extra_env=env,
+                           tree=tree) for i in range(processes)]
     try:
         # One after the other: the backlog is produced only once the group is Stable with all.
         for worker in workers:
@@ -636,6 +636,8 @@ class Results:
     engine: list[float] = field(default_factory=list)
     worker1: list[Drain] = field(default_factory=list)
     worker2: list[Drain] = field(default_factory=list)
+    #: one process of the --baseline checkout's worker
+    baseline: list[Drain] = field(default_factory=list)
     quix: list[Drain] = field(default_factory=list)
     latency: Latency | None = None
 
@@ -691,6 +693,8 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
         ("in-process run, engine only", engine, ""),
         ("journey worker, 1 process", w1, drain_note(r.worker1)),
         ("journey worker, 2 processes", w2, drain_note(r.worker2)),
+        *([(f"journey worker, 1 process, baseline {baseline_name(args.baseline)}",
+            drain_rate(r.baseline), drain_note(r.baseline))] if args.baseline else []),
         ("Quix Streams + journey engine, stateful apply", quix, drain_note(r.quix)),
     ]
     table = markdown_table(
@@ -799,6 +803,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-level", default="INFO", help="JOURNEY_LOG_LEVEL")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the worker (repeatable)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="also run one worker process of another checkout (e.g. `git "
+                             "worktree add /tmp/base COMMIT`), for a before/after")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--latency-rate", type=float,
                         help="events/s of the latency run (default: half the 1-process rate)")
@@ -807,7 +814,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0, help="per drain, seconds")
     parser.add_argument("--skip", action="append", default=[],
                         choices=["bare", "faust", "inprocess", "worker", "worker2", "quix",
-                                 "latency"], help="leave a system out (repeatable)")
+                                 "latency", "baseline"], help="leave a system out (repeatable)")
     parser.add_argument("--no-write", action="store_true", help="do not write the doc")
     parser.add_argument("--keep-topics", action="store_true")
     return parser.parse_args(argv)
@@ -867,6 +874,10 @@ def run(args: argparse.Namespace, command: str) -> None:
                  lambda: r.worker1.append(run_workers(args, lines, env, 1, work)))
             step(args, "worker2", "worker, 2 processes",
                  lambda: r.worker2.append(run_workers(args, lines, env, 2, work)))
+            if args.baseline:
+                step(args, "baseline", f"baseline worker ({baseline_name(args.baseline)})",
+                     lambda: r.baseline.append(run_workers(args, lines, env, 1, work,
+                                                           tree=args.baseline)))
             if python is not None:
                 step(args, "quix", "Quix Streams",
                      lambda: r.quix.append(run_quix(args, lines, env, python, work)))
@@ -887,6 +898,13 @@ def run(args: argparse.Namespace, command: str) -> None:
         DOC.parent.mkdir(parents=True, exist_ok=True)
         DOC.write_text(text)
         print(f"written to {DOC.relative_to(REPO)}")
+
+
+def baseline_name(tree: Path) -> str:
+    """The short commit of a checkout, for the table."""
+    done = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return f"`{done.stdout.strip() or tree}`"
 
 
 def step(args: argparse.Namespace, key: str, label: str, action: Callable[[], Any]) -> None:

@@ -82,6 +82,8 @@ class BenchWorker(WorkerProcess):
 
     wrap: tuple[str, ...] = ()
     samples: dict[str, float] = field(default_factory=dict)
+    #: the checkout whose `journey` package runs (another commit's, for a before/after)
+    tree: Path = REPO
 
     def start(self) -> BenchWorker:
         self.log_path = self.data_dir / f"worker-{self.web_port}.log"
@@ -89,7 +91,8 @@ class BenchWorker(WorkerProcess):
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [*self.wrap, sys.executable, "-m", "journey.cli", "worker"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                env={**self.env, "PYTHONPATH": str(self.tree)}, stdout=log,
+                stderr=subprocess.STDOUT, cwd=self.tree,
             )
         self.wait_healthy(timeout_s=120.0)
         return self

@@ -176,6 +176,36 @@ def zombie(bootstrap: str, work: Path, freezes: int = FREEZES, seed: int = 43) -
         run.close()
 
 
+def rebalance_mid_burst(bootstrap: str, work: Path, seed: int = 47) -> Outcome:
+    """One worker drains the backlog; as soon as the wall-clock ticks behind it make every
+    customer's due detections fire (a burst, applied five customers a slice, with the event
+    loop let run between slices), a second worker joins, so the partitions move while the
+    burst is under way."""
+    run = FaultRun(bootstrap, work, reference(), scenario="rebalance-mid-burst", seed=seed,
+                   extra_env={**BATCH_ENV, "JOURNEY_DUE_SLICE_CUSTOMERS": "5"})
+    try:
+        run.produce()
+        first = run.start_worker()
+
+        def due() -> float:
+            return first.metric_total("journey_detections_due_total")
+
+        assert wait_until(lambda: run.backlog_left() == 0, timeout_s=240), \
+            "the backlog was never consumed"
+        start = due()
+        assert wait_until(lambda: due() > start, timeout_s=60, poll_s=0.05), "no burst"
+        fault, mark = run.begin("join-mid-burst")
+        at_join = due()
+        since = run.committed()
+        second = run.start_worker()
+        fault.ended = time.monotonic()
+        run.recovered_from(fault, mark, since)
+        fault.kind += f" (due detections {start:.0f} -> {at_join:.0f} -> {due():.0f})"
+        return run.finish(alive=[first, second])
+    finally:
+        run.close()
+
+
 @dataclass
 class SlowConsumer:
     """A consumer of the triggers topic in its own group that reads slowly (20 records a
@@ -252,6 +282,7 @@ SCENARIOS: dict[str, Callable[[str, Path], Outcome]] = {
     "broker-restart": broker_restart,
     "two-workers-kill-and-rejoin": two_workers_rebalance,
     "zombie": zombie,
+    "rebalance-mid-burst": rebalance_mid_burst,
     "slow-trigger-consumer": slow_trigger_consumer,
     "ten-percent-malformed": malformed_input,
 }

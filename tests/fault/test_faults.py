@@ -51,6 +51,16 @@ def test_a_worker_frozen_past_its_session_timeout_and_thawed_changes_nothing_it_
     assert outcome.problems() == [], outcome.summary()
 
 
+def test_a_rebalance_in_the_middle_of_a_burst_of_due_detections_loses_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # Given a worker whose wall-clock ticks make every customer's due detections fire at once
+    # When a second worker joins while that burst is applied, slice by slice
+    outcome = scenarios.rebalance_mid_burst(kafka_bootstrap, tmp_path)
+    # Then outputs and states equal the in-process run apart from known duplicates
+    assert outcome.problems() == [], outcome.summary()
+
+
 def test_a_slow_consumer_of_triggers_gets_every_trigger_across_a_worker_crash(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
