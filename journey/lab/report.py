@@ -77,12 +77,11 @@ def summary_text(analysis: Analysis) -> str:
                      "LTV model", "LTV:CAC", "payback mo"], rows)
     if analysis.lifts:
         lines.append("")
-        lines.append(f"holdout lift (bought within {analysis.conversion_window_days} days)")
-        rows = [[x.rule, f"{x.treated_converted}/{x.treated}",
-                 f"{x.held_out_converted}/{x.held_out}", _pct(x.lift, signed=True),
-                 f"[{_pct(x.low, signed=True)}, {_pct(x.high, signed=True)}]"]
-                for x in analysis.lifts]
-        lines += text_table(["rule", "treated", "held out", "lift", "95% CI"], rows)
+        lines.append(lift_title(analysis))
+        lines += [line.rstrip() for line in text_table(LIFT_HEADER, lift_rows(analysis))]
+        lines += wrap(lift_note(analysis))
+    lines.append("")
+    lines.append(dead_letter_line(analysis))
     return "\n".join(lines) + "\n"
 
 
@@ -155,24 +154,72 @@ def _section_lift(a: Analysis) -> str:
         out.append("<p>No customer was held out (holdout share 0); run with --holdout 0.1 "
                    "to measure lift.</p>")
         return "\n".join(out)
-    out.append(f"<p class=\"note\">Share of customers who bought within "
-               f"{a.conversion_window_days} days of the trigger, treated minus held out, "
-               "with a 95% confidence interval (Newcombe's hybrid score interval).</p>")
+    out.append(f"<p>{html.escape(lift_title(a))}</p>")
     shown = [x for x in a.lifts if x.lift is not None]
     figure = go.Figure(go.Bar(
         x=[x.rule for x in shown], y=[x.lift for x in shown],
         error_y={"type": "data", "symmetric": False,
                  "array": [(x.high or 0) - (x.lift or 0) for x in shown],
                  "arrayminus": [(x.lift or 0) - (x.low or 0) for x in shown]}))
-    figure.update_layout(title="Conversion lift (treated - held out)", yaxis_tickformat=".0%",
-                         height=420)
+    figure.update_layout(title="Conversion lift (treated - held out), adjusted intervals",
+                         yaxis_tickformat=".0%", height=420)
     out.append(figure_html(figure, "holdout-lift"))
-    rows = [[x.rule, f"{x.treated_converted}/{x.treated}",
-             f"{x.held_out_converted}/{x.held_out}", _pct(x.lift, signed=True),
-             f"[{_pct(x.low, signed=True)}, {_pct(x.high, signed=True)}]"] for x in a.lifts]
-    out.append(html_table(["rule", "treated bought", "held out bought", "lift", "95% CI"],
-                           rows))
+    out.append(html_table(LIFT_HEADER, lift_rows(a)))
+    out.append(f"<p class=\"note\">{html.escape(lift_note(a))}</p>")
     return "\n".join(out)
+
+
+LIFT_HEADER = ("rule", "treated bought", "sent", "held out bought", "lift", "adjusted 95% CI",
+               "p (Holm)", "")
+
+
+def lift_title(a: Analysis) -> str:
+    return (f"holdout lift by intention to treat: bought within {a.conversion_window_days} "
+            f"days after first eligibility (holdout share {a.holdout_share:.0%}, salt "
+            f"{a.holdout_salt!r})")
+
+
+def lift_rows(a: Analysis) -> list[list[str]]:
+    return [[x.rule + (" (primary)" if x.primary else ""),
+             f"{x.treated_converted}/{x.treated}", _pct(x.send_rate),
+             f"{x.held_out_converted}/{x.held_out}", _pct(x.lift, signed=True),
+             f"[{_pct(x.low, signed=True)}, {_pct(x.high, signed=True)}]",
+             "-" if x.p_adjusted is None else f"{x.p_adjusted:.3f}",
+             "significant" if x.significant else ""] for x in a.lifts]
+
+
+def lift_note(a: Analysis) -> str:
+    """What the lift table means, in plain words."""
+    family = [x for x in a.lifts if x.p_value is not None and not x.primary]
+    primary = next((x.rule for x in a.lifts if x.primary), None)
+    recent = max((x.too_recent for x in a.lifts), default=0)
+    text = (f"One row per customer and rule: each customer counts once, from the moment the "
+            f"rule first applied to them, in the arm the stable holdout hash put them in, "
+            f"whether or not a message went out later (\"sent\" is the share of the treated "
+            f"who were actually sent one). \"Significant\" means the Holm-adjusted p-value is "
+            f"below 0.05: across the {len(family)} rules read together, the chance that any "
+            f"rule without a real effect is called significant is at most 5%; each interval is "
+            f"wide enough to hold for all {len(family)} at once (Bonferroni).")
+    if primary is not None:
+        text += (f" {primary} was named in advance as the primary rule: it is tested on its "
+                 f"own, at 95%.")
+    if recent:
+        text += (f" Customers who became eligible less than {a.conversion_window_days} days "
+                 f"before the data ends are left out of both arms (up to {recent} per rule).")
+    return text
+
+
+def dead_letter_line(a: Analysis) -> str:
+    if not a.dead_letters:
+        return "dead letters: none"
+    reasons = ", ".join(f"{reason} {n}" for reason, n in a.dead_letters.items())
+    return f"dead letters: {sum(a.dead_letters.values())} ({reasons}); see dead-letters.jsonl"
+
+
+def wrap(text: str, width: int = 100) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width)
 
 
 def _section_economics(a: Analysis) -> str:

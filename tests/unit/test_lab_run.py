@@ -172,7 +172,7 @@ def test_the_report_drawn_from_output_files_is_the_runs_own_report(
 
     # When the report is drawn again from the output files alone (as for a worker's topics)
     status = main(["report", "--input", str(simulated), "--outputs", str(tmp_path),
-                   *JOURNEYS])
+                   *JOURNEYS, "--holdout", "0.2"])
 
     # Then it is the same report, byte for byte
     assert status == 0
