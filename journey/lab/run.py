@@ -5,7 +5,7 @@ The pipeline itself is journey.pipeline.inprocess; `pipeline_outputs` is the one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -94,7 +94,9 @@ def lab_settings(settings: Settings, journeys: list[str] | None = None,
 
 
 def pipeline_outputs(lines: Iterable[bytes], settings: Settings, *, source: str,
-                     until_ms: int | None, summary: OfflineSummary) -> Iterator[dict[str, Any]]:
+                     until_ms: int | None, summary: OfflineSummary,
+                     on_line: Callable[[bytes], None] | None = None,
+                     ) -> Iterator[dict[str, Any]]:
     """The worker's pipeline core over the lines, as output records named by their topic
     without the deployment's prefix (stage-changes, triggers, trigger-audit, dead-letters)."""
     from journey.pipeline.inprocess import in_process_pipeline
@@ -104,7 +106,7 @@ def pipeline_outputs(lines: Iterable[bytes], settings: Settings, *, source: str,
              topics.trigger_audit.name: "trigger-audit",
              topics.dead_letters.name: "dead-letters"}
     for record in replay_lines(lines, in_process_pipeline(settings), source=source,
-                               until_ms=until_ms, summary=summary):
+                               until_ms=until_ms, summary=summary, on_line=on_line):
         record["topic"] = names.get(record["topic"], record["topic"])
         yield record
 
@@ -134,13 +136,12 @@ def run_file(
         for topic in TOPICS:
             files[topic] = out_dir / f"{topic}.jsonl"
             sinks[topic] = files[topic].open("wb")
-    bar = ProgressBar(progress, path.stat().st_size, label="run",
-                      enabled=progress is not None) if progress is not None else None
+    bar = None if progress is None else ProgressBar(progress, path.stat().st_size, label="run")
     try:
         with path.open("rb") as handle:
-            lines: Iterable[bytes] = handle if bar is None else bar.track(handle)
-            for record in pipeline_outputs(lines, settings, source=str(path), until_ms=end,
-                                           summary=summary):
+            for record in pipeline_outputs(handle, settings, source=str(path), until_ms=end,
+                                           summary=summary,
+                                           on_line=None if bar is None else bar.step):
                 collected.add(record)
                 sink = sinks.get(record["topic"])
                 if sink is not None:
@@ -148,6 +149,8 @@ def run_file(
     finally:
         for sink in sinks.values():
             sink.close()
+    if bar is not None:
+        bar.done()
     return RunResult(settings, definitions, facts, collected, summary, end, files)
 
 
