@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from journey.engine.definitions import LIFECYCLE
-from journey.lab.economics import ChannelEconomics, channel_economics
+from journey.lab.economics import Censoring, ChannelEconomics, censoring, channel_economics
 from journey.lab.lift import Lift, lifts
 from journey.lab.run import RunResult
 
@@ -53,6 +53,8 @@ class Analysis:
     conversion_window_days: int
     holdout_share: float = 0.0
     holdout_salt: str = ""
+    churn_cut: Censoring | None = None
+    churn_model: bool = False  # the run was given churn parameters (engine and model LTV)
     totals: dict[str, int] = field(default_factory=dict)
 
 
@@ -100,6 +102,8 @@ def analyse(result: RunResult, *, input_name: str, margin: float = 0.3,
         conversion_window_days=conversion_window_days,
         holdout_share=result.settings.holdout_share,
         holdout_salt=result.settings.holdout_salt,
+        churn_cut=censoring(facts, lost_at),
+        churn_model=result.settings.churn_params is not None,
         totals={"stage_changes": len(collected.stage_changes),
                 "triggers": len(collected.triggers), "audits": len(collected.audits),
                 "dead_letters": sum(collected.dead_letters.values())},

@@ -75,6 +75,8 @@ def summary_text(analysis: Analysis) -> str:
              _ratio(e.ltv_cac), _num(e.payback_months)] for e in analysis.economics]
     lines += text_table(["channel", "leads", "customers", "CPL", "CAC", "LTV 003", "LTV 004",
                      "LTV model", "LTV:CAC", "payback mo"], rows)
+    for note in economics_notes(analysis):
+        lines += wrap(note)
     if analysis.lifts:
         lines.append("")
         lines.append(lift_title(analysis))
@@ -209,6 +211,44 @@ def lift_note(a: Analysis) -> str:
     return text
 
 
+def economics_notes(a: Analysis) -> list[str]:
+    """Each figure's formula with the inputs of the last row (all channels), in plain words."""
+    if not a.economics:
+        return []
+    e, cut, money = a.economics[-1], a.churn_cut, a.currency or ""
+    notes = [f"Formulas and inputs ({e.channel}): CPL = cost {_money(e.cost)} / {e.leads} "
+             f"leads; CAC = cost / {e.customers} new customers (seed 004)."]
+    horizon = ("-" if cut is None else
+               f"{_day(cut.at_ms)} (the data's end less the longest lag to lost seen, "
+               f"{cut.lag_ms / 86_400_000:.0f} days; later departures are not visible yet)")
+    notes.append(
+        f"Churn per month = {e.departures} departures (the last purchase of a customer later "
+        f"marked lost) / {e.active_months} customers active at a month's start, summed over "
+        f"the months that ended by {horizon} = {_pct(e.monthly_churn)}.")
+    notes.append(
+        f"LTV 003 = margin {a.margin:.0%} x average check {_money(e.average_check)} {money} x "
+        f"{_num(e.purchases_per_year)} purchases per year (of the active months) x "
+        f"{_years(e.expected_years)} expected years (1 / (12 x monthly churn)) (seed 003).")
+    notes.append(
+        f"LTV 004 = monthly margin per active customer {_money(e.monthly_margin)} / monthly "
+        f"churn {_pct(e.monthly_churn)} (seed 004).")
+    if a.churn_model:
+        notes.append("LTV model = mean CLV over 12 months from the fitted churn and spend "
+                     "models; --churn-params also drives the engine's churn-risk detection, so "
+                     "the outputs differ from a run without it.")
+    return notes
+
+
+def _years(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _day(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()
+
+
 def dead_letter_line(a: Analysis) -> str:
     if not a.dead_letters:
         return "dead letters: none"
@@ -226,11 +266,8 @@ def _section_economics(a: Analysis) -> str:
     import plotly.graph_objects as go
 
     out = [f"<h2>Unit economics per channel ({html.escape(a.currency or 'money')})</h2>",
-           f"<p class=\"note\">Margin {a.margin:.0%} of revenue. CPL = cost / leads; CAC = cost "
-           "/ new customers (seed 004). LTV 003 = profit per transaction x transactions "
-           "(seed 003); LTV 004 = monthly margin / monthly churn rate (seed 004; churn = first "
-           "move to lost); LTV model = mean CLV over 12 months from the fitted churn and spend "
-           f"models. LTV:CAC should exceed {LTV_CAC_TARGET:.0f}:1 and CAC payback stay under "
+           f"<p class=\"note\">Margin {a.margin:.0%} of revenue. LTV:CAC should exceed "
+           f"{LTV_CAC_TARGET:.0f}:1 and CAC payback (CAC / monthly margin) stay under "
            f"{PAYBACK_TARGET_MONTHS:.0f} months (seed 004).</p>"]
     rows = []
     for e in a.economics:
@@ -256,6 +293,7 @@ def _section_economics(a: Analysis) -> str:
     ])
     figure.update_layout(barmode="group", title="CAC and LTV per channel", height=420)
     out.append(figure_html(figure, "economics"))
+    out += [f"<p class=\"note\">{html.escape(note)}</p>" for note in economics_notes(a)]
     return "\n".join(out)
 
 
