@@ -174,6 +174,9 @@ def _write_report(args: argparse.Namespace, result: RunResult, folder: Path) -> 
 
     analysis = analyse(result, input_name=args.input.name, margin=args.margin,
                        conversion_window_days=args.window_days, primary_rule=args.primary_rule)
+    if args.primary_rule and not any(x.primary for x in analysis.lifts):
+        print(f"journey {args.command}: --primary-rule {args.primary_rule}: no rule of that name "
+              "held anyone out; every rule is adjusted", file=sys.stderr)
     report, text = folder / "report.html", summary_text(analysis)
     report.write_text(render_html(analysis), encoding="utf-8")
     (folder / "summary.txt").write_text(text, encoding="utf-8")

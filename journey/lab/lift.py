@@ -132,7 +132,7 @@ def _row(key: Key, counts: dict[str, list[int]], reached: int, too_recent: int,
     if n1 and n2:
         d, p = s1 / n1 - s2 / n2, newcombe_p(s1, n1, s2, n2)
     return Lift(key[0], key[1], n1, s1, reached, n2, s2, too_recent, d, None, None, p, None,
-                primary == key[1])
+                primary in (key[1], f"{key[0]}/{key[1]}"))
 
 
 def adjust(rows: list[Lift]) -> list[Lift]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from journey.lab.analysis import Analysis, lifecycle_at_risk
 from journey.lab.economics import LTV_CAC_TARGET, PAYBACK_TARGET_MONTHS
+from journey.lab.lift import Lift
 
 _CONFIG = {"displaylogo": False, "responsive": True}
 _STYLE = """
@@ -159,7 +160,7 @@ def _section_lift(a: Analysis) -> str:
     out.append(f"<p>{html.escape(lift_title(a))}</p>")
     shown = [x for x in a.lifts if x.lift is not None]
     figure = go.Figure(go.Bar(
-        x=[x.rule for x in shown], y=[x.lift for x in shown],
+        x=[lift_label(a, x) for x in shown], y=[x.lift for x in shown],
         error_y={"type": "data", "symmetric": False,
                  "array": [(x.high or 0) - (x.lift or 0) for x in shown],
                  "arrayminus": [(x.lift or 0) - (x.low or 0) for x in shown]}))
@@ -181,8 +182,14 @@ def lift_title(a: Analysis) -> str:
             f"{a.holdout_salt!r})")
 
 
+def lift_label(a: Analysis, x: Lift) -> str:
+    """The rule's name, with its journey when another journey has a rule of that name."""
+    same = sum(1 for y in a.lifts if y.rule == x.rule)
+    return x.rule if same == 1 else f"{x.journey}/{x.rule}"
+
+
 def lift_rows(a: Analysis) -> list[list[str]]:
-    return [[x.rule + (" (primary)" if x.primary else ""),
+    return [[lift_label(a, x) + (" (primary)" if x.primary else ""),
              f"{x.treated_converted}/{x.treated}", _pct(x.send_rate),
              f"{x.held_out_converted}/{x.held_out}", _pct(x.lift, signed=True),
              f"[{_pct(x.low, signed=True)}, {_pct(x.high, signed=True)}]",

@@ -105,3 +105,27 @@ def test_presets_write_needs_a_name(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["presets", "--write", str(tmp_path / "x.yaml")]) == 2
     assert "needs a preset name" in capsys.readouterr().err
     assert orjson.dumps(sorted(p.name for p in tmp_path.iterdir())) == b"[]"
+
+
+def test_the_summary_prints_the_salt_and_marks_the_primary_rule(
+    population: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When a run names its salt and a primary rule
+    assert main(["run", "--input", str(population), "--out-dir", str(tmp_path), "--no-progress",
+                 "--holdout", "0.5", "--holdout-salt", "shop-eu", "--primary-rule",
+                 "warm_up_start"]) == 0
+
+    # Then the lift says which salt assigned the arms and which rule was primary
+    out = capsys.readouterr().out
+    assert "holdout share 50%, salt 'shop-eu'" in out
+    assert "warm_up_start (primary)" in out
+    assert "warm_up_start was named in advance as the primary rule" in out
+
+
+def test_a_primary_rule_that_held_nobody_out_is_named_on_stderr(
+    population: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--input", str(population), "--out-dir", str(tmp_path), "--no-progress",
+                 "--holdout", "0.5", "--primary-rule", "no_such_rule"]) == 0
+
+    assert "--primary-rule no_such_rule: no rule of that name" in capsys.readouterr().err
