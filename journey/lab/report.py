@@ -230,8 +230,8 @@ def economics_notes(a: Analysis) -> list[str]:
                f"{cut.lag_ms / 86_400_000:.0f} days; later departures are not visible yet)")
     notes.append(
         f"Churn per month = {e.departures} departures (the last purchase of a customer later "
-        f"marked lost) / {e.active_months} customers active at a month's start, summed over "
-        f"the months that ended by {horizon} = {_pct(e.monthly_churn)}.")
+        f"marked lost) / {e.active_months} customer-months (customers active at a month's "
+        f"start, summed over the months that ended by {horizon}) = {_pct(e.monthly_churn)}.")
     notes.append(
         f"LTV 003 = margin {a.margin:.0%} x average check {_money(e.average_check)} {money} x "
         f"{_num(e.purchases_per_year)} purchases per year (of the active months) x "
