@@ -170,6 +170,7 @@ def _plotly_missing(command: str) -> bool:
 def _write_report(args: argparse.Namespace, result: RunResult, folder: Path) -> Path:
     """The HTML report and the summary of a run, written into its folder; prints the summary."""
     from journey.lab.analysis import analyse
+    from journey.lab.lift import write_units
     from journey.lab.report import render_html, summary_text
 
     analysis = analyse(result, input_name=args.input.name, margin=args.margin,
@@ -180,6 +181,8 @@ def _write_report(args: argparse.Namespace, result: RunResult, folder: Path) -> 
     report, text = folder / "report.html", summary_text(analysis)
     report.write_text(render_html(analysis), encoding="utf-8")
     (folder / "summary.txt").write_text(text, encoding="utf-8")
+    if analysis.lift_units:
+        write_units(analysis.lift_units, folder / "lift.jsonl")
     print(text, end="")
     return report
 

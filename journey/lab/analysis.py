@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from journey.engine.definitions import LIFECYCLE
 from journey.lab.economics import Censoring, ChannelEconomics, censoring, channel_economics
-from journey.lab.lift import Lift, lifts
+from journey.lab.lift import Lift, Unit, lifts, units
 from journey.lab.run import RunResult
 
 WEEK_MS = 7 * 86_400_000
@@ -55,6 +55,7 @@ class Analysis:
     holdout_salt: str = ""
     churn_cut: Censoring | None = None
     churn_model: bool = False  # the run was given churn parameters (engine and model LTV)
+    lift_units: list[Unit] = field(default_factory=list)  # one row per customer and rule
     totals: dict[str, int] = field(default_factory=dict)
 
 
@@ -83,7 +84,7 @@ def analyse(result: RunResult, *, input_name: str, margin: float = 0.3,
             lost_at.setdefault(customer, at_ms)
     economics = channel_economics(facts, lost_at, margin=margin,
                                   churn_params=result.settings.churn_params)
-    rule_lifts = _lifts(result, conversion_window_days * 86_400_000, primary_rule)
+    lift_units = _units(result, conversion_window_days * 86_400_000)
     return Analysis(
         input_name=input_name,
         journeys=[d.name for d in result.definitions],
@@ -96,7 +97,8 @@ def analyse(result: RunResult, *, input_name: str, margin: float = 0.3,
         triggers_by_rule=dict(sorted(triggers.items())),
         audits_by_reason=dict(sorted(audits.items())),
         economics=economics,
-        lifts=rule_lifts,
+        lifts=lifts(lift_units, primary=primary_rule),
+        lift_units=lift_units,
         currency=facts.currency or "",
         margin=margin,
         conversion_window_days=conversion_window_days,
@@ -158,15 +160,15 @@ def _populations(changes: list[tuple[str, str, str | None, str, int]], week_star
     return result
 
 
-def _lifts(result: RunResult, window_ms: int, primary: str | None) -> list[Lift]:
-    """Per rule, by intention to treat from first eligibility (journey.lab.lift)."""
+def _units(result: RunResult, window_ms: int) -> list[Unit]:
+    """Per customer and rule, by intention to treat from first eligibility (journey.lab.lift)."""
     collected = result.collected
     purchases = {cid: [at for at, _ in f.purchases] for cid, f in result.facts.customers.items()}
     sent = [(j, r, c, send_ms) for j, r, c, _, _, _, send_ms in collected.triggers]
     decided = [(j, r, d, why, c, decided_ms)
                for j, r, d, why, c, _, _, decided_ms in collected.audits]
     end = result.until_ms if result.until_ms is not None else (result.facts.last_ms or 0)
-    return lifts(sent, decided, purchases, window_ms=window_ms, end_ms=end, primary=primary)
+    return units(sent, decided, purchases, window_ms=window_ms, end_ms=end)
 
 
 def _week_start(ms: int) -> int:

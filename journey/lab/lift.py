@@ -25,8 +25,13 @@ import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import NormalDist
 from typing import Literal
+
+import orjson
+
+from journey.engine.events import from_epoch_ms
 
 #: Audit decisions and reasons of checks made before the holdout: not eligible.
 BEFORE_HOLDOUT = frozenset({"expired", "opted_out"})
@@ -95,29 +100,61 @@ def assign(sent: Iterable[Sent], decided: Iterable[Decided]) -> dict[Key, dict[s
     return first
 
 
-def lifts(
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One customer in one rule's experiment: the row the lift counts."""
+
+    journey: str
+    rule: str
+    customer_id: str
+    arm: Arm
+    eligible_ms: int
+    sent: bool  # the rule sent this customer a trigger (treated arm only)
+    converted: bool | None  # None: eligible less than a window before the data ends
+
+
+def units(
     sent: Sequence[Sent], decided: Sequence[Decided], purchases: Mapping[str, list[int]], *,
-    window_ms: int, end_ms: int, primary: str | None = None,
-) -> list[Lift]:
-    """One row per rule that held someone out, sorted by rule; `purchases` per customer
-    must be sorted (event time)."""
+    window_ms: int, end_ms: int,
+) -> list[Unit]:
+    """Every customer of every rule that held someone out, by rule, journey and customer;
+    `purchases` per customer must be sorted (event time)."""
     sent_to = {(j, r, c) for j, r, c, _ in sent}
-    rows = []
+    out = []
     for key, customers in sorted(assign(sent, decided).items(), key=lambda kv: kv[0][::-1]):
         if not any(a.arm == "held_out" for a in customers.values()):
             continue
-        counts = {"treated": [0, 0], "held_out": [0, 0]}
-        reached = too_recent = 0
-        for customer, a in customers.items():
-            if a.eligible_ms + window_ms > end_ms:
-                too_recent += 1
-                continue
-            tally = counts[a.arm]
-            tally[0] += 1
-            tally[1] += _bought(purchases.get(customer, []), a.eligible_ms, window_ms)
-            reached += a.arm == "treated" and (*key, customer) in sent_to
-        rows.append(_row(key, counts, reached, too_recent, primary))
-    return adjust(rows)
+        for customer, a in sorted(customers.items()):
+            converted = (None if a.eligible_ms + window_ms > end_ms else
+                         _bought(purchases.get(customer, []), a.eligible_ms, window_ms))
+            out.append(Unit(*key, customer, a.arm, a.eligible_ms,
+                            (*key, customer) in sent_to, converted))
+    return out
+
+
+def lifts(rows: Iterable[Unit], *, primary: str | None = None) -> list[Lift]:
+    """One row per rule, in the order of the units, adjusted for many rules."""
+    tallies: dict[Key, list[int]] = {}
+    for u in rows:
+        # treated, treated converted, treated sent, held out, held out converted, too recent
+        t = tallies.setdefault((u.journey, u.rule), [0] * 6)
+        if u.converted is None:
+            t[5] += 1
+        elif u.arm == "treated":
+            t[0], t[1], t[2] = t[0] + 1, t[1] + u.converted, t[2] + u.sent
+        else:
+            t[3], t[4] = t[3] + 1, t[4] + u.converted
+    return adjust([_row(key, t, primary) for key, t in tallies.items()])
+
+
+def write_units(rows: Iterable[Unit], path: Path) -> None:
+    """The rows the lift counts, one JSON object per customer and rule, for re-analysis."""
+    with path.open("wb") as handle:
+        for u in rows:
+            handle.write(orjson.dumps({
+                "journey": u.journey, "rule": u.rule, "customer_id": u.customer_id,
+                "arm": u.arm, "eligible_at": from_epoch_ms(u.eligible_ms).isoformat(),
+                "sent": u.sent, "converted": u.converted}) + b"\n")
 
 
 def _bought(times: list[int], after_ms: int, window_ms: int) -> bool:
@@ -125,9 +162,8 @@ def _bought(times: list[int], after_ms: int, window_ms: int) -> bool:
     return i < len(times) and times[i] <= after_ms + window_ms
 
 
-def _row(key: Key, counts: dict[str, list[int]], reached: int, too_recent: int,
-         primary: str | None) -> Lift:
-    (n1, s1), (n2, s2) = counts["treated"], counts["held_out"]
+def _row(key: Key, t: list[int], primary: str | None) -> Lift:
+    n1, s1, reached, n2, s2, too_recent = t
     d = p = None
     if n1 and n2:
         d, p = s1 / n1 - s2 / n2, newcombe_p(s1, n1, s2, n2)

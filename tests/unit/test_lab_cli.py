@@ -129,3 +129,23 @@ def test_a_primary_rule_that_held_nobody_out_is_named_on_stderr(
                  "--holdout", "0.5", "--primary-rule", "no_such_rule"]) == 0
 
     assert "--primary-rule no_such_rule: no rule of that name" in capsys.readouterr().err
+
+
+def test_the_lift_rows_are_written_one_per_customer_and_rule(
+    population: Path, tmp_path: Path
+) -> None:
+    # When a run holds half the customers out
+    assert main(["run", "--input", str(population), "--out-dir", str(tmp_path), "--no-progress",
+                 "--holdout", "0.5"]) == 0
+
+    # Then lift.jsonl has each customer once per rule, in one arm, and the summary's counts
+    rows = [orjson.loads(line) for line in (tmp_path / "lift.jsonl").read_bytes().splitlines()]
+    keys = [(r["journey"], r["rule"], r["customer_id"]) for r in rows]
+    assert rows and len(keys) == len(set(keys))
+    assert {r["arm"] for r in rows} == {"treated", "held_out"}
+    warm = [r for r in rows if r["rule"] == "warm_up_start" and r["converted"] is not None]
+    treated = [r for r in warm if r["arm"] == "treated"]
+    bought = sum(r["converted"] for r in treated)
+    [line] = [x for x in (tmp_path / "summary.txt").read_text().splitlines()
+              if x.startswith("warm_up_start ")]
+    assert line.split()[1] == f"{bought}/{len(treated)}"

@@ -43,8 +43,8 @@ def test_running_the_same_file_twice_gives_byte_identical_outputs_and_report(
 
     # Then every file is the same, byte for byte
     names = sorted(p.name for p in (tmp_path / "one").iterdir())
-    assert names == ["dead-letters.jsonl", "report.html", "stage-changes.jsonl", "summary.txt",
-                     "trigger-audit.jsonl", "triggers.jsonl"]
+    assert names == ["dead-letters.jsonl", "lift.jsonl", "report.html", "stage-changes.jsonl",
+                     "summary.txt", "trigger-audit.jsonl", "triggers.jsonl"]
     for name in names:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     out = capsys.readouterr().out

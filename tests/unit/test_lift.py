@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from journey.lab.lift import assign, holm_adjust, lifts, newcombe, newcombe_p
+from journey.lab.lift import Lift, assign, holm_adjust, lifts, newcombe, newcombe_p, units
 
 DAY = 86_400_000
 WINDOW = 30 * DAY
 J = "touchpoint_journey"
+
+
+def lift_rows(sent: list[tuple[str, str, str, int]],
+              decided: list[tuple[str, str, str, str, str, int]],
+              purchases: dict[str, list[int]], primary: str | None = None) -> list[Lift]:
+    return lifts(units(sent, decided, purchases, window_ms=WINDOW, end_ms=100 * DAY),
+                 primary=primary)
 
 
 def test_a_customer_is_counted_once_per_rule_from_the_first_eligible_decision() -> None:
@@ -43,7 +50,7 @@ def test_a_treated_customer_stays_treated_when_the_contact_budget_stops_the_send
     purchases = {"t1": [12 * DAY], "h1": [12 * DAY]}
 
     # When the lift is computed
-    [row] = lifts([], decided, purchases, window_ms=WINDOW, end_ms=100 * DAY)
+    [row] = lift_rows([], decided, purchases)
 
     # Then both count, the treated one as never sent to
     assert (row.treated, row.treated_converted, row.treated_sent) == (1, 1, 0)
@@ -60,7 +67,7 @@ def test_bought_means_after_eligibility_and_within_the_window() -> None:
                  "late": [40 * DAY + 1]}
 
     # When the lift is computed
-    [row] = lifts(sent, decided, purchases, window_ms=WINDOW, end_ms=100 * DAY)
+    [row] = lift_rows(sent, decided, purchases)
 
     # Then a purchase at the very moment or after the window does not count; the edge does
     assert (row.held_out, row.held_out_converted) == (4, 2)
@@ -71,13 +78,13 @@ def test_customers_eligible_less_than_a_window_before_the_end_are_left_out_of_bo
                (J, "offer", "held_out", "holdout_group", "h_new", 80 * DAY)]
     sent = [(J, "offer", "t_old", 10 * DAY), (J, "offer", "t_new", 80 * DAY)]
 
-    [row] = lifts(sent, decided, {}, window_ms=WINDOW, end_ms=100 * DAY)
+    [row] = lift_rows(sent, decided, {})
 
     assert (row.treated, row.held_out, row.too_recent) == (1, 1, 2)
 
 
 def test_rules_that_held_nobody_out_have_no_row() -> None:
-    assert lifts([(J, "service", "c1", DAY)], [], {}, window_ms=WINDOW, end_ms=100 * DAY) == []
+    assert lift_rows([(J, "service", "c1", DAY)], [], {}) == []
 
 
 def test_holm_adjusts_the_smallest_p_value_by_the_number_of_rules_and_keeps_the_order() -> None:
@@ -97,7 +104,9 @@ def test_the_p_value_is_where_newcombes_interval_touches_zero() -> None:
 
 def test_adjusted_intervals_widen_with_the_number_of_rules_but_the_primary_rule_keeps_95() -> None:
     # Given three rules with the same counts, one named primary
-    decided, sent, purchases = [], [], {}
+    decided: list[tuple[str, str, str, str, str, int]] = []
+    sent: list[tuple[str, str, str, int]] = []
+    purchases: dict[str, list[int]] = {}
     for rule in ("a", "b", "c"):
         for i in range(200):
             customer = f"{rule}{i}"
@@ -109,8 +118,7 @@ def test_adjusted_intervals_widen_with_the_number_of_rules_but_the_primary_rule_
                 purchases[customer] = [2 * DAY]
 
     # When computed with "a" as the primary rule
-    rows = {x.rule: x for x in lifts(sent, decided, purchases, window_ms=WINDOW,
-                                     end_ms=100 * DAY, primary="a")}
+    rows = {x.rule: x for x in lift_rows(sent, decided, purchases, primary="a")}
 
     # Then "a" has the plain 95% interval and p-value; "b" and "c" are adjusted for two rules
     a, b = rows["a"], rows["b"]
