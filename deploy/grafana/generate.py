@@ -146,6 +146,17 @@ def triggers_row(d: dashboard.Dashboard) -> dashboard.Dashboard:
         "Detections by kind, per hour", "Dormant, inactive lead, churn risk, complaint...",
         query(f"sum by (journey, kind) (increase(journey_detections_total{{{J}}}[1h]))",
               "{{journey}} {{kind}}")))
+    lift = ("sum by (journey, rule) (increase(journey_lift_converted_total{{{j}arm=\"{arm}\"}}"
+            "[90d])) / sum by (journey, rule) (increase(journey_lift_assigned_total{{{j}arm="
+            "\"{arm}\"}}[90d]))")
+    d = d.with_panel(series(
+        "Holdout lift by rule, customers assigned in the last 90 days",
+        "Share who bought within 30 days after first eligibility, treated minus held out "
+        "(intention to treat, one customer per rule). Conversions lag assignments by up to 30 "
+        "days; journey run's report gives intervals adjusted for many rules.",
+        query(f"{lift.format(j=J + ',', arm='treated')} - "
+              f"{lift.format(j=J + ',', arm='held_out')}", "{{journey}} {{rule}}"),
+        unit="percentunit"))
     d = d.with_panel(series(
         "Delay from cause to trigger", "95th percentile, wall clock.",
         query("histogram_quantile(0.95, sum by (le) "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import resources
+from pathlib import Path
 
 from journey.engine.definitions import (
     DefinitionError,
@@ -21,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "presets", help="list the journey presets: stages, rules, exits and event types"
     )
     presets.add_argument("name", nargs="?", help="show one preset only")
+    presets.add_argument("--write", type=Path, metavar="FILE",
+                         help="copy the named preset's YAML to FILE, to start a candidate for "
+                         "`journey diff --base NAME --candidate FILE`")
     presets.set_defaults(handler=run_presets)
 
     vocabulary = subparsers.add_parser(
@@ -53,6 +58,8 @@ def _first_sentence(text: str) -> str:
 
 
 def run_presets(args: argparse.Namespace, settings: Settings) -> int:
+    if args.write is not None:
+        return _write_preset(args.name, args.write)
     names = preset_names() if args.name is None else [args.name]
     try:
         loaded = [load_preset(n) for n in names]
@@ -65,6 +72,28 @@ def run_presets(args: argparse.Namespace, settings: Settings) -> int:
         print("\n".join(describe(d)))
     print("\nrun one or more: JOURNEY_DEFINITIONS=name[,name|path.yaml] journey worker",
           file=sys.stderr)
+    return 0
+
+
+def _write_preset(name: str | None, path: Path) -> int:
+    """The preset's own YAML, comments and all, in a new file."""
+    if name is None:
+        print("journey presets: --write needs a preset name", file=sys.stderr)
+        return 2
+    try:
+        load_preset(name)
+    except DefinitionError as exc:
+        print(f"journey presets: {exc}", file=sys.stderr)
+        return 2
+    text = resources.files("journey.presets").joinpath(f"{name}.yaml").read_text("utf-8")
+    try:
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        print(f"journey presets: cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote preset {name} to {path}; edit it, then: journey diff --input FILE "
+          f"--base {name} --candidate {path}")
     return 0
 
 

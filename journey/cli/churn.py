@@ -153,6 +153,10 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
         print("journey churn score: the params have a spend model but no --amount-column was "
               "given; expected_spend and clv are left out", file=sys.stderr)
         spend = None
+    if not summary.customers:
+        return _fail(f"no customer of {args.transactions} made a first purchase on or before "
+                     f"the calibration end {summary.calibration_end}: nothing to score "
+                     "(--calibration-end moves it)", status=1, command="score")
     scores = score_customers(summary, params, spend, horizon=args.horizon, margin=args.margin,
                              discount_rate=args.discount_rate)
     if args.out is None:

@@ -54,9 +54,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      help="folder with stage-changes.jsonl, triggers.jsonl, trigger-audit.jsonl")
     rep.add_argument("--journey", action="append", metavar="NAME",
                      help="the journeys that ran (default: settings)")
-    rep.add_argument("--churn-params", type=Path, metavar="FILE")
+    _holdout_options(rep, "the share the worker held out (default: settings)")
+    rep.add_argument("--churn-params", type=Path, metavar="FILE",
+                     help="params from `journey churn fit`, for model LTV and the churn rate")
     rep.add_argument("--margin", type=float, default=0.3)
-    rep.add_argument("--window-days", type=int, default=30)
+    _lift_options(rep)
     rep.set_defaults(handler=_report)
 
     col = subparsers.add_parser(
@@ -83,15 +85,32 @@ def _journey_options(parser: argparse.ArgumentParser) -> None:
                         help="where outputs and report.html go (default journey-run)")
     parser.add_argument("--until", help="advance event time to this ISO instant at the end "
                         "(default: the last event's time)")
-    parser.add_argument("--holdout", type=float, metavar="SHARE",
-                        help="share of customers held out, 0-1, to measure lift")
+    _holdout_options(parser, "share of customers held out, at least 0 and below 1, to "
+                     "measure lift")
     parser.add_argument("--churn-params", type=Path, metavar="FILE",
-                        help="params from `journey churn fit` (with a spend model: model LTV)")
+                        help="params from `journey churn fit`: the engine's dormancy and lost "
+                        "detections use them, and the report's model LTV (with a spend model)")
     parser.add_argument("--margin", type=float, default=0.3,
                         help="profit share of revenue for LTV (choice: 0.3)")
-    parser.add_argument("--window-days", type=int, default=30,
-                        help="a purchase this soon after a trigger counts as converted")
+    _lift_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _holdout_options(parser: argparse.ArgumentParser, share_help: str) -> None:
+    parser.add_argument("--holdout", type=_share, metavar="SHARE", help=share_help)
+    parser.add_argument("--holdout-salt", metavar="TEXT",
+                        help="salt of the stable holdout hash; choose one per deployment, or "
+                        "every population with the same ids has the same held-out customers "
+                        "(default: settings, JOURNEY_HOLDOUT_SALT)")
+
+
+def _lift_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--window-days", type=_positive_int, default=30,
+                        help="a purchase this many days after a customer first became "
+                        "eligible for a rule counts as converted (default 30)")
+    parser.add_argument("--primary-rule", metavar="RULE",
+                        help="the rule named in advance as the one that matters: tested on its "
+                        "own at 95%%; the others are adjusted for being read together")
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -151,13 +170,19 @@ def _plotly_missing(command: str) -> bool:
 def _write_report(args: argparse.Namespace, result: RunResult, folder: Path) -> Path:
     """The HTML report and the summary of a run, written into its folder; prints the summary."""
     from journey.lab.analysis import analyse
+    from journey.lab.lift import write_units
     from journey.lab.report import render_html, summary_text
 
     analysis = analyse(result, input_name=args.input.name, margin=args.margin,
-                       conversion_window_days=args.window_days)
+                       conversion_window_days=args.window_days, primary_rule=args.primary_rule)
+    if args.primary_rule and not any(x.primary for x in analysis.lifts):
+        print(f"journey {args.command}: --primary-rule {args.primary_rule}: no rule of that name "
+              "held anyone out; every rule is adjusted", file=sys.stderr)
     report, text = folder / "report.html", summary_text(analysis)
     report.write_text(render_html(analysis), encoding="utf-8")
     (folder / "summary.txt").write_text(text, encoding="utf-8")
+    if analysis.lift_units:
+        write_units(analysis.lift_units, folder / "lift.jsonl")
     print(text, end="")
     return report
 
@@ -184,7 +209,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         return _fail("report", f"need an input file and an outputs folder: {args.input}, "
                      f"{args.outputs}")
     try:
-        chosen = lab_settings(settings, args.journey)
+        chosen = lab_settings(settings, args.journey, args.holdout, args.holdout_salt)
         if args.churn_params is not None:
             chosen = Settings.model_validate(
                 {**chosen.model_dump(), "churn_params": args.churn_params})
@@ -251,7 +276,7 @@ def _diff(args: argparse.Namespace, settings: Settings) -> int:
     text = diff_text(diff)
     names = (", ".join(args.base), ", ".join(args.candidate))
     analysis = analyse(candidate, input_name=args.input.name, margin=args.margin,
-                       conversion_window_days=args.window_days)
+                       conversion_window_days=args.window_days, primary_rule=args.primary_rule)
     report = args.out_dir / "diff.html"
     report.write_text(render_html(analysis, diff_section=diff_section(diff, *names)),
                       encoding="utf-8")
@@ -285,7 +310,7 @@ def _run_one(args: argparse.Namespace, settings: Settings, journeys: list[str] |
             return _fail(args.command, "--until needs a UTC offset, e.g. 2026-01-01T00:00:00Z")
         until_ms = to_epoch_ms(moment)
     try:
-        chosen = lab_settings(settings, journeys, args.holdout)
+        chosen = lab_settings(settings, journeys, args.holdout, args.holdout_salt)
         if args.churn_params is not None:
             chosen = Settings.model_validate(
                 {**chosen.model_dump(), "churn_params": args.churn_params})
@@ -307,4 +332,24 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1: {text!r}")
     return value

@@ -145,6 +145,9 @@ class CustomerState:
     #: the last few trigger decisions, newest last, for the lookup's "why (not)":
     #: [event time, journey, rule, trigger id, outcome (sent or the decision), reason, details]
     decisions: list[list[Any]] = field(default_factory=list)
+    #: live holdout lift, kept by the pipeline (journey.pipeline.lift), not by the engine:
+    #: "journey/rule" -> [first eligible time, arm (1 held out, 0 treated), converted 0/1]
+    lift: dict[str, list[int]] = field(default_factory=dict)
 
     # ----- derived -----------------------------------------------------------------------
     @property
@@ -170,6 +173,12 @@ class CustomerState:
 
     # ----- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        raw = self._fields()
+        if self.lift:  # absent without a holdout, so those states are as they were
+            raw["lift"] = self.lift
+        return raw
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "v": STATE_VERSION,
             "customer_id": self.customer_id,
@@ -261,6 +270,7 @@ class CustomerState:
             detected={k: list(v) for k, v in raw.get("detected", {}).items()},
             recent_ids=dict(raw.get("recent_ids", {})),
             decisions=[list(d) for d in raw.get("decisions", [])],
+            lift={k: list(v) for k, v in raw.get("lift", {}).items()},
         )
 
     def to_bytes(self) -> bytes:

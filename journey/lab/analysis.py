@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import bisect
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from journey.engine.definitions import LIFECYCLE
-from journey.lab.economics import ChannelEconomics, channel_economics
+from journey.lab.economics import Censoring, ChannelEconomics, censoring, channel_economics
+from journey.lab.lift import Lift, Unit, lifts, units
 from journey.lab.run import RunResult
 
 WEEK_MS = 7 * 86_400_000
@@ -17,7 +16,6 @@ WEEK_MS = 7 * 86_400_000
 STATUS_ORDER = ("lead", "inactive_lead", "customer", "regular", "loyal", "reactivated",
                 "at_risk", "dormant", "lost")
 AT_RISK_STATUSES = ("inactive_lead", "at_risk", "dormant", "lost")
-Z_95 = 1.959963984540054
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,18 +32,6 @@ class Funnel:
     title: str
     steps: tuple[FunnelStep, ...]
     loss_peak: str | None  # the stage whose entry loses the most customers
-
-
-@dataclass(frozen=True, slots=True)
-class Lift:
-    rule: str
-    treated: int
-    treated_converted: int
-    held_out: int
-    held_out_converted: int
-    lift: float | None  # conversion of the treated minus that of the held-out
-    low: float | None
-    high: float | None
 
 
 @dataclass(slots=True)
@@ -65,11 +51,16 @@ class Analysis:
     currency: str
     margin: float
     conversion_window_days: int
+    holdout_share: float = 0.0
+    holdout_salt: str = ""
+    churn_cut: Censoring | None = None
+    churn_model: bool = False  # the run was given churn parameters (engine and model LTV)
+    lift_units: list[Unit] = field(default_factory=list)  # one row per customer and rule
     totals: dict[str, int] = field(default_factory=dict)
 
 
 def analyse(result: RunResult, *, input_name: str, margin: float = 0.3,
-            conversion_window_days: int = 30) -> Analysis:
+            conversion_window_days: int = 30, primary_rule: str | None = None) -> Analysis:
     """Everything the report and the terminal summary show, from one run."""
     collected, facts = result.collected, result.facts
     start = _week_start(facts.first_ms or 0)
@@ -83,9 +74,9 @@ def analyse(result: RunResult, *, input_name: str, margin: float = 0.3,
     orders[LIFECYCLE] = list(STATUS_ORDER)
     populations = _populations(changes, week_starts, orders)
     triggers: dict[str, list[int]] = defaultdict(lambda: [0] * len(week_starts))
-    for _, rule, _, at_ms, _, _ in collected.triggers:
+    for _, rule, _, at_ms, _, _, _ in collected.triggers:
         triggers[rule][_bucket(week_starts, at_ms)] += 1
-    audits = Counter(f"{decision}: {reason}" for _, _, decision, reason, _, _, _
+    audits = Counter(f"{decision}: {reason}" for _, _, decision, reason, _, _, _, _
                      in collected.audits)
     lost_at: dict[str, int] = {}
     for journey, customer, _, to_stage, at_ms in changes:
@@ -93,7 +84,7 @@ def analyse(result: RunResult, *, input_name: str, margin: float = 0.3,
             lost_at.setdefault(customer, at_ms)
     economics = channel_economics(facts, lost_at, margin=margin,
                                   churn_params=result.settings.churn_params)
-    lifts = _lifts(result, conversion_window_days * 86_400_000)
+    lift_units = _units(result, conversion_window_days * 86_400_000)
     return Analysis(
         input_name=input_name,
         journeys=[d.name for d in result.definitions],
@@ -106,10 +97,15 @@ def analyse(result: RunResult, *, input_name: str, margin: float = 0.3,
         triggers_by_rule=dict(sorted(triggers.items())),
         audits_by_reason=dict(sorted(audits.items())),
         economics=economics,
-        lifts=lifts,
+        lifts=lifts(lift_units, primary=primary_rule),
+        lift_units=lift_units,
         currency=facts.currency or "",
         margin=margin,
         conversion_window_days=conversion_window_days,
+        holdout_share=result.settings.holdout_share,
+        holdout_salt=result.settings.holdout_salt,
+        churn_cut=censoring(facts, lost_at),
+        churn_model=result.settings.churn_params is not None,
         totals={"stage_changes": len(collected.stage_changes),
                 "triggers": len(collected.triggers), "audits": len(collected.audits),
                 "dead_letters": sum(collected.dead_letters.values())},
@@ -164,48 +160,15 @@ def _populations(changes: list[tuple[str, str, str | None, str, int]], week_star
     return result
 
 
-def _lifts(result: RunResult, window_ms: int) -> list[Lift]:
-    """Per rule: share of treated and of held-out customers who bought within the window."""
+def _units(result: RunResult, window_ms: int) -> list[Unit]:
+    """Per customer and rule, by intention to treat from first eligibility (journey.lab.lift)."""
+    collected = result.collected
     purchases = {cid: [at for at, _ in f.purchases] for cid, f in result.facts.customers.items()}
-
-    def converted(customer: str, at_ms: int) -> bool:
-        times = purchases.get(customer, [])
-        i = bisect.bisect_right(times, at_ms)
-        return i < len(times) and times[i] <= at_ms + window_ms
-
-    treated: dict[str, list[bool]] = defaultdict(list)
-    held: dict[str, list[bool]] = defaultdict(list)
-    for _, rule, customer, at_ms, _, _ in result.collected.triggers:
-        treated[rule].append(converted(customer, at_ms))
-    for _, rule, decision, _, customer, at_ms, _ in result.collected.audits:
-        if decision == "held_out":
-            held[rule].append(converted(customer, at_ms))
-    lifts = []
-    for rule in sorted(set(held)):
-        t, h = treated.get(rule, []), held[rule]
-        lift = low = high = None
-        if t and h:
-            lift, low, high = _newcombe(sum(t), len(t), sum(h), len(h))
-        lifts.append(Lift(rule, len(t), sum(t), len(h), sum(h), lift, low, high))
-    return lifts
-
-
-def _wilson(successes: int, n: int) -> tuple[float, float]:
-    p, z2 = successes / n, Z_95 * Z_95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z_95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return centre - half, centre + half
-
-
-def _newcombe(s1: int, n1: int, s2: int, n2: int) -> tuple[float, float, float]:
-    """Difference of two proportions with Newcombe's hybrid score 95% interval (1998, method
-    10): honest for small groups and for 0 or 100% conversion, unlike the normal one."""
-    p1, p2 = s1 / n1, s2 / n2
-    l1, u1 = _wilson(s1, n1)
-    l2, u2 = _wilson(s2, n2)
-    d = p1 - p2
-    return (d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
-            d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+    sent = [(j, r, c, send_ms) for j, r, c, _, _, _, send_ms in collected.triggers]
+    decided = [(j, r, d, why, c, decided_ms)
+               for j, r, d, why, c, _, _, decided_ms in collected.audits]
+    end = result.until_ms if result.until_ms is not None else (result.facts.last_ms or 0)
+    return units(sent, decided, purchases, window_ms=window_ms, end_ms=end)
 
 
 def _week_start(ms: int) -> int:

@@ -16,6 +16,7 @@ class ProgressBar:
         self._enabled, self._clock = enabled, clock
         self._started = clock()
         self._drawn_at = -1.0
+        self._done = self._items = 0
 
     def update(self, done: int, items: int, *, force: bool = False) -> None:
         if not self._enabled:
@@ -36,6 +37,16 @@ class ProgressBar:
             self.update(done, items, force=True)
             self._stream.write("\n")
             self._stream.flush()
+
+    def step(self, line: bytes) -> None:
+        """One more line processed: its bytes count towards the total."""
+        self._done += len(line)
+        self._items += 1
+        self.update(self._done, self._items)
+
+    def done(self) -> None:
+        """The end of the lines given to `step`."""
+        self.finish(self._done, self._items)
 
     def track(self, lines: Iterable[bytes]) -> Iterator[bytes]:
         """The lines unchanged, counting their bytes towards the total as they go by."""

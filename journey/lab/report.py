@@ -12,6 +12,7 @@ from typing import Any
 
 from journey.lab.analysis import Analysis, lifecycle_at_risk
 from journey.lab.economics import LTV_CAC_TARGET, PAYBACK_TARGET_MONTHS
+from journey.lab.lift import Lift
 
 _CONFIG = {"displaylogo": False, "responsive": True}
 _STYLE = """
@@ -75,14 +76,15 @@ def summary_text(analysis: Analysis) -> str:
              _ratio(e.ltv_cac), _num(e.payback_months)] for e in analysis.economics]
     lines += text_table(["channel", "leads", "customers", "CPL", "CAC", "LTV 003", "LTV 004",
                      "LTV model", "LTV:CAC", "payback mo"], rows)
+    for note in economics_notes(analysis):
+        lines += wrap(note)
     if analysis.lifts:
         lines.append("")
-        lines.append(f"holdout lift (bought within {analysis.conversion_window_days} days)")
-        rows = [[x.rule, f"{x.treated_converted}/{x.treated}",
-                 f"{x.held_out_converted}/{x.held_out}", _pct(x.lift, signed=True),
-                 f"[{_pct(x.low, signed=True)}, {_pct(x.high, signed=True)}]"]
-                for x in analysis.lifts]
-        lines += text_table(["rule", "treated", "held out", "lift", "95% CI"], rows)
+        lines.append(lift_title(analysis))
+        lines += [line.rstrip() for line in text_table(LIFT_HEADER, lift_rows(analysis))]
+        lines += wrap(lift_note(analysis))
+    lines.append("")
+    lines.append(dead_letter_line(analysis))
     return "\n".join(lines) + "\n"
 
 
@@ -155,35 +157,124 @@ def _section_lift(a: Analysis) -> str:
         out.append("<p>No customer was held out (holdout share 0); run with --holdout 0.1 "
                    "to measure lift.</p>")
         return "\n".join(out)
-    out.append(f"<p class=\"note\">Share of customers who bought within "
-               f"{a.conversion_window_days} days of the trigger, treated minus held out, "
-               "with a 95% confidence interval (Newcombe's hybrid score interval).</p>")
+    out.append(f"<p>{html.escape(lift_title(a))}</p>")
     shown = [x for x in a.lifts if x.lift is not None]
     figure = go.Figure(go.Bar(
-        x=[x.rule for x in shown], y=[x.lift for x in shown],
+        x=[lift_label(a, x) for x in shown], y=[x.lift for x in shown],
         error_y={"type": "data", "symmetric": False,
                  "array": [(x.high or 0) - (x.lift or 0) for x in shown],
                  "arrayminus": [(x.lift or 0) - (x.low or 0) for x in shown]}))
-    figure.update_layout(title="Conversion lift (treated - held out)", yaxis_tickformat=".0%",
-                         height=420)
+    figure.update_layout(title="Conversion lift (treated - held out), adjusted intervals",
+                         yaxis_tickformat=".0%", height=420)
     out.append(figure_html(figure, "holdout-lift"))
-    rows = [[x.rule, f"{x.treated_converted}/{x.treated}",
-             f"{x.held_out_converted}/{x.held_out}", _pct(x.lift, signed=True),
-             f"[{_pct(x.low, signed=True)}, {_pct(x.high, signed=True)}]"] for x in a.lifts]
-    out.append(html_table(["rule", "treated bought", "held out bought", "lift", "95% CI"],
-                           rows))
+    out.append(html_table(LIFT_HEADER, lift_rows(a)))
+    out.append(f"<p class=\"note\">{html.escape(lift_note(a))}</p>")
     return "\n".join(out)
+
+
+LIFT_HEADER = ("rule", "treated bought", "sent", "held out bought", "lift", "adjusted 95% CI",
+               "p (Holm)", "")
+
+
+def lift_title(a: Analysis) -> str:
+    return (f"holdout lift by intention to treat: bought within {a.conversion_window_days} "
+            f"days after first eligibility (holdout share {a.holdout_share:.0%}, salt "
+            f"{a.holdout_salt!r})")
+
+
+def lift_label(a: Analysis, x: Lift) -> str:
+    """The rule's name, with its journey when another journey has a rule of that name."""
+    same = sum(1 for y in a.lifts if y.rule == x.rule)
+    return x.rule if same == 1 else f"{x.journey}/{x.rule}"
+
+
+def lift_rows(a: Analysis) -> list[list[str]]:
+    return [[lift_label(a, x) + (" (primary)" if x.primary else ""),
+             f"{x.treated_converted}/{x.treated}", _pct(x.send_rate),
+             f"{x.held_out_converted}/{x.held_out}", _pct(x.lift, signed=True),
+             f"[{_pct(x.low, signed=True)}, {_pct(x.high, signed=True)}]",
+             "-" if x.p_adjusted is None else f"{x.p_adjusted:.3f}",
+             "significant" if x.significant else ""] for x in a.lifts]
+
+
+def lift_note(a: Analysis) -> str:
+    """What the lift table means, in plain words."""
+    family = [x for x in a.lifts if x.p_value is not None and not x.primary]
+    primary = next((x.rule for x in a.lifts if x.primary), None)
+    recent = max((x.too_recent for x in a.lifts), default=0)
+    text = (f"One row per customer and rule: each customer counts once, from the moment the "
+            f"rule first applied to them, in the arm the stable holdout hash put them in, "
+            f"whether or not a message went out later (\"sent\" is the share of the treated "
+            f"who were actually sent one). \"Significant\" means the Holm-adjusted p-value is "
+            f"below 0.05: across the {len(family)} rules read together, the chance that any "
+            f"rule without a real effect is called significant is at most 5%; each interval is "
+            f"wide enough to hold for all {len(family)} at once (Bonferroni).")
+    if primary is not None:
+        text += (f" {primary} was named in advance as the primary rule: it is tested on its "
+                 f"own, at 95%.")
+    if recent:
+        text += (f" Customers who became eligible less than {a.conversion_window_days} days "
+                 f"before the data ends are left out of both arms (up to {recent} per rule).")
+    return text
+
+
+def economics_notes(a: Analysis) -> list[str]:
+    """Each figure's formula with the inputs of the last row (all channels), in plain words."""
+    if not a.economics:
+        return []
+    e, cut, money = a.economics[-1], a.churn_cut, a.currency or ""
+    notes = [f"Formulas and inputs ({e.channel}): CPL = cost {_money(e.cost)} / {e.leads} "
+             f"leads; CAC = cost / {e.customers} new customers (seed 004)."]
+    horizon = ("-" if cut is None else
+               f"{_day(cut.at_ms)} (the data's end less the longest lag to lost seen, "
+               f"{cut.lag_ms / 86_400_000:.0f} days; later departures are not visible yet)")
+    notes.append(
+        f"Churn per month = {e.departures} departures (the last purchase of a customer later "
+        f"marked lost) / {e.active_months} customer-months (customers active at a month's "
+        f"start, summed over the months that ended by {horizon}) = {_pct(e.monthly_churn)}.")
+    notes.append(
+        f"LTV 003 = margin {a.margin:.0%} x average check {_money(e.average_check)} {money} x "
+        f"{_num(e.purchases_per_year)} purchases per year (of the active months) x "
+        f"{_years(e.expected_years)} expected years (1 / (12 x monthly churn)) (seed 003).")
+    notes.append(
+        f"LTV 004 = monthly margin per active customer {_money(e.monthly_margin)} / monthly "
+        f"churn {_pct(e.monthly_churn)} (seed 004).")
+    if a.churn_model:
+        notes.append("LTV model = mean CLV over 12 months from the fitted churn and spend "
+                     "models; --churn-params also drives the engine's churn-risk detection, so "
+                     "the outputs differ from a run without it.")
+    return notes
+
+
+def _years(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _day(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()
+
+
+def dead_letter_line(a: Analysis) -> str:
+    if not a.dead_letters:
+        return "dead letters: none"
+    reasons = ", ".join(f"{reason} {n}" for reason, n in a.dead_letters.items())
+    return f"dead letters: {sum(a.dead_letters.values())} ({reasons}); see dead-letters.jsonl"
+
+
+def wrap(text: str, width: int = 100) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width)
 
 
 def _section_economics(a: Analysis) -> str:
     import plotly.graph_objects as go
 
     out = [f"<h2>Unit economics per channel ({html.escape(a.currency or 'money')})</h2>",
-           f"<p class=\"note\">Margin {a.margin:.0%} of revenue. CPL = cost / leads; CAC = cost "
-           "/ new customers (seed 004). LTV 003 = profit per transaction x transactions "
-           "(seed 003); LTV 004 = monthly margin / monthly churn rate (seed 004; churn = first "
-           "move to lost); LTV model = mean CLV over 12 months from the fitted churn and spend "
-           f"models. LTV:CAC should exceed {LTV_CAC_TARGET:.0f}:1 and CAC payback stay under "
+           f"<p class=\"note\">Margin {a.margin:.0%} of revenue. LTV:CAC should exceed "
+           f"{LTV_CAC_TARGET:.0f}:1 and CAC payback (CAC / monthly margin) stay under "
            f"{PAYBACK_TARGET_MONTHS:.0f} months (seed 004).</p>"]
     rows = []
     for e in a.economics:
@@ -209,6 +300,7 @@ def _section_economics(a: Analysis) -> str:
     ])
     figure.update_layout(barmode="group", title="CAC and LTV per channel", height=420)
     out.append(figure_html(figure, "economics"))
+    out += [f"<p class=\"note\">{html.escape(note)}</p>" for note in economics_notes(a)]
     return "\n".join(out)
 
 

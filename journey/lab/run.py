@@ -5,7 +5,7 @@ The pipeline itself is journey.pipeline.inprocess; `pipeline_outputs` is the one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -28,10 +28,12 @@ class Collected:
 
     # (journey, customer, from_stage, to_stage, at_ms)
     stage_changes: list[tuple[str, str, str | None, str, int]] = field(default_factory=list)
-    # (journey, rule, customer, at_ms, trigger_id, record)
-    triggers: list[tuple[str, str, str, int, str, dict[str, Any]]] = field(default_factory=list)
-    # (journey, rule, decision, reason, customer, at_ms, trigger_id)
-    audits: list[tuple[str, str, str, str, str, int, str]] = field(default_factory=list)
+    # (journey, rule, customer, at_ms, trigger_id, record, send_at_ms)
+    triggers: list[tuple[str, str, str, int, str, dict[str, Any], int]] = field(
+        default_factory=list)
+    # (journey, rule, decision, reason, customer, at_ms, trigger_id, decided_ms): at_ms is
+    # when the rule fired, decided_ms when the policy decided (the release)
+    audits: list[tuple[str, str, str, str, str, int, str, int]] = field(default_factory=list)
     dead_letters: dict[str, int] = field(default_factory=dict)
 
     def add(self, record: dict[str, Any]) -> None:
@@ -41,12 +43,18 @@ class Collected:
                                        value["from_stage"], value["to_stage"],
                                        _ms(value["occurred_at"])))
         elif topic == "triggers":
-            self.triggers.append((value["journey"], value["rule"], value["customer_id"],
-                                  _ms(value["occurred_at"]), value["trigger_id"], value))
+            at_ms = _ms(value["occurred_at"])
+            send_at = value.get("send_at")
+            self.triggers.append((value["journey"], value["rule"], value["customer_id"], at_ms,
+                                  value["trigger_id"], value,
+                                  _ms(send_at) if isinstance(send_at, str) else at_ms))
         elif topic == "trigger-audit":
+            at_ms = _ms(value["occurred_at"])
+            decided = value.get("decided_at")
             self.audits.append((value["journey"], value["rule"], value["decision"],
-                                value["reason"], value["customer_id"],
-                                _ms(value["occurred_at"]), value["trigger_id"]))
+                                value["reason"], value["customer_id"], at_ms,
+                                value["trigger_id"],
+                                _ms(decided) if isinstance(decided, str) else at_ms))
         elif topic == "dead-letters":
             reason = str(value.get("reason"))
             self.dead_letters[reason] = self.dead_letters.get(reason, 0) + 1
@@ -64,14 +72,17 @@ class RunResult:
 
 
 def lab_settings(settings: Settings, journeys: list[str] | None = None,
-                 holdout: float | None = None) -> Settings:
+                 holdout: float | None = None, salt: str | None = None) -> Settings:
     """The deployment's settings with the chosen journeys, their custom event types accepted,
-    and the holdout share; the worker must be given the same to produce the same outputs."""
+    and the holdout share and salt; the worker must be given the same to produce the same
+    outputs."""
     update: dict[str, Any] = {}
     if journeys:
         update["definitions"] = journeys
     if holdout is not None:
         update["holdout_share"] = holdout
+    if salt is not None:
+        update["holdout_salt"] = salt
     chosen = settings.model_copy(update=update)
     custom = sorted({t for d in load_definitions(chosen.definitions) for t in d.custom_types}
                     - set(chosen.extra_event_types))
@@ -83,7 +94,9 @@ def lab_settings(settings: Settings, journeys: list[str] | None = None,
 
 
 def pipeline_outputs(lines: Iterable[bytes], settings: Settings, *, source: str,
-                     until_ms: int | None, summary: OfflineSummary) -> Iterator[dict[str, Any]]:
+                     until_ms: int | None, summary: OfflineSummary,
+                     on_line: Callable[[bytes], None] | None = None,
+                     ) -> Iterator[dict[str, Any]]:
     """The worker's pipeline core over the lines, as output records named by their topic
     without the deployment's prefix (stage-changes, triggers, trigger-audit, dead-letters)."""
     from journey.pipeline.inprocess import in_process_pipeline
@@ -93,7 +106,7 @@ def pipeline_outputs(lines: Iterable[bytes], settings: Settings, *, source: str,
              topics.trigger_audit.name: "trigger-audit",
              topics.dead_letters.name: "dead-letters"}
     for record in replay_lines(lines, in_process_pipeline(settings), source=source,
-                               until_ms=until_ms, summary=summary):
+                               until_ms=until_ms, summary=summary, on_line=on_line):
         record["topic"] = names.get(record["topic"], record["topic"])
         yield record
 
@@ -123,13 +136,12 @@ def run_file(
         for topic in TOPICS:
             files[topic] = out_dir / f"{topic}.jsonl"
             sinks[topic] = files[topic].open("wb")
-    bar = ProgressBar(progress, path.stat().st_size, label="run",
-                      enabled=progress is not None) if progress is not None else None
+    bar = None if progress is None else ProgressBar(progress, path.stat().st_size, label="run")
     try:
         with path.open("rb") as handle:
-            lines: Iterable[bytes] = handle if bar is None else bar.track(handle)
-            for record in pipeline_outputs(lines, settings, source=str(path), until_ms=end,
-                                           summary=summary):
+            for record in pipeline_outputs(handle, settings, source=str(path), until_ms=end,
+                                           summary=summary,
+                                           on_line=None if bar is None else bar.step):
                 collected.add(record)
                 sink = sinks.get(record["topic"])
                 if sink is not None:
@@ -137,6 +149,8 @@ def run_file(
     finally:
         for sink in sinks.values():
             sink.close()
+    if bar is not None:
+        bar.done()
     return RunResult(settings, definitions, facts, collected, summary, end, files)
 
 

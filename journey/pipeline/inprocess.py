@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -71,10 +71,13 @@ def replay_lines(
     batch_size: int = 1000,
     summary: OfflineSummary | None = None,
     dead_lettered_at_ms: int = 0,
+    on_line: Callable[[bytes], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one output record per line of output: {"topic": ..., "key": ..., "value": ...}.
 
-    The pipeline's `states.live` holds every customer's final state afterwards."""
+    `on_line` is called with each line as it joins a batch, after the whole input has been
+    read and sorted, so a progress line follows processing. The pipeline's `states.live`
+    holds every customer's final state afterwards."""
     summary = summary if summary is not None else OfflineSummary()
     batch: list[Incoming] = []
     clock_ms = _NO_CLOCK_MS if now_ms is None else now_ms
@@ -95,6 +98,8 @@ def replay_lines(
         if not line.strip():
             continue
         summary.lines += 1
+        if on_line is not None:
+            on_line(raw)
         batch.append(Incoming(source, 0, number, None, line))
         if len(batch) >= batch_size:
             yield from flush()

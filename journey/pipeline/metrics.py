@@ -112,6 +112,8 @@ class Batch(Protocol):
     def bad_ticks(self) -> int: ...
     @property
     def detections_due(self) -> int: ...
+    @property
+    def lift(self) -> list[tuple[str, str, str, str]]: ...
 
 
 # ----- stage populations ---------------------------------------------------------------------
@@ -425,6 +427,18 @@ class Metrics:
             "deferred, held_out, cancelled) and reason.",
             ["journey", "rule", "decision", "reason"], registry=r,
         )
+        self.lift_assigned = Counter(
+            "journey_lift_assigned_total",
+            "Customers assigned to an arm (treated, held_out) of a rule's holdout at their "
+            "first eligibility, once per customer and rule (intention to treat).",
+            ["journey", "rule", "arm"], registry=r,
+        )
+        self.lift_converted = Counter(
+            "journey_lift_converted_total",
+            "Assigned customers who bought within 30 days after their first eligibility, once "
+            "per customer and rule.",
+            ["journey", "rule", "arm"], registry=r,
+        )
         self.trigger_delay = Histogram(
             "journey_trigger_delay_seconds",
             "From a trigger's cause (event time or deadline) to its emission (wall clock).",
@@ -608,6 +622,10 @@ class Metrics:
             self.detections_due.inc(result.detections_due)
         if result.outputs:
             self._observe_outputs(result.outputs, now)
+        if result.lift:
+            for (journey, rule, arm, what), n in Tally(result.lift).items():
+                counter = self.lift_assigned if what == "assigned" else self.lift_converted
+                counter.labels(journey, rule, arm).inc(n)
 
     def _observe_outputs(self, outputs: Iterable[Output], now_ms: int) -> None:
         # Tallied per batch first: a batch has many outputs but few distinct label sets,

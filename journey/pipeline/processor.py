@@ -17,6 +17,7 @@ import orjson
 
 from journey.engine import CustomerState, Engine, Event, Output
 from journey.engine.vocabulary import ERASURE_REQUESTED
+from journey.pipeline.lift import LIFT_WINDOW_MS, Count, LiftTracker, holdout_configured
 from journey.pipeline.timekeeping import PartitionClock, partition_of
 
 
@@ -70,6 +71,8 @@ class BatchResult:
     detections_due: int = 0
     #: customers whose detection raised (their live state is dropped, the store's kept)
     detection_errors: list[str] = field(default_factory=list)
+    #: live holdout lift: (journey, rule, arm, "assigned" or "converted"), one per customer
+    lift: list[Count] = field(default_factory=list)
 
 
 Read = Callable[[bytes], bytes | None]
@@ -307,12 +310,15 @@ class StateCache:
 class BatchProcessor:
     """Applies batches of items to state; owns the per-partition clocks."""
 
-    def __init__(self, engine: Engine, *, allowed_lateness_ms: int, sources: int = 1) -> None:
-        """`sources`: how many tick sources a partition's clock waits for."""
+    def __init__(self, engine: Engine, *, allowed_lateness_ms: int, sources: int = 1,
+                 lift_window_ms: int = LIFT_WINDOW_MS) -> None:
+        """`sources`: how many tick sources a partition's clock waits for; the live lift
+        (journey.pipeline.lift) is followed when the engine holds customers out."""
         self.engine = engine
         self.allowed_lateness_ms = allowed_lateness_ms
         self.sources = sources
         self.clocks: dict[int, PartitionClock] = {}
+        self.lift = LiftTracker(lift_window_ms) if holdout_configured(engine) else None
 
     def clock(self, partition: int) -> PartitionClock:
         found = self.clocks.get(partition)
@@ -398,6 +404,9 @@ class BatchProcessor:
                 result.late += 1
             result.processed += 1
             result.outputs.extend(step.outputs)
+            if self.lift is not None:
+                self.lift.observe(step.state, step.outputs,
+                                  item.at_ms if item.type == "purchase" else None, result.lift)
             clock.due.arm(cid, engine.next_deadline(step.state))
             moved = clock.advance(item.at_ms - lateness)
             deadline = clock.due.deadline_of(cid)
@@ -437,5 +446,7 @@ class BatchProcessor:
                 continue
             if step.outputs:
                 result.outputs.extend(step.outputs)
+                if self.lift is not None:
+                    self.lift.observe(step.state, step.outputs, None, result.lift)
                 states.put(cid, step.state)
             clock.due.arm(cid, engine.next_deadline(step.state))

@@ -177,7 +177,8 @@ class Settings(BaseSettings):
         "3/7d", description="At most N marketing triggers per customer per window (N/7d)."
     )
     holdout_share: float = Field(0.0, ge=0.0, lt=1.0, description="Customers held out, 0-1.")
-    holdout_salt: str = Field("journey", description="Salt of the stable holdout hash.")
+    holdout_salt: str = Field(
+        "journey", description="Salt of the stable holdout hash; choose one per deployment.")
     default_timezone: str = Field("UTC", description="IANA zone when events carry none.")
     offer_code_secret: SecretStr = Field(
         SecretStr(""), description="Key of the personal offer codes; keep it secret."

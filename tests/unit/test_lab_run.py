@@ -12,6 +12,7 @@ import pytest
 from journey.cli.main import main
 from journey.lab.analysis import analyse
 from journey.lab.diff import diff_runs
+from journey.lab.report import summary_text
 from journey.lab.run import lab_settings, run_file
 from journey.lab.simulate import SimulationConfig, simulate, write_jsonl
 from journey.pipeline.settings import Settings
@@ -42,8 +43,8 @@ def test_running_the_same_file_twice_gives_byte_identical_outputs_and_report(
 
     # Then every file is the same, byte for byte
     names = sorted(p.name for p in (tmp_path / "one").iterdir())
-    assert names == ["dead-letters.jsonl", "report.html", "stage-changes.jsonl", "summary.txt",
-                     "trigger-audit.jsonl", "triggers.jsonl"]
+    assert names == ["dead-letters.jsonl", "lift.jsonl", "report.html", "stage-changes.jsonl",
+                     "summary.txt", "trigger-audit.jsonl", "triggers.jsonl"]
     for name in names:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     out = capsys.readouterr().out
@@ -171,8 +172,30 @@ def test_the_report_drawn_from_output_files_is_the_runs_own_report(
 
     # When the report is drawn again from the output files alone (as for a worker's topics)
     status = main(["report", "--input", str(simulated), "--outputs", str(tmp_path),
-                   *JOURNEYS])
+                   *JOURNEYS, "--holdout", "0.2"])
 
     # Then it is the same report, byte for byte
     assert status == 0
     assert (tmp_path / "report.html").read_bytes() == report
+
+
+def test_a_shuffled_file_gives_the_same_report_as_the_sorted_one(
+    simulated: Path, tmp_path: Path
+) -> None:
+    # Given the simulated file and the same lines in a random order
+    import random
+
+    lines = simulated.read_bytes().splitlines(keepends=True)
+    random.Random(7).shuffle(lines)
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_bytes(b"".join(lines))
+    settings = lab_settings(Settings(), JOURNEYS[1::2], 0.2)
+
+    # When both are run and analysed
+    sorted_run, shuffled_run = (run_file(path, settings, None) for path in (simulated, shuffled))
+    analyses = [analyse(run, input_name="population.jsonl") for run in (sorted_run, shuffled_run)]
+
+    # Then every fact of the report is the same: first-touch channels, economics, lift
+    assert sorted_run.facts == shuffled_run.facts
+    assert analyses[0] == analyses[1]
+    assert summary_text(analyses[0]) == summary_text(analyses[1])
