@@ -43,6 +43,12 @@ class FencedError(Exception):
     """This worker may no longer write the partition: another owns it now."""
 
 
+class FatalWriteError(Exception):
+    """Writing cannot go on in this process (a producer that cannot be restored, a
+    transactional id the broker refuses): retrying would not help, so the worker stops and
+    its next start, with fresh producers, replays what was not committed."""
+
+
 #: Writes one partition's records and input offsets ((topic, partition) -> next offset) as
 #: one unit; returns each record with its delivery metadata (partition, offset).
 Commit = Callable[[int, Sequence[Outgoing], Mapping[tuple[str, int], int]],
@@ -188,7 +194,7 @@ class DeliveryBarrier:
                             "replays them", partition, exc, work.inputs, len(records))
                 self._on_fenced(partition)
                 return 0
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, FatalWriteError):
                 raise
             except Exception as exc:
                 delay = backoff.next_delay()

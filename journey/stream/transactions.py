@@ -32,7 +32,7 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import TopicPartition
 
-from journey.pipeline.barrier import FencedError
+from journey.pipeline.barrier import FatalWriteError, FencedError
 from journey.pipeline.routing import Outgoing
 from journey.stream.produce import send_many_on
 
@@ -48,6 +48,8 @@ ProducerFactory = Callable[[str], AIOKafkaProducer]
 #: its producer, so this only bounds how long the partition's committed end (its last
 #: stable offset) can stand still when nobody takes over.
 TRANSACTION_TIMEOUT_MS = 60_000
+#: How long aborting a failed transaction may take (the broker may be restarting).
+ABORT_TIMEOUT_S = 60.0
 
 
 def transactional_id(app_id: str, partition: int) -> str:
@@ -126,10 +128,12 @@ class PartitionTransactions:
                 self._producers.pop(partition, None)
                 await _stop(producer)
                 raise FencedError(f"partition {partition}: {type(exc).__name__}") from exc
-            except TransactionalIdAuthorizationFailed:
-                raise
+            except TransactionalIdAuthorizationFailed as exc:
+                raise FatalWriteError(f"the broker refuses transactional id "
+                                      f"{transactional_id(self._app_id, partition)}: {exc}"
+                                      ) from exc
             except Exception:
-                await self._abort_or_replace(partition, producer)
+                await self._abort(partition, producer)
                 raise
 
     async def _transaction(self, producer: AIOKafkaProducer, records: Sequence[Outgoing],
@@ -143,29 +147,23 @@ class PartitionTransactions:
         await producer.commit_transaction()
         return list(zip(records, await _all(deliveries), strict=True))
 
-    async def _abort_or_replace(self, partition: int, producer: AIOKafkaProducer) -> None:
-        """After a failed transaction: abort it, or, when the producer cannot (its state is
-        broken by the failure), replace it by a new one with the same id."""
+    async def _abort(self, partition: int, producer: AIOKafkaProducer) -> None:
+        """After a failed transaction: abort it, so the next attempt starts clean. A
+        producer that cannot abort is not replaced here: a new producer with the same id
+        would fence whoever owns the partition now, and this worker cannot be sure it is
+        still that owner outside an assignment. It stops instead (FatalWriteError), and
+        its next start replays what was not committed."""
         try:
-            await asyncio.wait_for(producer.abort_transaction(), 30)
-            return
+            await asyncio.wait_for(producer.abort_transaction(), ABORT_TIMEOUT_S)
         except FENCED:
             self.fenced += 1
             self._producers.pop(partition, None)
             await _stop(producer)
-            return
         except Exception as exc:
-            log.info("partition %d: aborting a failed transaction failed (%s); starting a "
-                     "new producer", partition, type(exc).__name__)
-        self._producers.pop(partition, None)
-        await _stop(producer)
-        replacement = self._new_producer(transactional_id(self._app_id, partition))
-        try:
-            await replacement.start()
-        except Exception:
-            await _stop(replacement)
-            raise
-        self._producers[partition] = replacement
+            self._producers.pop(partition, None)
+            await _stop(producer)
+            raise FatalWriteError(f"partition {partition}: a failed transaction could not "
+                                  f"be aborted ({type(exc).__name__}: {exc})") from exc
 
     async def close(self) -> None:
         for partition in sorted(self._producers):

@@ -13,7 +13,7 @@ import pytest
 
 from journey.contract.topics import Topics
 from journey.engine import CustomerState
-from journey.pipeline.barrier import DeliveryBarrier, FencedError
+from journey.pipeline.barrier import DeliveryBarrier, FatalWriteError, FencedError
 from journey.pipeline.processor import StateCache
 from journey.pipeline.routing import Outgoing, Router
 from journey.pipeline.timekeeping import partition_of
@@ -220,3 +220,26 @@ def test_a_halted_barrier_writes_nothing_more() -> None:
 
     committed, units, applied = asyncio.run(run())
     assert committed == 0 and units == [] and applied == []
+
+
+def test_a_fatal_write_error_is_not_retried_and_stops_the_writing() -> None:
+    async def run() -> tuple[int, DeliveryBarrier]:
+        broker, states = Broker(), _states()
+        applied: list[str] = []
+
+        async def commit(partition: int, records: Sequence[Outgoing],
+                         offsets: Mapping[tuple[str, int], int]) -> list[tuple[Outgoing, Any]]:
+            broker.attempts += 1
+            raise FatalWriteError("partition 0: a failed transaction could not be aborted")
+
+        barrier = DeliveryBarrier(commit, states, ROUTER, lambda w: None,
+                                  retry_min_s=0.001, retry_max_s=0.002)
+        await _one_batch(barrier, states, 0, 5)
+        with pytest.raises(FatalWriteError):
+            await barrier.flush()
+        await _one_batch(barrier, states, 0, 6)
+        assert await barrier.flush() == 0  # halted: nothing later passes over offset 5
+        return broker.attempts, barrier
+
+    attempts, barrier = asyncio.run(run())
+    assert attempts == 1 and barrier.send_errors == 0
