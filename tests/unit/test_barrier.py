@@ -225,7 +225,6 @@ def test_a_halted_barrier_writes_nothing_more() -> None:
 def test_a_fatal_write_error_is_not_retried_and_stops_the_writing() -> None:
     async def run() -> tuple[int, DeliveryBarrier]:
         broker, states = Broker(), _states()
-        applied: list[str] = []
 
         async def commit(partition: int, records: Sequence[Outgoing],
                          offsets: Mapping[tuple[str, int], int]) -> list[tuple[Outgoing, Any]]:
