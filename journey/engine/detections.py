@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 from journey.engine.alive import ChurnParams, p_alive, threshold_age
 from journey.engine.duration import DAY_MS
 from journey.engine.events import to_epoch_ms
-from journey.engine.outputs import Temperature, TriggerKind
+from journey.engine.outputs import TriggerKind
 from journey.engine.policy import zone_of
-from journey.engine.state import CustomerState, JourneyPosition, decay
+from journey.engine.state import CustomerState, JourneyPosition
 
 if TYPE_CHECKING:  # the definitions validate rule names against the registry below
     from journey.engine.definitions import DetectionSpec, DetectionsSpec
@@ -314,37 +314,3 @@ def p_alive_at(params: ChurnParams, state: CustomerState, at_ms: int) -> float |
     unit_ms = params.unit_days * DAY_MS
     return p_alive(params, state.purchases - 1, (last - first) / unit_ms,
                    max(at_ms - first, last - first) / unit_ms)
-
-
-@dataclass(frozen=True, slots=True)
-class TemperatureRules:
-    """seed 001 temperature with our cooling choices."""
-
-    hot_engagement: float
-    engagement_half_life_ms: int
-    cold_after_ms: int
-
-    def at(self, state: CustomerState, at_ms: int) -> Temperature:
-        """cold = does not know you (or quiet for cold_after); warm = left contacts or came
-        by referral; hot = subscribed and interacting regularly."""
-        if state.last_touch_ms is None or at_ms - state.last_touch_ms >= self.cold_after_ms:
-            return "cold"
-        engaged = decay(state.engagement, state.engagement_ms, at_ms,
-                        self.engagement_half_life_ms)
-        if state.subscribed and engaged >= self.hot_engagement:
-            return "hot"
-        if state.has_contact or state.referred:
-            return "warm"
-        return "cold"
-
-    def next_change_ms(self, state: CustomerState) -> int | None:
-        """When the temperature will next change if nothing happens, or None."""
-        if state.temperature == "cold" or state.last_touch_ms is None:
-            return None
-        moments = [state.last_touch_ms + self.cold_after_ms]
-        if state.temperature == "hot" and state.engagement > 0:
-            ratio = state.engagement / self.hot_engagement
-            if ratio > 1:
-                moments.append(state.engagement_ms + math.ceil(
-                    self.engagement_half_life_ms * math.log2(ratio)) + 1)
-        return min(moments)
