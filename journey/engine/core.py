@@ -32,7 +32,7 @@ from journey.engine.config import EngineConfig, lifecycle_detections, lifecycle_
 from journey.engine.counters import apply_consent, count, remember_id
 from journey.engine.deadlines import Detector
 from journey.engine.definitions import LIFECYCLE, JourneyDefinition
-from journey.engine.detections import KINDS, Context, Due
+from journey.engine.detections import Context
 from journey.engine.events import Event
 from journey.engine.outputs import Output, TriggerRequest
 from journey.engine.policy import TriggerPolicy
@@ -147,13 +147,13 @@ class Engine:
     # ----- time: detections in event time -----------------------------------------------
     def next_deadline(self, state: CustomerState) -> int | None:
         """The earliest event time at which on_time() would change this customer, or None."""
-        moments = [due.at_ms for _, due in self.detector.dues(state)]
+        first = self.detector.earliest(state)
         temp = self.temperature.next_change_ms(state)
-        if temp is not None:
-            moments.append(temp)
-        if state.pending:
-            moments.append(state.pending[0][0])
-        return min(moments) if moments else None
+        if temp is not None and (first is None or temp < first):
+            first = temp
+        if state.pending and (first is None or state.pending[0][0] < first):
+            first = state.pending[0][0]
+        return first
 
     def deadlines(self, state: CustomerState) -> list[tuple[int, str, str]]:
         """(event time, what fires then, journey) of every upcoming deadline, earliest
@@ -186,25 +186,33 @@ class Engine:
     ) -> None:
         """Fire detections and temperature changes due by detect_ms and release triggers
         due by release_ms (marketing ones by marketing_ms), in time order."""
-        # Same instant: the temperature change first, then detections in KINDS order, then
-        # releases. A temperature change or a release carries no Due.
-        temperature, release = -1, len(KINDS)
+        # Firing a detection changes only what detections read, a temperature change only
+        # what the temperature reads, and a release neither: each is worked out again only
+        # after what can change it.
+        detector, temperature = self.detector, self.temperature
+        detection = detector.first_due(state, detect_ms)
+        temp_at = temperature.next_change_ms(state)
         for _ in range(256):  # bounded: each round fires one detection or release, or stops
-            dues: list[tuple[int, int, int, Due | None]] = [
-                (at, KINDS.index(due.kind), idx, due) for idx, due in self.detector.dues(state)
-                if (at := due.at_ms) <= detect_ms]
-            temp_at = self.temperature.next_change_ms(state)
-            if temp_at is not None and temp_at <= detect_ms:
-                dues.append((temp_at, temperature, -1, None))
             release_at = next_release(state.pending, marketing_ms, release_ms)
-            if release_at is not None:
-                dues.append((release_at, release, -1, None))
-            if not dues:
+            # Same instant: the temperature change first, then the detection, then releases.
+            at, what = None, _RELEASE
+            if temp_at is not None and temp_at <= detect_ms:
+                at, what = temp_at, _TEMPERATURE
+            if detection is not None and (at is None or detection[0] < at):
+                at, what = detection[0], _DETECTION
+            if release_at is not None and (at is None or release_at < at):
+                at, what = release_at, _RELEASE
+            if at is None:
                 break
-            at, order, idx, due = min(dues, key=lambda d: (d[0], d[1], d[2]))
-            if due is not None:
-                self.detector.fire(idx, state, due, outputs)
-            elif order == release:
+            if what == _DETECTION and detection is not None:
+                detector.fire(detection[2], state, detection[3], outputs)
+                detection = detector.first_due(state, detect_ms)
+            elif what == _RELEASE:
                 self.releaser.release_at(state, at, outputs, marketing_ms)
             else:
-                self.temperature.update(state, at, f"detection:temperature:{at}", outputs)
+                temperature.update(state, at, f"detection:temperature:{at}", outputs)
+                temp_at = temperature.next_change_ms(state)
+
+
+# What the detection loop does next.
+_TEMPERATURE, _DETECTION, _RELEASE = 0, 1, 2

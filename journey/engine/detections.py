@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from journey.engine.alive import ChurnParams, p_alive, threshold_age
@@ -21,7 +21,7 @@ from journey.engine.duration import DAY_MS
 from journey.engine.events import to_epoch_ms
 from journey.engine.outputs import TriggerKind
 from journey.engine.policy import zone_of
-from journey.engine.state import CustomerState, JourneyPosition
+from journey.engine.state import CustomerState
 
 if TYPE_CHECKING:  # the definitions validate rule names against the registry below
     from journey.engine.definitions import DetectionSpec, DetectionsSpec
@@ -31,9 +31,9 @@ DetectionKind = Literal["complaint", "inactive_lead", "churn_risk", "dormant", "
                         "low_season"]
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
-    """A pending detection: its deadline, what it is, and the anchor it hangs on."""
+class Due(NamedTuple):
+    """A pending detection: its deadline, what it is, and the anchor it hangs on. (A named
+    tuple: one is made per enabled detection each time a customer's deadlines are read.)"""
 
     at_ms: int
     kind: DetectionKind
@@ -72,6 +72,8 @@ class Detection:
     lifecycle: bool = True
     #: firing it is a reactivation attempt, after which the "lost" detection counts
     reactivates: bool = False
+    #: it needs fitted churn parameters (EngineConfig.churn); without them it is off
+    needs_churn: bool = False
 
 
 def _complaint_due(
@@ -181,7 +183,8 @@ DETECTIONS: dict[DetectionKind, Detection] = {
         reactivates=True),
     "churn_risk": Detection(
         "at_risk", "churn_risk_reactivation", "low_p_alive", "marketing",
-        lambda s: s.churn_risk, _churn_risk_due, _churn_risk_details, reactivates=True),
+        lambda s: s.churn_risk, _churn_risk_due, _churn_risk_details, reactivates=True,
+        needs_churn=True),
     "dormant": Detection(
         "dormant", "dormant_wake_up", "sleeping_customer", "marketing",
         lambda s: s.dormant, _dormant_due, _dormant_details, reactivates=True),
@@ -205,39 +208,21 @@ DETECTION_RULES = frozenset(d.rule for d in DETECTIONS.values())
 LIFECYCLE_RULES = frozenset(DETECTIONS[k].rule for k in LIFECYCLE_KINDS)
 
 
-def lifecycle_dues(
-    spec: DetectionsSpec, state: CustomerState, ctx: Context
-) -> list[Due]:
-    """The customer's lifecycle detections that have not fired for their current anchor."""
-    return _dues(spec, state, ctx, state.detected, LIFECYCLE_KINDS)
+#: Detections a journey turns on for itself (the low-season invitation).
+JOURNEY_KINDS: tuple[DetectionKind, ...] = tuple(k for k in KINDS if k not in LIFECYCLE_KINDS)
+#: Each kind's place in KINDS: detections due at the same instant are handled in this order.
+ORDER: dict[DetectionKind, int] = {kind: i for i, kind in enumerate(KINDS)}
 
 
-def journey_dues(
-    spec: DetectionsSpec, state: CustomerState, position: JourneyPosition, ctx: Context
-) -> list[Due]:
-    """A journey's own detections (the low-season invitation), if it turned them on."""
-    return _dues(spec, state, ctx, position.fired, _JOURNEY_KINDS)
-
-
-_JOURNEY_KINDS: tuple[DetectionKind, ...] = tuple(k for k in KINDS if k not in LIFECYCLE_KINDS)
-
-
-def _dues(
-    spec: DetectionsSpec, state: CustomerState, ctx: Context, fired_by_kind: dict[str, list[int]],
-    kinds: tuple[DetectionKind, ...],
-) -> list[Due]:
-    # Conditions read the customer's facts, not the lifecycle status; the anchor of each
-    # episode stops repeats.
-    found: list[Due] = []
-    for kind in kinds:
-        detection = DETECTIONS[kind]
-        if not detection.settings(spec).enabled:
-            continue
-        fired = fired_by_kind.get(kind)
-        due = detection.deadline(spec, state, ctx, None if fired is None else fired[1])
-        if due is not None and (fired is None or fired[1] != due.anchor):
-            found.append(due)
-    return found
+def enabled(
+    spec: DetectionsSpec, kinds: tuple[DetectionKind, ...], ctx: Context
+) -> tuple[tuple[DetectionKind, Deadline], ...]:
+    """The kinds of `kinds` these settings turn on, each with its deadline function; one
+    that needs fitted churn parameters is off without them. Settings do not change while
+    an engine runs, so it works this out once."""
+    return tuple((kind, DETECTIONS[kind].deadline) for kind in kinds
+                 if DETECTIONS[kind].settings(spec).enabled
+                 and (ctx.churn is not None or not DETECTIONS[kind].needs_churn))
 
 
 def low_season_due(
