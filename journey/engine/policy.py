@@ -82,7 +82,15 @@ class JourneyPolicy:
     rules: dict[str, RulePolicy] = field(default_factory=dict)
 
     def rule(self, name: str) -> RulePolicy:
-        return self.rules.get(name) or RulePolicy(cooldown_ms=self.cooldown_ms)
+        """The rule's own policy, or the journey's defaults."""
+        found = self.rules.get(name)
+        return found if found is not None else _default_rule(self.cooldown_ms)
+
+
+@lru_cache(maxsize=64)
+def _default_rule(cooldown_ms: int | None) -> RulePolicy:
+    # One per cooldown, not one per decision: it is asked for every trigger released.
+    return RulePolicy(cooldown_ms=cooldown_ms)
 
 
 @dataclass(frozen=True, slots=True)

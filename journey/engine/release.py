@@ -54,11 +54,16 @@ class Releaser:
         """Decide every trigger released at at_ms, higher priority first (they compete for
         the contact budget). Marketing ones wait while at_ms is after marketing_ms."""
         settled = at_ms <= marketing_ms
-        due = [r for t, r in state.pending
-               if t == at_ms and (settled or r.kind != "marketing")]
-        state.pending = [(t, r) for t, r in state.pending
-                         if t != at_ms or not (settled or r.kind != "marketing")]
-        due.sort(key=lambda r: (-r.priority, r.trigger_id))
+        due: list[TriggerRequest] = []
+        kept: list[tuple[int, TriggerRequest]] = []
+        for item in state.pending:
+            if item[0] == at_ms and (settled or item[1].kind != "marketing"):
+                due.append(item[1])
+            else:
+                kept.append(item)
+        state.pending = kept
+        if len(due) > 1:
+            due.sort(key=lambda r: (-r.priority, r.trigger_id))
         for request in due:
             jpolicy = self.policies.get(request.journey) or _NO_POLICY
             decision = self.policy.decide(state, request, jpolicy, at_ms)

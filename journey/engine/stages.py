@@ -44,8 +44,10 @@ class _Exit:
 
 
 #: Per event type: each stage's entry check (None where the type cannot match), the rules
-#: that can fire on that type, and the exits it can meet.
-_Plan = tuple[tuple[Check | None, ...], tuple[_Rule, ...], tuple[_Exit, ...]]
+#: that can fire on that type, the exits it can meet, and (index, check) of the stages it
+#: can enter, last stage first.
+_Plan = tuple[tuple[Check | None, ...], tuple[_Rule, ...], tuple[_Exit, ...],
+              tuple[tuple[int, Check], ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,9 @@ class CompiledJourney:
             )
             rules = tuple(r for r in self.rules if r.types is None or event_type in r.types)
             exits = tuple(x for x in self.exits if x.types is None or event_type in x.types)
-            found = self.plans[event_type] = (entries, rules, exits)
+            enterable = tuple((idx, check) for idx, check in reversed(list(enumerate(entries)))
+                              if check is not None)
+            found = self.plans[event_type] = (entries, rules, exits, enterable)
         return found
 
     @classmethod
@@ -121,13 +125,13 @@ def advance_journey(
     points = j.points.get(event.type)
     if points:
         position.add_points(points, event.at_ms, j.half_life_ms)
-    entries, rules, exits = j.plan(event.type)
+    entries, rules, exits, enterable = j.plan(event.type)
     for exit_ in exits:
         # Before the rules: a trigger this very event fires is not cancelled by it.
         in_stage = exit_.stages is None or position.stage in exit_.stages
         if in_stage and exit_.check(event, state, position):
             _cancel(j, exit_, state, event, outputs)
-    target = _next_stage(j, entries, state, event, position)
+    target = _next_stage(j, entries, enterable, state, event, position)
     if target is not None:
         _move(j, state, position, target, event, outputs)
     fired = position.fired
@@ -141,6 +145,8 @@ def _cancel(
     j: CompiledJourney, exit_: _Exit, state: CustomerState, event: Event, outputs: list[Output]
 ) -> None:
     """Cancel the journey's pending triggers the exit names, fired at or before the event."""
+    if not state.pending:
+        return
     name = j.definition.name
     names = exit_.cancel
 
@@ -166,6 +172,7 @@ def _cancel(
 def _next_stage(
     j: CompiledJourney,
     entries: tuple[Check | None, ...],
+    enterable: tuple[tuple[int, Check], ...],
     state: CustomerState,
     event: Event,
     position: JourneyPosition,
@@ -180,9 +187,10 @@ def _next_stage(
             if check is not None and check(event, state, position):
                 return nxt
     else:
-        for idx in range(len(entries) - 1, current, -1):
-            check = entries[idx]
-            if check is not None and check(event, state, position):
+        for idx, check in enterable:
+            if idx <= current:
+                break
+            if check(event, state, position):
                 return idx
     if position.stage is not None:
         for idx in j.backward.get(position.stage, ()):
