@@ -13,15 +13,15 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from journey.engine.alive import ChurnParams, p_alive, threshold_age
 from journey.engine.duration import DAY_MS
 from journey.engine.events import to_epoch_ms
-from journey.engine.outputs import Temperature, TriggerKind
+from journey.engine.outputs import TriggerKind
 from journey.engine.policy import zone_of
-from journey.engine.state import CustomerState, JourneyPosition, decay
+from journey.engine.state import CustomerState
 
 if TYPE_CHECKING:  # the definitions validate rule names against the registry below
     from journey.engine.definitions import DetectionSpec, DetectionsSpec
@@ -31,9 +31,9 @@ DetectionKind = Literal["complaint", "inactive_lead", "churn_risk", "dormant", "
                         "low_season"]
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
-    """A pending detection: its deadline, what it is, and the anchor it hangs on."""
+class Due(NamedTuple):
+    """A pending detection: its deadline, what it is, and the anchor it hangs on. (A named
+    tuple: one is made per enabled detection each time a customer's deadlines are read.)"""
 
     at_ms: int
     kind: DetectionKind
@@ -72,6 +72,8 @@ class Detection:
     lifecycle: bool = True
     #: firing it is a reactivation attempt, after which the "lost" detection counts
     reactivates: bool = False
+    #: it needs fitted churn parameters (EngineConfig.churn); without them it is off
+    needs_churn: bool = False
 
 
 def _complaint_due(
@@ -181,7 +183,8 @@ DETECTIONS: dict[DetectionKind, Detection] = {
         reactivates=True),
     "churn_risk": Detection(
         "at_risk", "churn_risk_reactivation", "low_p_alive", "marketing",
-        lambda s: s.churn_risk, _churn_risk_due, _churn_risk_details, reactivates=True),
+        lambda s: s.churn_risk, _churn_risk_due, _churn_risk_details, reactivates=True,
+        needs_churn=True),
     "dormant": Detection(
         "dormant", "dormant_wake_up", "sleeping_customer", "marketing",
         lambda s: s.dormant, _dormant_due, _dormant_details, reactivates=True),
@@ -205,39 +208,21 @@ DETECTION_RULES = frozenset(d.rule for d in DETECTIONS.values())
 LIFECYCLE_RULES = frozenset(DETECTIONS[k].rule for k in LIFECYCLE_KINDS)
 
 
-def lifecycle_dues(
-    spec: DetectionsSpec, state: CustomerState, ctx: Context
-) -> list[Due]:
-    """The customer's lifecycle detections that have not fired for their current anchor."""
-    return _dues(spec, state, ctx, state.detected, LIFECYCLE_KINDS)
+#: Detections a journey turns on for itself (the low-season invitation).
+JOURNEY_KINDS: tuple[DetectionKind, ...] = tuple(k for k in KINDS if k not in LIFECYCLE_KINDS)
+#: Each kind's place in KINDS: detections due at the same instant are handled in this order.
+ORDER: dict[DetectionKind, int] = {kind: i for i, kind in enumerate(KINDS)}
 
 
-def journey_dues(
-    spec: DetectionsSpec, state: CustomerState, position: JourneyPosition, ctx: Context
-) -> list[Due]:
-    """A journey's own detections (the low-season invitation), if it turned them on."""
-    return _dues(spec, state, ctx, position.fired, _JOURNEY_KINDS)
-
-
-_JOURNEY_KINDS: tuple[DetectionKind, ...] = tuple(k for k in KINDS if k not in LIFECYCLE_KINDS)
-
-
-def _dues(
-    spec: DetectionsSpec, state: CustomerState, ctx: Context, fired_by_kind: dict[str, list[int]],
-    kinds: tuple[DetectionKind, ...],
-) -> list[Due]:
-    # Conditions read the customer's facts, not the lifecycle status; the anchor of each
-    # episode stops repeats.
-    found: list[Due] = []
-    for kind in kinds:
-        detection = DETECTIONS[kind]
-        if not detection.settings(spec).enabled:
-            continue
-        fired = fired_by_kind.get(kind)
-        due = detection.deadline(spec, state, ctx, None if fired is None else fired[1])
-        if due is not None and (fired is None or fired[1] != due.anchor):
-            found.append(due)
-    return found
+def enabled(
+    spec: DetectionsSpec, kinds: tuple[DetectionKind, ...], ctx: Context
+) -> tuple[tuple[DetectionKind, Deadline], ...]:
+    """The kinds of `kinds` these settings turn on, each with its deadline function; one
+    that needs fitted churn parameters is off without them. Settings do not change while
+    an engine runs, so it works this out once."""
+    return tuple((kind, DETECTIONS[kind].deadline) for kind in kinds
+                 if DETECTIONS[kind].settings(spec).enabled
+                 and (ctx.churn is not None or not DETECTIONS[kind].needs_churn))
 
 
 def low_season_due(
@@ -314,37 +299,3 @@ def p_alive_at(params: ChurnParams, state: CustomerState, at_ms: int) -> float |
     unit_ms = params.unit_days * DAY_MS
     return p_alive(params, state.purchases - 1, (last - first) / unit_ms,
                    max(at_ms - first, last - first) / unit_ms)
-
-
-@dataclass(frozen=True, slots=True)
-class TemperatureRules:
-    """seed 001 temperature with our cooling choices."""
-
-    hot_engagement: float
-    engagement_half_life_ms: int
-    cold_after_ms: int
-
-    def at(self, state: CustomerState, at_ms: int) -> Temperature:
-        """cold = does not know you (or quiet for cold_after); warm = left contacts or came
-        by referral; hot = subscribed and interacting regularly."""
-        if state.last_touch_ms is None or at_ms - state.last_touch_ms >= self.cold_after_ms:
-            return "cold"
-        engaged = decay(state.engagement, state.engagement_ms, at_ms,
-                        self.engagement_half_life_ms)
-        if state.subscribed and engaged >= self.hot_engagement:
-            return "hot"
-        if state.has_contact or state.referred:
-            return "warm"
-        return "cold"
-
-    def next_change_ms(self, state: CustomerState) -> int | None:
-        """When the temperature will next change if nothing happens, or None."""
-        if state.temperature == "cold" or state.last_touch_ms is None:
-            return None
-        moments = [state.last_touch_ms + self.cold_after_ms]
-        if state.temperature == "hot" and state.engagement > 0:
-            ratio = state.engagement / self.hot_engagement
-            if ratio > 1:
-                moments.append(state.engagement_ms + math.ceil(
-                    self.engagement_half_life_ms * math.log2(ratio)) + 1)
-        return min(moments)

@@ -18,7 +18,6 @@ Only the engine calls it; it is pure: the time is the trigger's release time.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -83,7 +82,15 @@ class JourneyPolicy:
     rules: dict[str, RulePolicy] = field(default_factory=dict)
 
     def rule(self, name: str) -> RulePolicy:
-        return self.rules.get(name) or RulePolicy(cooldown_ms=self.cooldown_ms)
+        """The rule's own policy, or the journey's defaults."""
+        found = self.rules.get(name)
+        return found if found is not None else _default_rule(self.cooldown_ms)
+
+
+@lru_cache(maxsize=64)
+def _default_rule(cooldown_ms: int | None) -> RulePolicy:
+    # One per cooldown, not one per decision: it is asked for every trigger released.
+    return RulePolicy(cooldown_ms=cooldown_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +120,20 @@ def holdout_share(customer_id: str, salt: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # RFC 4648
+#: Every pair of base32 letters, by the 10 bits they encode.
+_B32_PAIRS = tuple(a + b for a in _B32 for b in _B32)
+
+
 def offer_code(trigger_id: str, secret: str) -> str:
     """A personal offer code, deterministic and unique per customer and trigger, and not
-    guessable from the trigger id without the deployment's secret."""
+    guessable from the trigger id without the deployment's secret: the first 12 base32
+    letters of a keyed hash, in three groups of four."""
     digest = hashlib.blake2b(trigger_id.encode(), key=secret.encode()[:64], digest_size=10)
-    text = base64.b32encode(digest.digest()).decode().rstrip("=")
-    return f"{text[:4]}-{text[4:8]}-{text[8:12]}"
+    n = int.from_bytes(digest.digest(), "big")  # 80 bits; the code shows the first 60
+    p = _B32_PAIRS  # base64.b32encode is pure Python, and this runs for every trigger sent
+    return (f"{p[n >> 70]}{p[(n >> 60) & 1023]}-{p[(n >> 50) & 1023]}{p[(n >> 40) & 1023]}-"
+            f"{p[(n >> 30) & 1023]}{p[(n >> 20) & 1023]}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,7 @@ def _json(doc: dict[str, object]) -> bytes:
     return json.dumps(doc).encode()  # not orjson: it refuses integers beyond 64 bits
 
 
-def _malformed(reason: str, rng: random.Random, n: int) -> bytes | None:
+def _malformed(reason: str, rng: random.Random, n: int, now: datetime) -> bytes | None:
     doc = _base(rng, n)
     if reason == "not_utf8":
         return b"\xff\xfe" + _json(doc)
@@ -120,7 +120,7 @@ def _malformed(reason: str, rng: random.Random, n: int) -> bytes | None:
     elif reason == "timezone_missing":
         doc["occurred_at"] = "2026-02-01T10:00:00"
     elif reason == "future_timestamp":
-        doc["occurred_at"] = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+        doc["occurred_at"] = (now + timedelta(days=30)).isoformat()
     elif reason == "invalid_amount":
         doc["type"] = "purchase"
         doc["amount"] = -5.0
@@ -140,16 +140,21 @@ class Mixed:
     records: tuple[tuple[bytes | None, str | None], ...]
 
 
-def with_malformed(lines: tuple[bytes, ...], share: float = 0.10, seed: int = 16) -> Mixed:
+def with_malformed(
+    lines: tuple[bytes, ...], share: float = 0.10, seed: int = 16, now: datetime | None = None
+) -> Mixed:
     """The valid lines in order, with `share` of the result malformed, every reason code of
-    the contract equally often. Each malformed record is checked to get the reason meant."""
+    the contract equally often. Each malformed record is checked to get the reason meant.
+    `now` (default: the wall clock) is what the future timestamps are ahead of: given, the
+    mix is the same bytes on every run."""
+    now = now if now is not None else datetime.now(UTC)
     rng = random.Random(seed)
     reasons = sorted(REASONS)
     bad_count = round(len(lines) * share / (1 - share))
-    bad = [(_malformed(reasons[i % len(reasons)], rng, i), reasons[i % len(reasons)])
+    bad = [(_malformed(reasons[i % len(reasons)], rng, i, now), reasons[i % len(reasons)])
            for i in range(bad_count)]
     policy = Settings(**SETTINGS_FIELDS).ingest_policy()
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    now_ms = int(now.timestamp() * 1000)
     for raw, reason in bad:
         got = decode(raw, policy=policy, now_ms=now_ms)
         if not isinstance(got, Rejection) or got.reason != reason:

@@ -225,3 +225,47 @@ def test_every_detection_kind_has_one_registry_entry_and_one_settings_field() ->
     assert set(DetectionsSpec.model_fields) == set(DETECTIONS)
     for kind, detection in DETECTIONS.items():
         assert detection.settings(spec) is getattr(spec, kind)
+
+
+def _sequence(outputs: list[Output]) -> list[str]:
+    """Each output as journey:stage for a stage change, rule for a trigger."""
+    return [f"{o.journey}:{o.to_stage}" if isinstance(o, StageChange)
+            else o.rule if isinstance(o, TriggerRequest) else "withheld" for o in outputs]
+
+
+def test_detections_due_at_the_same_instant_fire_in_registry_order() -> None:
+    # Given a lead from day 0 and a complaint on day 28, unanswered: the inactive lead
+    # (30 days) and the unanswered complaint (48 hours) are both due on day 30
+    eng = engine(definition(JOURNEY))
+    state = _feed(eng, [ev(1, "signup", 0), ev(2, "complaint", 28)])
+    # When time passes day 30
+    step = eng.on_time(state, T0 + 31 * DAY_MS)
+    # Then the complaint fires first (its status is then overtaken), and both triggers are
+    # released after the detections, higher priority first
+    assert _sequence(step.outputs) == [
+        "lifecycle:at_risk", "lifecycle:inactive_lead", "complaint_escalation",
+        "inactive_lead_reactivation"]
+
+
+def test_a_temperature_change_at_a_detections_instant_comes_first() -> None:
+    # Given a contact who cools 90 days after their last touch, and is an inactive lead then
+    eng = engine(definition(JOURNEY + "detections: {inactive_lead: {after: 90d}}\n"))
+    state = _feed(eng, [ev(1, "signup", 0)])
+    # When time passes day 90
+    step = eng.on_time(state, T0 + 91 * DAY_MS)
+    # Then the temperature changes before the detection fires
+    assert _sequence(step.outputs) == [
+        "temperature:cold", "lifecycle:inactive_lead", "inactive_lead_reactivation"]
+
+
+def test_a_release_at_a_detections_instant_comes_after_it() -> None:
+    # Given a rule trigger released 30 days after a signup, when the lead turns inactive
+    eng = engine(definition(JOURNEY + """rules:
+  - {name: later, when: {type: signup}, delay: 30d, trigger: {reason: later, priority: 10}}
+"""))
+    state = _feed(eng, [ev(1, "signup", 0)])
+    # When time passes day 30
+    step = eng.on_time(state, T0 + 31 * DAY_MS)
+    # Then the detection fires first; the two triggers are released together, by priority
+    assert _sequence(step.outputs) == [
+        "lifecycle:inactive_lead", "inactive_lead_reactivation", "later"]

@@ -3,6 +3,8 @@ daylight-saving changes, holdout, expiry, holds, delays and deterministic ids an
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
@@ -231,6 +233,18 @@ def test_offer_code_depends_on_the_secret() -> None:
     assert offer_code("t1", "a") == offer_code("t1", "a")
     assert offer_code("t1", "a") != offer_code("t1", "b")
     assert offer_code("t1", "a") != offer_code("t2", "a")
+
+
+@settings(max_examples=300)
+@given(st.text(min_size=1, max_size=80), st.text(max_size=100))
+def test_offer_code_is_the_first_twelve_base32_letters_of_the_keyed_hash(
+    trigger_id: str, secret: str
+) -> None:
+    # The code as first written, with the standard library's base32
+    digest = hashlib.blake2b(trigger_id.encode(), key=secret.encode()[:64], digest_size=10)
+    text = base64.b32encode(digest.digest()).decode()
+
+    assert offer_code(trigger_id, secret) == f"{text[:4]}-{text[4:8]}-{text[8:12]}"
 
 
 def test_a_trigger_due_before_an_opt_out_is_released_before_the_opt_out_applies() -> None:
