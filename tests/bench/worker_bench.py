@@ -147,6 +147,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="extra environment of the worker (repeatable)")
     parser.add_argument("--keep-topics", action="store_true",
                         help="do not delete the run's topics at the end")
+    parser.add_argument("--tree", type=Path, default=REPO,
+                        help="the checkout whose worker runs (another commit's, for a "
+                             "before/after; default: this one)")
     return parser.parse_args(argv)
 
 
@@ -347,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"load after raw    {load()}")
     env = worker_env(args)
     data_dir = Path(tempfile.mkdtemp(prefix="worker-bench-"))
-    worker = BenchWorker(args.bootstrap, prefix, data_dir, extra_env=env,
+    worker = BenchWorker(args.bootstrap, prefix, data_dir, extra_env=env, tree=args.tree,
                          wrap=tuple(shlex.split(args.wrap)))
     try:
         worker.start()

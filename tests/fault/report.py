@@ -31,11 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fault.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(scenarios.SCENARIOS),
-                        help="comma-separated names (default: all)")
+                        help="comma-separated names (default: all); NAME:N runs that one N "
+                             "times instead of --repeat")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "reliability.md")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    wanted = [n.strip().partition(":") for n in args.scenarios.split(",") if n.strip()]
+    names = [name for name, _, _ in wanted]
+    repeats = {name: int(n) if n else args.repeat for name, _, n in wanted}
     unknown = [n for n in names if n not in scenarios.SCENARIOS]
     if unknown:
         parser.error(f"unknown scenarios {unknown}; known: {', '.join(scenarios.SCENARIOS)}")
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="journey-fault-") as work:
             for name in names:
-                for n in range(args.repeat):
+                for n in range(repeats[name]):
                     outcome = scenarios.SCENARIOS[name](bootstrap, Path(work) / f"{name}-{n}")
                     print(outcome.summary(), file=sys.stderr, flush=True)
                     results.append(outcome)
@@ -55,12 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         if not given:
             broker_stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(results, names, args.repeat, time.monotonic() - started))
+    args.out.write_text(render(results, names, args.scenarios, args.repeat,
+                               time.monotonic() - started))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all(not o.problems() for o in results) else 1
 
 
-def render(results: list[Outcome], names: list[str], repeat: int, seconds: float) -> str:
+def render(results: list[Outcome], names: list[str], chosen: str, repeat: int,
+           seconds: float) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                             capture_output=True, text=True, check=False).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "journey"], cwd=REPO,
@@ -68,7 +73,7 @@ def render(results: list[Outcome], names: list[str], repeat: int, seconds: float
     sizes = {k: v for k, v in os.environ.items() if k.startswith("JOURNEY_FAULT_")
              and k != "JOURNEY_FAULT_VERBOSE"}
     command = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in sorted(sizes.items())),
-                        "python -m tests.fault.report", f"--scenarios {','.join(names)}",
+                        "python -m tests.fault.report", f"--scenarios {chosen}",
                         f"--repeat {repeat}"])
     out = [
         "# Reliability under faults",
