@@ -163,9 +163,11 @@ class FaultRun:
         self.events = len(records)
         self.say(f"produced {self.events} touchpoints")
 
-    def start_worker(self) -> WorkerProcess:
+    def start_worker(self, env: dict[str, str] | None = None) -> WorkerProcess:
+        """A worker of the run, with `env` on top of the run's environment."""
         worker = WorkerProcess(bootstrap=self.bootstrap, prefix=self.prefix,
-                               data_dir=self.data_dir, extra_env=self.env).start()
+                               data_dir=self.data_dir, extra_env={**self.env, **(env or {})}
+                               ).start()
         self.workers.append(worker)
         return worker
 

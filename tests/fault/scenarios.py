@@ -151,6 +151,9 @@ def two_workers_rebalance(bootstrap: str, work: Path, seed: int = 31) -> Outcome
 #: timeout, long enough for the new owner to write the zombie's customers before the thaw.
 FREEZE_S = _env_int("JOURNEY_FAULT_FREEZE_S", 20, 25)
 FREEZES = _env_int("JOURNEY_FAULT_FREEZES", 1, 3)
+#: The worker frozen first holds everything it processed (its flushes are far apart), as a
+#: loaded worker whose flushes fall behind does: when it thaws, all of it is still unwritten.
+HOLDING_ENV = {"JOURNEY_FLUSH_INTERVAL_MS": "60000", "JOURNEY_FLUSH_MAX_HELD": "1000000"}
 
 
 def zombie(bootstrap: str, work: Path, freezes: int = FREEZES, seed: int = 43) -> Outcome:
@@ -163,7 +166,7 @@ def zombie(bootstrap: str, work: Path, freezes: int = FREEZES, seed: int = 43) -
     try:
         run.produce()
         first = run.start_worker()
-        second = run.start_worker()
+        second = run.start_worker(HOLDING_ENV)
         assert wait_until(lambda: run.watch.stable_members() == 2, timeout_s=90), \
             "the two workers never formed a stable group"
         for n in range(freezes):
