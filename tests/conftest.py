@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kafka import WorkerProcess, broker_start, broker_stop, unique_prefix
+from tests.support.kafka import TEST_PORT, WorkerProcess, broker_start, broker_stop, unique_prefix
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +17,12 @@ def kafka_bootstrap() -> Iterator[str]:
     otherwise the session starts deploy/kafka/kafka.sh on the test port and stops it after."""
     given = os.environ.get("JOURNEY_TEST_BOOTSTRAP")
     if given:
+        # The fault tests pause, stop and start the broker on the test port: it must be the
+        # one the tests talk to, or those faults hit another broker and pass for nothing.
+        port = given.rsplit(":", 1)[-1]
+        if port != str(TEST_PORT):
+            pytest.fail(f"JOURNEY_TEST_BOOTSTRAP={given} is not on the test port {TEST_PORT}: "
+                        f"set JOURNEY_TEST_KAFKA_PORT={port} too", pytrace=False)
         yield given
         return
     bootstrap = broker_start()
