@@ -13,6 +13,8 @@ The versions are pinned in pyproject.toml; docs/faust.md tells why each one is n
   whose recovery (`ChangelogEndRecovery`) takes a changelog's end to be its last record
   rather than its last offset: with transactions the last offset is a marker no consumer
   is handed, and Faust's recovery would wait for it forever.
+- The transactional producer's fatal state and its cause (`transaction_failure`,
+  journey/stream/transactions.py).
 - The producer's metadata and partitioner (record batches, journey/stream/produce.py), the
   RocksDB store's per-partition databases (journey/stream/tables.py reads states by
   partition), and the worker's signal and crash handlers (`HookedWorker`).
@@ -198,6 +200,19 @@ def default_partition(producer: Any, topic: str, key: bytes | None,
                       value: bytes | None) -> int:
     """The partition an aiokafka producer's own partitioner gives a keyed record."""
     return int(producer._partition(topic, None, None, None, key, value))
+
+
+def transaction_failure(producer: Any) -> BaseException | None:
+    """What put an aiokafka transactional producer in its fatal state (a fence seen by its
+    background sender, say), or None when it is not in one. aiokafka then refuses every
+    call with IllegalOperation or an assertion, not with the cause."""
+    manager = producer._txn_manager
+    if manager is None or not manager.is_fatal_error():
+        return None
+    waiter = manager._transaction_waiter
+    if waiter is not None and waiter.done() and not waiter.cancelled():
+        return waiter.exception()  # type: ignore[no-any-return]
+    return RuntimeError("the transactional producer is in its fatal state")
 
 
 def rocksdb_partition(store: Any, partition: int) -> Any | None:

@@ -34,6 +34,7 @@ from aiokafka.structs import TopicPartition
 
 from journey.pipeline.barrier import FatalWriteError, FencedError
 from journey.pipeline.routing import Outgoing
+from journey.stream.faust_internals import transaction_failure
 from journey.stream.produce import send_many_on
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,19 @@ class PartitionTransactions:
                 raise FatalWriteError(f"the broker refuses transactional id "
                                       f"{transactional_id(self._app_id, partition)}: {exc}"
                                       ) from exc
-            except Exception:
-                await self._abort(partition, producer)
-                raise
+            except Exception as exc:
+                cause = transaction_failure(producer)
+                if cause is None:
+                    await self._abort(partition, producer)
+                    raise
+                self._producers.pop(partition, None)
+                await _stop(producer)
+                if isinstance(cause, FENCED):
+                    self.fenced += 1
+                    raise FencedError(f"partition {partition}: {type(cause).__name__}"
+                                      ) from cause
+                raise FatalWriteError(f"partition {partition}: the producer failed "
+                                      f"({type(cause).__name__}: {cause})") from exc
 
     async def _transaction(self, producer: AIOKafkaProducer, records: Sequence[Outgoing],
                            offsets: Mapping[tuple[str, int], int]

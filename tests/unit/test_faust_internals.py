@@ -94,3 +94,27 @@ def test_the_worker_signal_and_crash_handlers_are_the_ones_hooked_worker_wraps()
     assert _params(faust.Worker._on_sigterm) == ["self"]
     assert _params(faust.Worker._on_sigint) == ["self"]
     assert _params(Service._crash) == ["self", "reason"]
+
+
+def test_a_transactional_producer_put_in_its_fatal_state_by_a_fence_tells_the_cause() -> None:
+    import asyncio
+
+    from aiokafka.errors import ProducerFenced
+
+    from journey.stream.faust_internals import transaction_failure
+
+    async def run() -> tuple[BaseException | None, BaseException | None]:
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", transactional_id="t-1")
+        manager = producer._txn_manager
+        manager.set_pid_and_epoch(1, 0)  # what starting the producer does
+        manager.begin_transaction()
+        before = transaction_failure(producer)
+        # what aiokafka's background sender does when the broker answers ProducerFenced
+        manager.fatal_error(ProducerFenced())
+        after = transaction_failure(producer)
+        await producer.stop()
+        return before, after
+
+    before, after = asyncio.run(run())
+    assert before is None
+    assert isinstance(after, ProducerFenced)
