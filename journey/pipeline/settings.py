@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Mapping
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -71,10 +73,15 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path(".local/journey-data"), description="Faust state directory.")
     web_host: str = Field(
-        "127.0.0.1", description="Interface the web API binds to (and the URL other workers "
-        "use to reach this one); loopback by default.",
+        "127.0.0.1", description="Interface the web API binds to; loopback by default, "
+        "0.0.0.0 for every interface.",
     )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the web API and /metrics.")
+    web_advertised_url: str | None = Field(
+        None, description="URL other workers reach this one at (lookups are routed to the "
+        "customer's owner by it), e.g. http://journey-1:6066; default: the bind host and "
+        "port, or this machine's hostname when the bind host is a wildcard.",
+    )
     web_token: SecretStr | None = Field(
         None, description="Bearer token for every web path but /health and /ready; unset: "
         "no token asked.",
@@ -210,6 +217,16 @@ class Settings(BaseSettings):
             parse_budget(value)
         return value
 
+    @field_validator("web_advertised_url", mode="before")
+    @classmethod
+    def _empty_url_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("web_advertised_url")
+    @classmethod
+    def _advertised_url_format(cls, value: str | None) -> str | None:
+        return None if value is None else check_advertised_url(value)
+
     @field_validator("default_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
@@ -253,6 +270,18 @@ class Settings(BaseSettings):
             raise ValueError("JOURNEY_KAFKA_SSL_KEYFILE needs JOURNEY_KAFKA_SSL_CERTFILE")
         return self
 
+    def advertised_url(self, hostname: Callable[[], str] = socket.gethostname) -> str:
+        """The URL this worker gives the group for routing lookups to it. A wildcard bind
+        host names no machine, and every worker advertising it would take every customer for
+        its own (a lookup of another worker's customer answers 404), so it falls back to
+        this machine's hostname."""
+        if self.web_advertised_url is not None:
+            return self.web_advertised_url
+        host = self.web_host.strip()
+        if host in WILDCARD_HOSTS:
+            host = hostname()
+        return f"http://{_url_host(host)}:{self.web_port}"
+
     def topics(self) -> Topics:
         """This deployment's topics: names with its prefix, its partition count."""
         return Topics.named(
@@ -284,6 +313,32 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, object]:
         """The settings as a dict safe to log: secrets stay masked."""
         return self.model_dump(mode="json")
+
+
+#: Bind hosts that mean "every interface": they name no machine another worker can reach.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
+
+
+def check_advertised_url(text: str) -> str:
+    """An advertised URL as Faust's router needs it: http://host:port and nothing more (the
+    router keeps the request's scheme and path and swaps only the host and port)."""
+    url = urlsplit(text.strip())
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if url.scheme != "http" or not url.hostname or port is None or url.path not in ("", "/") \
+            or url.query or url.fragment or url.username:
+        raise ValueError(f"{text!r} is not http://HOST:PORT, e.g. http://journey-1:6066")
+    if url.hostname in WILDCARD_HOSTS:
+        raise ValueError(f"{text!r} names no machine: advertise a host name or address "
+                         "other workers can reach")
+    return f"http://{_url_host(url.hostname)}:{port}"
+
+
+def _url_host(host: str) -> str:
+    """An IPv6 address in brackets, as a URL needs it."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def parse_quiet_hours(text: str) -> tuple[time, time]:

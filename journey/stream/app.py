@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import faust
 from faust.types import TP
+from yarl import URL
 
 from journey.contract.topics import Topics
 from journey.engine import Engine
@@ -74,6 +75,7 @@ def create_app(
     metrics = metrics if metrics is not None else Metrics()
     engine = engine if engine is not None else build_engine(settings)
     topics = settings.topics()
+    advertised = URL(settings.advertised_url())
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
@@ -83,10 +85,12 @@ def create_app(
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         # web_bind is the interface listened on (Faust's default is every interface);
-        # web_host names this worker in the URL other workers route lookups to.
+        # canonical_url is what the assignor tells the group, so lookups of this worker's
+        # customers are routed to it (a wildcard there makes every worker answer for all).
         web_bind=settings.web_host,
-        web_host=settings.web_host,
+        web_host=advertised.host,
         web_port=settings.web_port,
+        canonical_url=str(advertised),
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
         # Input offsets are committed by the delivery barrier (journey/stream/offsets.py),

@@ -26,6 +26,7 @@ from tests.support.kafka import (
     TEST_PORT,
     WorkerProcess,
     consume,
+    free_port,
     iter_json,
     produce_json,
     settings_for,
@@ -132,6 +133,46 @@ def test_lookup_through_a_worker_that_does_not_own_the_customer(
     assert http(first.url("/metrics"))[1]["error"] == "unauthenticated"
     assert http(first.url("/health"))[0] == 200
     assert http(first.url("/ready"))[0] == 200
+
+
+def test_a_lookup_through_either_worker_finds_every_customer_when_each_advertises_its_url(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # Given two workers on one port, as on two machines: each binds its own loopback
+    # address (a wildcard bind would take the port for both) and advertises it
+    port = free_port()
+    workers = [WorkerProcess(
+        bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / f"w{n}",
+        web_port=port, web_address=f"127.0.0.{n}",
+        extra_env={"JOURNEY_WEB_HOST": f"127.0.0.{n}",
+                   "JOURNEY_WEB_ADVERTISED_URL": f"http://127.0.0.{n}:{port}"})
+        for n in (1, 2)]
+    try:
+        for worker in workers:
+            worker.start()
+        wait_for(lambda: all(ready(w) for w in workers)
+                 and len(owned(workers[0]) | owned(workers[1])) == 4
+                 and not owned(workers[0]) & owned(workers[1]), 90,
+                 "the two workers share the four partitions")
+        # And a customer in each partition
+        ids = [customer_in({p}, "adv") for p in range(4)]
+        produce_json(kafka_bootstrap, settings_for(topic_prefix).topics().touchpoints.name,
+                     [visit(cid, f"a-{cid}", "2026-03-01T10:00:00+00:00") for cid in ids])
+        # When each worker is asked for every customer
+        # Then each answers with the profile, its own customers and the other's alike
+        for worker in workers:
+            for cid in ids:
+                status, body = wait_for(
+                    functools.partial(_found, worker, cid), 60, f"{cid} through {worker.url('')}")
+                assert (status, body["customer_id"], body["touches"]) == (200, cid, 1)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def _found(worker: WorkerProcess, cid: str) -> tuple[int, Any] | None:
+    answer = http(worker.url(f"/customers/{cid}"))
+    return answer if answer[0] == 200 else None
 
 
 def test_stage_populations_are_summed_over_both_workers(

@@ -12,7 +12,9 @@ from journey.engine import Event
 from journey.engine.duration import DAY_MS
 from journey.pipeline.lookup import customer_profile, journey_views, merge_counts
 from journey.pipeline.processor import BatchProcessor, Item, StateCache
+from journey.pipeline.settings import Settings
 from journey.pipeline.timekeeping import partition_of
+from journey.stream.app import create_app
 from journey.stream.quiet import RepeatFilter
 from journey.stream.web import Liveness, readiness
 from tests.unit.engine_helpers import T0, definition, engine, ev
@@ -226,3 +228,15 @@ def test_an_erasure_of_a_partition_given_away_is_left_to_its_new_owner() -> None
     cache.keep_partitions({0})
     # Then neither its tombstone nor its marker is written here
     assert cache.take_dirty() == [] and cache.take_markers() == []
+
+
+def test_the_app_advertises_the_advertised_url_not_the_wildcard_it_binds() -> None:
+    # Given a worker listening on every interface and told the URL others reach it at
+    settings = Settings(web_host="0.0.0.0", web_advertised_url="http://journey-2:6066",
+                        store="memory://")
+    # When its Faust app is built
+    conf = create_app(settings).faust.conf
+    # Then it listens on the wildcard but tells the group (and its router) its own URL
+    assert conf.web_bind == "0.0.0.0"
+    assert str(conf.canonical_url) == "http://journey-2:6066"
+    assert (conf.canonical_url.host, conf.web_host) == ("journey-2", "journey-2")
