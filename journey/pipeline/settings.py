@@ -87,7 +87,12 @@ class Settings(BaseSettings):
         "no token asked.",
     )
     health_broker_s: float = Field(
-        30.0, gt=0, description="/health fails when the broker has not answered for this long.",
+        30.0, gt=0, description="/ready fails when the broker has not answered for this long "
+        "(/health does not: a restart would not bring the broker back).",
+    )
+    health_stall_s: float = Field(
+        300.0, gt=0, description="/health fails when one batch has been processed for this "
+        "long while the broker answered: the worker is stuck and a restart may help.",
     )
     shutdown_timeout_s: float = Field(
         15.0, gt=0, description="SIGTERM stops the worker within this many seconds.",

@@ -181,7 +181,8 @@ def create_app(
         shell,
         tick_interval_s=settings.tick_interval_ms / 1000,
     )
-    liveness = Liveness(broker_window_s=settings.health_broker_s)
+    liveness = Liveness(broker_window_s=settings.health_broker_s,
+                        stall_window_s=settings.health_stall_s, busy_since=shell.busy_since)
     install_pages(WebParts(app, settings, topics, engine, states, channels.states, metrics,
                            liveness, owned=lambda: ownership.owned,
                            watermark=lambda p: _watermark(processor, p)))
@@ -220,20 +221,19 @@ def _install_probe(app: faust.App, liveness: Liveness) -> None:
     async def probe() -> None:
         # The timer running proves the loop runs; the metadata request, that the broker
         # answers (through the producer's own connection, with its TLS and SASL settings).
-        liveness.last_loop = time.monotonic()
+        liveness.loop_ran(time.monotonic())
         client = getattr(getattr(app.producer, "_producer", None), "client", None)
         if client is None:
-            liveness.last_broker_error = "the producer has not started"
+            liveness.broker_failed("the producer has not started")
             return
         try:
             await asyncio.wait_for(client.fetch_all_metadata(), PROBE_TIMEOUT_S)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            liveness.last_broker_error = f"{type(exc).__name__}: {exc}"[:200]
+            liveness.broker_failed(f"{type(exc).__name__}: {exc}")
         else:
-            liveness.last_broker_ok = time.monotonic()
-            liveness.last_broker_error = None
+            liveness.broker_answered(time.monotonic())
 
 
 def _credentials(settings: Settings) -> Any:

@@ -51,36 +51,75 @@ ERASURE_TYPE = "erasure_requested"
 
 @dataclass
 class Liveness:
-    """What /health and /ready judge by: a timer proves the loop runs and asks the broker
-    for metadata; the answers are kept here."""
+    """What /health and /ready judge by, with Kubernetes' meaning: liveness fails only when
+    the worker itself is stuck (a restart would help), readiness while it cannot do its
+    work now (a restart would not: the broker is away, a rebalance or recovery runs).
+
+    A timer proves the loop runs and asks the broker for metadata (`loop_ran`,
+    `broker_answered`, `broker_failed`); `busy_since` says since when the batch being
+    processed has been (None between batches)."""
 
     broker_window_s: float
+    stall_window_s: float = 300.0
     loop_window_s: float = 15.0
     started: float = field(default_factory=time.monotonic)
     last_loop: float = field(default_factory=time.monotonic)
     last_broker_ok: float | None = None
     last_broker_error: str | None = None
+    #: since when the broker has answered every probe (None while it does not)
+    broker_ok_since: float | None = None
+    busy_since: Callable[[], float | None] = lambda: None
+
+    def loop_ran(self, now: float) -> None:
+        self.last_loop = now
+
+    def broker_answered(self, now: float) -> None:
+        if self.broker_ok_since is None:
+            self.broker_ok_since = now
+        self.last_broker_ok = now
+        self.last_broker_error = None
+
+    def broker_failed(self, error: str) -> None:
+        self.broker_ok_since = None
+        self.last_broker_error = error[:200]
 
     def health(self, now: float) -> tuple[bool, str | None, dict[str, Any]]:
+        """Liveness: the event loop runs its timer, and no batch is stuck. A batch waiting
+        on an absent broker is not stuck: its time counts only while the broker answers."""
         loop_age = now - self.last_loop
-        broker_age = None if self.last_broker_ok is None else now - self.last_broker_ok
+        busy = self.busy_since()
+        stalled = self._stalled_for(now, busy)
         checks: dict[str, Any] = {
             "loop_seconds_since_tick": round(loop_age, 3),
-            "broker_seconds_since_reachable": None if broker_age is None
-            else round(broker_age, 3),
-            "broker_last_error": self.last_broker_error,
+            "batch_seconds": None if busy is None else round(now - busy, 3),
         }
         if loop_age > self.loop_window_s:
             return False, f"the event loop has not run its timer for {loop_age:.0f}s", checks
-        if broker_age is None:
-            if now - self.started > self.broker_window_s:
-                return False, (f"the broker has not answered since start "
-                               f"({self.last_broker_error or 'no answer'})"), checks
-        elif broker_age > self.broker_window_s:
-            return False, (f"the broker has not answered for {broker_age:.0f}s "
-                           f"(limit {self.broker_window_s:.0f}s; "
-                           f"{self.last_broker_error or 'no answer'})"), checks
+        if stalled is not None and stalled > self.stall_window_s:
+            return False, (f"one batch has been processed for {stalled:.0f}s with the broker "
+                           f"answering (limit {self.stall_window_s:.0f}s): processing is "
+                           f"stuck"), checks
         return True, None, checks
+
+    def broker(self, now: float) -> tuple[bool, str | None, dict[str, Any]]:
+        """For readiness: the broker answered within the window (or the worker is younger)."""
+        age = None if self.last_broker_ok is None else now - self.last_broker_ok
+        checks: dict[str, Any] = {
+            "broker_seconds_since_reachable": None if age is None else round(age, 3),
+            "broker_last_error": self.last_broker_error,
+        }
+        error = self.last_broker_error or "no answer"
+        if age is None and now - self.started > self.broker_window_s:
+            return False, f"the broker has not answered since start ({error})", checks
+        if age is not None and age > self.broker_window_s:
+            return False, (f"the broker has not answered for {age:.0f}s "
+                           f"(limit {self.broker_window_s:.0f}s; {error})"), checks
+        return True, None, checks
+
+    def _stalled_for(self, now: float, busy: float | None) -> float | None:
+        if busy is None or self.broker_ok_since is None:
+            return None
+        return now - max(busy, self.broker_ok_since)
 
 
 @dataclass(frozen=True)
@@ -131,7 +170,7 @@ def install_pages(parts: WebParts) -> None:
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        ok, reason, checks = readiness(parts)
+        ok, reason, checks = readiness(parts, time.monotonic())
         return web.json({"status": "ok" if ok else "failing", "reason": reason,
                          "checks": checks}, status=200 if ok else 503)
 
@@ -231,17 +270,22 @@ def _profile(web: Any, parts: WebParts, cid: str) -> Any:
                      content_type="application/json")
 
 
-def readiness(parts: WebParts) -> tuple[bool, str | None, dict[str, Any]]:
+def readiness(parts: WebParts, now: float) -> tuple[bool, str | None, dict[str, Any]]:
+    """Readiness: no rebalance or table recovery under way, the broker answering, and
+    partitions assigned; each failure is a state the worker leaves by itself."""
     app = parts.app
     recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
     recovered = recovery.completed.is_set() and not recovery.in_recovery
     owned = sorted(parts.owned())
+    broker_ok, broker_reason, broker_checks = parts.liveness.broker(now)
     checks: dict[str, Any] = {"recovery_done": recovered, "rebalancing": bool(app.rebalancing),
-                              "partitions": owned}
+                              "partitions": owned, **broker_checks}
     if app.rebalancing:
         return False, "a rebalance is under way", checks
     if not recovered:
         return False, "table recovery is not done", checks
+    if not broker_ok:
+        return False, broker_reason, checks
     if not owned:
         return False, "no partitions are assigned to this worker", checks
     return True, None, checks

@@ -1,6 +1,6 @@
-"""Operating a worker on the real broker: lookup routed to the owner, journeys with
-populations from every worker, erasure, the token, health and readiness with the broker
-stopped, and SIGTERM without a broker."""
+"""Operating a worker on the real broker: lookup routed to the owner (each worker advertising
+its own URL), journeys with populations from every worker, erasure, the token, health and
+readiness with the worker cut off from the broker, and SIGTERM without a broker."""
 
 from __future__ import annotations
 
@@ -22,8 +22,6 @@ import pytest
 from journey.contract.schemas import SCHEMA_DIR
 from journey.pipeline.timekeeping import partition_of
 from tests.support.kafka import (
-    KAFKA_SH,
-    TEST_PORT,
     WorkerProcess,
     consume,
     free_port,
@@ -298,26 +296,30 @@ def test_the_web_server_listens_on_loopback_only_by_default(
     assert lines and all(f"127.0.0.1:{worker.web_port}" in line for line in lines)
 
 
-def _broker(command: str) -> None:
-    subprocess.run([str(KAFKA_SH), command], check=True,
-                   env={**__import__("os").environ, "KAFKA_PORT": str(TEST_PORT)})
-
-
-def test_health_fails_with_the_broker_stopped_and_sigterm_stops_within_the_bound(
-    worker_factory: Callable[..., WorkerProcess], tmp_path: Path
+def test_without_the_broker_the_worker_is_alive_but_not_ready_and_sigterm_stops_it_in_time(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    # Given a ready worker that judges the broker over a short window
-    worker = worker_factory(JOURNEY_HEALTH_BROKER_S="6", JOURNEY_SHUTDOWN_TIMEOUT_S="10",
-                            JOURNEY_WEB_TOKEN=TOKEN)
-    wait_for(lambda: ready(worker), 60, "ready")
-    assert http(worker.url("/health"))[0] == 200
+    # Given a ready worker that judges the broker over a short window, whose network to
+    # the broker the test can cut (the shared broker itself keeps running)
+    cut = tmp_path / "cut"
+    worker = WorkerProcess(
+        bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / "worker",
+        command=("-m", "tests.support.cut_worker"),
+        extra_env={"JOURNEY_HEALTH_BROKER_S": "6", "JOURNEY_SHUTDOWN_TIMEOUT_S": "10",
+                   "JOURNEY_WEB_TOKEN": TOKEN, "JOURNEY_TEST_CUT_FILE": str(cut)})
     try:
-        # When the broker stops
-        _broker("stop")
-        # Then /health turns 503 and says why
+        worker.start()
+        wait_for(lambda: ready(worker), 60, "ready")
+        # When the worker cannot reach the broker
+        cut.touch()
+        # Then /ready turns 503 and says why
         _, body = wait_for(
-            lambda: (r := http(worker.url("/health")))[0] == 503 and r, 40, "health fails")
+            lambda: (r := http(worker.url("/ready")))[0] == 503 and r, 40, "ready fails")
         assert "broker has not answered" in body["reason"]
+        # And /health stays 200 all along: a restart would not bring the broker back
+        for _ in range(10):
+            assert http(worker.url("/health"))[0] == 200
+            time.sleep(1)
         # And the repeated connection errors are counted, and the log folds them
         wait_for(lambda: (_metric_sum(worker, "journey_connection_errors_total") or 0) > 50,
                  30, "connection errors counted")
@@ -325,7 +327,13 @@ def test_health_fails_with_the_broker_stopped_and_sigterm_stops_within_the_bound
         connect_lines = [line for line in log_text.splitlines() if "Unable connect" in line]
         counted = _metric_sum(worker, "journey_connection_errors_total") or 0
         assert len(connect_lines) < counted / 5
-        # When it gets SIGTERM without a broker
+        # When the broker is reachable again, the worker is ready again by itself
+        cut.unlink()
+        wait_for(lambda: ready(worker), 90, "ready again")
+        assert http(worker.url("/health"))[0] == 200
+        # When it is cut off again and gets SIGTERM
+        cut.touch()
+        wait_for(lambda: http(worker.url("/ready"))[0] == 503, 40, "not ready again")
         assert worker.proc is not None
         started = time.monotonic()
         worker.proc.send_signal(signal.SIGTERM)
@@ -333,7 +341,7 @@ def test_health_fails_with_the_broker_stopped_and_sigterm_stops_within_the_bound
         # Then it is gone within the bound (10 s) plus the process's own exit
         assert time.monotonic() - started < 13
     finally:
-        _broker("start")
+        worker.stop()
 
 
 def _metric_sum(worker: WorkerProcess, name: str) -> float | None:
