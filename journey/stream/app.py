@@ -183,6 +183,7 @@ def create_app(
     )
     liveness = Liveness(broker_window_s=settings.health_broker_s,
                         stall_window_s=settings.health_stall_s, busy_since=shell.busy_since)
+    metrics.watch_broker(lambda: liveness.broker_unanswered_s(time.monotonic()))
     install_pages(WebParts(app, settings, topics, engine, states, channels.states, metrics,
                            liveness, owned=lambda: ownership.owned,
                            watermark=lambda p: _watermark(processor, p)))

@@ -103,7 +103,7 @@ class Liveness:
 
     def broker(self, now: float) -> tuple[bool, str | None, dict[str, Any]]:
         """For readiness: the broker answered within the window (or the worker is younger)."""
-        age = None if self.last_broker_ok is None else now - self.last_broker_ok
+        age = None if self.last_broker_ok is None else self.broker_unanswered_s(now)
         checks: dict[str, Any] = {
             "broker_seconds_since_reachable": None if age is None else round(age, 3),
             "broker_last_error": self.last_broker_error,
@@ -115,6 +115,10 @@ class Liveness:
             return False, (f"the broker has not answered for {age:.0f}s "
                            f"(limit {self.broker_window_s:.0f}s; {error})"), checks
         return True, None, checks
+
+    def broker_unanswered_s(self, now: float) -> float:
+        """Seconds since the broker last answered (since the start when it never did)."""
+        return now - (self.started if self.last_broker_ok is None else self.last_broker_ok)
 
     def _stalled_for(self, now: float, busy: float | None) -> float | None:
         if busy is None or self.broker_ok_since is None:

@@ -9,9 +9,12 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from journey.engine import Event
 from journey.engine.duration import DAY_MS
 from journey.pipeline.lookup import customer_profile, journey_views, merge_counts
+from journey.pipeline.metrics import Metrics
 from journey.pipeline.processor import BatchProcessor, Item, StateCache
 from journey.pipeline.settings import Settings
 from journey.pipeline.timekeeping import partition_of
@@ -298,3 +301,21 @@ def test_the_app_advertises_the_advertised_url_not_the_wildcard_it_binds() -> No
     assert conf.web_bind == "0.0.0.0"
     assert str(conf.canonical_url) == "http://journey-2:6066"
     assert (conf.canonical_url.host, conf.web_host) == ("journey-2", "journey-2")
+
+
+def test_the_seconds_since_the_broker_answered_are_exported_at_each_scrape() -> None:
+    # Given a worker that started at t=0 and whose broker answered at t=40, then stopped
+    live = Liveness(broker_window_s=30.0, started=0.0)
+    now = [10.0]
+    metrics = Metrics(CollectorRegistry(), process=False)
+    metrics.watch_broker(lambda: live.broker_unanswered_s(now[0]))
+
+    def exported() -> float | None:
+        return metrics.registry.get_sample_value("journey_broker_unanswered_seconds")
+
+    # Then before any answer the gauge counts from the start, after it from the answer
+    assert exported() == 10.0
+    live.broker_answered(40.0)
+    live.broker_failed("KafkaConnectionError")
+    now[0] = 125.0
+    assert exported() == 85.0
