@@ -98,6 +98,10 @@ class Settings(BaseSettings):
         15.0, gt=0, description="SIGTERM stops the worker within this many seconds.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per line (time, level, logger, "
+        "message, worker) for every library's log lines.",
+    )
 
     session_timeout_s: float = Field(
         30.0, ge=6.0, le=300.0,
@@ -202,6 +206,11 @@ class Settings(BaseSettings):
     @classmethod
     def _level_any_case(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("quiet_hours", "contact_budget", mode="before")
     @classmethod
