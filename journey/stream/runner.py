@@ -85,11 +85,13 @@ async def _last(step: Callable[[], Awaitable[object]]) -> None:
 
 
 def _force_exit(bound_s: float) -> None:
-    # A thread of its own: the event loop may be the thing that is stuck.
-    sys.stderr.write(_as_logged(f"journey worker: not stopped cleanly within {bound_s:.0f}s "
+    # A thread of its own: the event loop may be the thing that is stuck. The process's own
+    # stderr, not mode's redirection of it into logging, whose handlers may be held.
+    stderr = sys.__stderr__ or sys.stderr
+    stderr.write(_as_logged(f"journey worker: not stopped cleanly within {bound_s:.0f}s "
                                 f"(broker unreachable?); exiting. Offsets not committed are "
                                 f"replayed by the next owner.") + "\n")
-    sys.stderr.flush()
+    stderr.flush()
     os._exit(FORCED_EXIT)
 
 

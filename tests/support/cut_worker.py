@@ -20,8 +20,11 @@ from journey.cli.main import main
 CUT_FILE = Path(os.environ.get("JOURNEY_TEST_CUT_FILE", "/nonexistent-cut-file"))
 BROKER_PORTS = {int(hostport.rsplit(":", 1)[1]) for hostport in
                 os.environ.get("JOURNEY_KAFKA_BOOTSTRAP", "127.0.0.1:19092").split(",")}
-_open: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
-_loops: set[asyncio.AbstractEventLoop] = set()
+#: open broker connections, each with the loop it belongs to (Faust's consumer runs its own
+#: loop in a thread; a transport may only be aborted from its own loop)
+_open: weakref.WeakKeyDictionary[asyncio.Transport, asyncio.AbstractEventLoop] = (
+    weakref.WeakKeyDictionary())
+_lock = threading.Lock()
 _create_connection = asyncio.base_events.BaseEventLoop.create_connection
 
 
@@ -33,8 +36,8 @@ async def _guarded(self: asyncio.base_events.BaseEventLoop, protocol_factory: An
         raise ConnectionRefusedError(f"cut from the broker ({CUT_FILE} exists)")
     transport, protocol = await _create_connection(self, protocol_factory, host, port, **kwargs)
     if to_broker:
-        _open.add(transport)
-        _loops.add(self)
+        with _lock:
+            _open[transport] = self
     return transport, protocol
 
 
@@ -42,10 +45,12 @@ def _watch() -> None:
     """Abort the open broker connections as soon as the cut begins (from the loop's thread)."""
     while True:
         if CUT_FILE.exists():
-            for transport in list(_open):
-                for loop in list(_loops):
+            with _lock:
+                cut = list(_open.items())
+                _open.clear()
+            for transport, loop in cut:
+                if not loop.is_closed():
                     loop.call_soon_threadsafe(transport.abort)
-            _open.clear()
         time.sleep(0.1)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from journey.pipeline.settings import Settings
 from journey.stream.logformat import JsonFormatter, use_log_format, worker_id
+from journey.stream.runner import _as_logged
 
 
 def _logged(formatter: logging.Formatter, emit: object) -> list[str]:
@@ -64,3 +65,20 @@ def test_text_stays_the_default_and_json_is_set_on_every_root_handler(
     monkeypatch.setenv("JOURNEY_LOG_FORMAT", "JSON")
     use_log_format(Settings(), root)
     assert all(isinstance(h.formatter, JsonFormatter) for h in handlers)
+
+
+def test_the_shutdown_watchdog_s_last_line_takes_the_log_s_json_format() -> None:
+    # Given a root handler formatting JSON (the watchdog writes its line itself: the loop,
+    # and with it the handlers, may be stuck)
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(JsonFormatter("journey-1:6066"))
+    logging.getLogger().addHandler(handler)
+    try:
+        line = _as_logged("journey worker: not stopped cleanly within 15s")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    # Then its line is a JSON record at CRITICAL, and plain text without one
+    record = json.loads(line)
+    assert (record["level"], record["message"]) == (
+        "CRITICAL", "journey worker: not stopped cleanly within 15s")
+    assert _as_logged("plain") == "plain"
