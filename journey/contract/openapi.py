@@ -113,6 +113,14 @@ def openapi_document() -> dict[str, Any]:
                             "partitions assigned."),
                 "operationId": "ready", "security": [], "responses": probe,
             }},
+            "/openapi.json": {"get": {
+                "summary": "This document, as the worker serves it.",
+                "operationId": "openapi", "security": _SECURED,
+                "responses": {"200": {"description": "The OpenAPI document.",
+                                      "content": {"application/json": {
+                                          "schema": {"type": "object"}}}},
+                              **_ERRORS},
+            }},
             "/metrics": {"get": {
                 "summary": "Prometheus metrics (text exposition format).",
                 "operationId": "metrics", "security": _SECURED,

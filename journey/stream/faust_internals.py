@@ -15,7 +15,9 @@ The versions are pinned in pyproject.toml; docs/faust.md tells why each one is n
   is handed, and Faust's recovery would wait for it forever.
 - The producer's metadata and partitioner (record batches, journey/stream/produce.py), the
   RocksDB store's per-partition databases (journey/stream/tables.py reads states by
-  partition), and the worker's signal and crash handlers (`HookedWorker`).
+  partition), the worker's signal and crash handlers (`HookedWorker`), and the aiohttp
+  application under Faust's web server (`add_web_middleware`: JSON bodies for the router's
+  404 and 405).
 """
 
 from __future__ import annotations
@@ -198,6 +200,14 @@ def default_partition(producer: Any, topic: str, key: bytes | None,
                       value: bytes | None) -> int:
     """The partition an aiokafka producer's own partitioner gives a keyed record."""
     return int(producer._partition(topic, None, None, None, key, value))
+
+
+def add_web_middleware(app: faust.App, middleware: Any) -> None:
+    """Add an aiohttp middleware to the worker's web server: Faust's aiohttp driver keeps
+    its aiohttp Application as `web_app` (not in Faust's Web interface); middlewares must
+    be added before the server starts."""
+    web: Any = app.web
+    web.web_app.middlewares.append(middleware)
 
 
 def rocksdb_partition(store: Any, partition: int) -> Any | None:

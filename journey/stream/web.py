@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import aiohttp.web
 import faust
 import orjson
 from faust.exceptions import SameNode
@@ -25,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
 from journey.contract.api import ErasureAccepted, JourneyList
+from journey.contract.openapi import openapi_document
 from journey.contract.records import CustomerId
 from journey.contract.topics import Topics
 from journey.engine import Engine
@@ -34,6 +36,7 @@ from journey.pipeline.metrics import Metrics
 from journey.pipeline.processor import StateCache, StateUnreadableError
 from journey.pipeline.settings import Settings
 from journey.pipeline.timekeeping import partition_of
+from journey.stream.faust_internals import add_web_middleware
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,9 @@ class WebParts:
 def install_pages(parts: WebParts) -> None:
     app, settings = parts.app, parts.settings
     token = settings.web_token.get_secret_value().encode() if settings.web_token else None
+    # The document schemas/openapi.yaml is generated from: the same models, the same paths.
+    document = orjson.dumps(openapi_document())
+    add_web_middleware(app, json_router_errors)
 
     def refused(web: Any, request: Any) -> Any | None:
         """The 4xx answer for a request that must not go on, or None."""
@@ -177,6 +183,12 @@ def install_pages(parts: WebParts) -> None:
         ok, reason, checks = readiness(parts, time.monotonic())
         return web.json({"status": "ok" if ok else "failing", "reason": reason,
                          "checks": checks}, status=200 if ok else 503)
+
+    @app.page("/openapi.json")
+    async def openapi(web: Any, request: Any) -> Any:
+        if (answer := refused(web, request)) is not None:
+            return answer
+        return web.bytes(document, content_type="application/json")
 
     @app.page("/metrics")
     async def prometheus_metrics(web: Any, request: Any) -> Any:
@@ -245,6 +257,23 @@ def install_pages(parts: WebParts) -> None:
         for p in owned:  # an owned partition without customers counts as counted, empty
             mine.setdefault(p, [])
         return web.json({str(p): rows for p, rows in mine.items()})
+
+
+@aiohttp.web.middleware
+async def json_router_errors(request: aiohttp.web.Request, handler: Any) -> Any:
+    """The router's own 404 (no such path) and 405 (no such method on a path) as JSON error
+    bodies, as every other error is; aiohttp answers them in plain text."""
+    try:
+        return await handler(request)
+    except aiohttp.web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return aiohttp.web.json_response(
+            {"error": "method_not_allowed",
+             "message": f"{request.method[:16]} is not allowed here; allowed: {allowed}"},
+            status=405, headers={"Allow": exc.headers["Allow"]})
+    except aiohttp.web.HTTPNotFound:
+        return aiohttp.web.json_response(
+            {"error": "not_found", "message": "no such path"}, status=404)
 
 
 def _error(web: Any, status: int, code: str, message: str,

@@ -18,6 +18,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from journey.contract.schemas import SCHEMA_DIR
 from journey.pipeline.timekeeping import partition_of
@@ -262,6 +263,30 @@ def test_malformed_and_oversized_requests_get_clear_4xx(
     assert refused.value.code == 413
     # And the worker is still alive
     assert http(worker.url("/health"))[0] == 200
+
+
+def test_the_worker_serves_the_published_openapi_document_and_json_for_unknown_routes(
+    worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    worker = worker_factory(JOURNEY_WEB_TOKEN=TOKEN)
+    # The document it serves is the one published in schemas/ (the same models and paths)
+    status, served = http(worker.url("/openapi.json"), headers=AUTH)
+    assert status == 200
+    assert served == yaml.safe_load((SCHEMA_DIR / "openapi.yaml").read_text())
+    assert http(worker.url("/openapi.json"))[0] == 401
+    # An unknown path and an unknown method answer JSON, as every other error does
+    assert http(worker.url("/no/such/path"), headers=AUTH) == (
+        404, {"error": "not_found", "message": "no such path"})
+    request = urllib.request.Request(worker.url("/journeys"), method="POST", headers=AUTH)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    with refused.value as answer:
+        assert answer.code == 405
+        assert answer.headers["Content-Type"].startswith("application/json")
+        assert json.loads(answer.read()) == {"error": "method_not_allowed",
+                                             "message": "POST is not allowed here; allowed: "
+                                             "GET, HEAD"}
+        assert set(answer.headers["Allow"].split(",")) == {"GET", "HEAD"}
 
 
 def test_the_web_api_keeps_its_openapi_document_under_schemathesis(

@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -22,7 +23,11 @@ from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from mode.services import Service
 
-from journey.stream.faust_internals import BatchingTransport, FencingTableManager
+from journey.stream.faust_internals import (
+    BatchingTransport,
+    FencingTableManager,
+    add_web_middleware,
+)
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 PINNED = ("faust-streaming", "mode-streaming", "aiokafka", "kafka-python")
@@ -94,3 +99,16 @@ def test_the_worker_signal_and_crash_handlers_are_the_ones_hooked_worker_wraps()
     assert _params(faust.Worker._on_sigterm) == ["self"]
     assert _params(faust.Worker._on_sigint) == ["self"]
     assert _params(Service._crash) == ["self", "reason"]
+
+
+def test_faust_s_aiohttp_web_server_keeps_an_aiohttp_application_that_takes_middlewares(
+) -> None:
+    app = faust.App("t-web", broker="memory://", store="memory://")
+    assert isinstance(app.web.web_app, aiohttp.web.Application)  # type: ignore[attr-defined]
+    add_web_middleware(app, _passing)
+    assert app.web.web_app.middlewares[-1] is _passing  # type: ignore[attr-defined]
+
+
+@aiohttp.web.middleware
+async def _passing(request: aiohttp.web.Request, handler: Any) -> Any:
+    return await handler(request)
