@@ -86,7 +86,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from journey.cli.topics import broker_topics, unreachable
     from journey.engine.definitions import DefinitionError
     from journey.stream.app import create_app
-    from journey.stream.kafka_client import TopicMismatchError, ensure_topics
+    from journey.stream.kafka_client import TopicConfigError, TopicMismatchError, ensure_topics
     from journey.stream.logformat import use_log_format
     from journey.stream.quiet import install
     from journey.stream.runner import JourneyWorker
@@ -97,6 +97,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         built = create_app(settings)
         broker_topics(settings, [])  # fails fast, in one line, when the broker is unreachable
         ensure_topics(settings, built.topics)
+    except TopicConfigError as exc:  # every topic is there; only a retention could not be set
+        logging.getLogger("journey").warning("%s; the worker goes on", exc)
     except KafkaError as exc:
         print(f"journey worker: {unreachable(settings, exc)}", file=sys.stderr)
         return 1

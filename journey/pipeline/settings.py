@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of every journey topic.")
     replication_factor: int = Field(1, ge=1, le=7)
+    dead_letter_retention_days: float = Field(
+        14.0, gt=0, le=3650,
+        description="How long the dead-letter topic keeps a record: dead letters hold the "
+        "original bytes, personal data included. Set on the topic when it is created and "
+        "on an existing one by `journey topics --create` and the worker's start.",
+    )
     store: str = Field(
         "rocksdb://", description="Faust table store: rocksdb:// (production: a restart reads "
         "only the changelog tail) or memory:// (tests, small runs: a restart replays it all).",
@@ -299,7 +305,8 @@ class Settings(BaseSettings):
     def topics(self) -> Topics:
         """This deployment's topics: names with its prefix, its partition count."""
         return Topics.named(
-            prefix=self.topic_prefix, partitions=self.partitions, app_id=self.app_id
+            prefix=self.topic_prefix, partitions=self.partitions, app_id=self.app_id,
+            dead_letter_retention_ms=round(self.dead_letter_retention_days * 86_400_000),
         )
 
     def ingest_policy(self) -> IngestPolicy:
