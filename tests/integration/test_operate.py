@@ -27,6 +27,7 @@ from tests.support.kafka import (
     consume,
     free_port,
     iter_json,
+    produce,
     produce_json,
     settings_for,
 )
@@ -243,6 +244,13 @@ def test_erasure_tombstones_the_state_writes_a_record_and_keeps_old_events_out(
     erasures = (_metric_sum(first, "journey_erasures_total") or 0) + (
         _metric_sum(second, "journey_erasures_total") or 0)
     assert erasures == 2
+    # When a broken record keyed by the erased customer arrives
+    produce(kafka_bootstrap, topics.touchpoints.name, [b'{"customer_id": "' + cid.encode()],
+            key=cid.encode())
+    # Then it is dead-lettered with its reason and origin, without its original bytes
+    letters = [json.loads(r.value) for r in consume(kafka_bootstrap, topics.dead_letters.name,
+                                                   expect=1)]
+    assert [(d["reason"], d["original_value_b64"]) for d in letters] == [("invalid_json", "")]
 
 
 def test_malformed_and_oversized_requests_get_clear_4xx(
