@@ -114,18 +114,39 @@ def _lift_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from journey.lab.simulate import SimulationConfig, simulate, write_jsonl
+    from journey.lab.simulate import SimulationConfig, event_types, simulate, write_jsonl
 
     try:
         config = SimulationConfig(seed=args.seed, customers=args.customers, start=args.start,
                                   days=args.days)
     except ValueError as exc:
         return _fail("simulate", str(exc))
-    count = write_jsonl(simulate(config), args.out)
+    events = simulate(config)
+    try:
+        count = write_jsonl(events, args.out)
+    except OSError as exc:
+        return _fail("simulate", f"cannot write {args.out}: {exc.strerror or exc}")
     print(f"wrote {count} touchpoints of {config.customers} customers to {args.out}")
+    policy = settings.ingest_policy()
+    unaccepted = [] if policy.accept_unknown_types else sorted(
+        t for t in event_types(events) if not policy.knows(t))
+    if unaccepted and args.kafka:  # the worker would dead-letter them as unknown_event_type
+        return _fail("simulate", f"not sent: {_vocabulary_advice(unaccepted)}")
+    if unaccepted:
+        print(f"journey simulate: note: {_vocabulary_advice(unaccepted)}", file=sys.stderr)
     if not args.kafka:
         return 0
     return feed_file(args.out, settings, rate=args.rate, progress=not args.no_progress)
+
+
+def _vocabulary_advice(unaccepted: list[str]) -> str:
+    """What to set so that a worker accepts every type of a simulated population."""
+    from journey.lab.simulate import JOURNEYS
+
+    return (f"the population has event types these settings do not accept "
+            f"({', '.join(unaccepted)}), which a worker dead-letters as unknown_event_type; "
+            f"set JOURNEY_DEFINITIONS={','.join(JOURNEYS)} (the presets it walks) or add them "
+            f"to JOURNEY_EXTRA_EVENT_TYPES")
 
 
 def feed_file(path: Path, settings: Settings, *, rate: float | None, progress: bool) -> int:

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TypeAlias
 
 from pydantic import ValidationError
@@ -85,15 +86,19 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from journey.cli.topics import broker_topics, unreachable
     from journey.engine.definitions import DefinitionError
     from journey.stream.app import create_app
-    from journey.stream.kafka_client import TopicMismatchError, ensure_topics
+    from journey.stream.kafka_client import TopicConfigError, TopicMismatchError, ensure_topics
+    from journey.stream.logformat import use_log_format
     from journey.stream.quiet import install
     from journey.stream.runner import JourneyWorker
 
     logging.basicConfig(level=settings.log_level)
+    use_log_format(settings)
     try:
         built = create_app(settings)
         broker_topics(settings, [])  # fails fast, in one line, when the broker is unreachable
         ensure_topics(settings, built.topics)
+    except TopicConfigError as exc:  # every topic is there; only a retention could not be set
+        logging.getLogger("journey").warning("%s; the worker goes on", exc)
     except KafkaError as exc:
         print(f"journey worker: {unreachable(settings, exc)}", file=sys.stderr)
         return 1
@@ -108,6 +113,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     worker = JourneyWorker(built.faust, loglevel=settings.log_level, quiet=True,
                            shutdown_s=settings.shutdown_timeout_s,
                            repeat_filter=built.repeat_filter,
+                           set_up_logger=partial(use_log_format, settings),
                            on_stopping=None if built.barrier is None else built.barrier.flush)
     worker.execute_from_commandline()
     return 0

@@ -1,5 +1,6 @@
 """`journey topics`: the deployment's topics and whether the broker has them; --create makes
-the missing ones. Also the one-line message every command gives when Kafka is unreachable."""
+the missing ones and gives existing ones the configs journey sets (the dead letters'
+retention). Also the one-line message every command gives when Kafka is unreachable."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.create:
             from journey.stream.kafka_client import ensure_topics
 
-            for name in ensure_topics(settings, settings.topics()):
+            for name in ensure_topics(settings, settings.topics(), on_config=print):
                 print(f"created {name}")
                 have[name] = settings.partitions
     except KafkaError as exc:

@@ -104,12 +104,22 @@ def openapi_document() -> dict[str, Any]:
                               **_ERRORS},
             }},
             "/health": {"get": {
-                "summary": "Liveness: the event loop runs and the broker answered recently.",
+                "summary": ("Liveness: 503 only when the worker is stuck (its event loop or its "
+                            "processing stopped); an absent broker does not fail it."),
                 "operationId": "health", "security": [], "responses": probe,
             }},
             "/ready": {"get": {
-                "summary": "Readiness: recovery is done and partitions are assigned.",
+                "summary": ("Readiness: no rebalance or recovery under way, the broker answering, "
+                            "partitions assigned."),
                 "operationId": "ready", "security": [], "responses": probe,
+            }},
+            "/openapi.json": {"get": {
+                "summary": "This document, as the worker serves it.",
+                "operationId": "openapi", "security": _SECURED,
+                "responses": {"200": {"description": "The OpenAPI document.",
+                                      "content": {"application/json": {
+                                          "schema": {"type": "object"}}}},
+                              **_ERRORS},
             }},
             "/metrics": {"get": {
                 "summary": "Prometheus metrics (text exposition format).",

@@ -36,10 +36,15 @@ class Topics:
     erasure_changelog: TopicSpec
 
     @classmethod
-    def named(cls, *, prefix: str = "", partitions: int = 4, app_id: str = "journey") -> Topics:
+    def named(cls, *, prefix: str = "", partitions: int = 4, app_id: str = "journey",
+              dead_letter_retention_ms: int | None = None) -> Topics:
         """The topics of one deployment: names carry its prefix (and, for Faust's changelog,
-        its app id); every topic has the same partition count, so they are co-partitioned."""
+        its app id); every topic has the same partition count, so they are co-partitioned.
+        Dead letters keep a record's original bytes, personal data included: their topic
+        gets a retention of its own when one is given."""
         p, n = prefix, partitions
+        dead_letter_configs = () if dead_letter_retention_ms is None else (
+            ("retention.ms", str(dead_letter_retention_ms)),)
         return cls(
             touchpoints=TopicSpec(f"{p}touchpoints", "any (ignored)", "Touchpoint JSON", n),
             events=TopicSpec(
@@ -49,7 +54,8 @@ class Topics:
             stage_changes=TopicSpec(f"{p}stage-changes", "customer_id", "StageChanged", n),
             triggers=TopicSpec(f"{p}triggers", "customer_id", "TriggerEmitted", n),
             trigger_audit=TopicSpec(f"{p}trigger-audit", "customer_id", "TriggerAudited", n),
-            dead_letters=TopicSpec(f"{p}dead-letters", "source key", "DeadLetter", n),
+            dead_letters=TopicSpec(f"{p}dead-letters", "source key", "DeadLetter", n,
+                                   configs=dead_letter_configs),
             # Faust's changelog of the customer-state table, created up front (compacted and
             # with the events topic's partition count) rather than raced for at start-up.
             state_changelog=TopicSpec(

@@ -43,6 +43,11 @@ PERSONAS: dict[str, float] = {
     "referrer": 0.07,  # a fan who recommends, sometimes for a reward
 }
 
+#: The presets whose funnels the personas walk. A worker (or `journey run`) given them
+#: accepts every event type the population has (the dentist's `diagnosis` is no type of the
+#: default vocabulary: loading the dentist preset adds it).
+JOURNEYS = ("touchpoint_journey", "dentist", "wedding_photographer")
+
 #: seed 003: the photographer's low season, when nobody books a session.
 LOW_SEASON_MONTHS = frozenset({11, 12, 1, 2})
 
@@ -132,6 +137,11 @@ def simulate(config: SimulationConfig) -> list[dict[str, Any]]:
         events.extend(customer.events)
     events.sort(key=lambda e: (_epoch_ms(e["occurred_at"]), e["event_id"]))
     return events
+
+
+def event_types(events: list[dict[str, Any]]) -> frozenset[str]:
+    """The event types a population has, to check a worker's vocabulary against."""
+    return frozenset(str(e["type"]) for e in events)
 
 
 def iter_lines(events: list[dict[str, Any]]) -> Iterator[bytes]:

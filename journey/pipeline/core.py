@@ -271,10 +271,30 @@ class Pipeline:
     def _dead_letter(self, record: Incoming, rejection: Rejection, at_ms: int) -> Outgoing:
         self.metrics.observe_rejection(rejection.reason)
         self.totals.dead_lettered += 1
+        value = record.value
+        if self._erased(record):
+            # The record is keyed by an erased customer: its bytes may be their personal
+            # data, which the erasure removed everywhere else. The reason and origin stay.
+            value = b""
+            rejection = Rejection(rejection.reason, f"{rejection.message} (original bytes "
+                                  "withheld: the record's key is an erased customer)",
+                                  rejection.field)
         return self.router.dead_letter(
             rejection, topic=record.topic, partition=record.partition, offset=record.offset,
-            key=record.key, value=record.value, at=datetime.fromtimestamp(at_ms / 1000, tz=UTC),
+            key=record.key, value=value, at=datetime.fromtimestamp(at_ms / 1000, tz=UTC),
         )
+
+    def _erased(self, record: Incoming) -> bool:
+        """Whether a record's key names a customer with an erasure marker. Asked only of a
+        record in its key's partition: that customer's marker is in the co-partitioned table
+        this worker reads (a record elsewhere is not the owner's to judge)."""
+        key = record.key
+        if not key or partition_of(key, self.partitions) != record.partition:
+            return False
+        try:
+            return self.states.erased_at(key.decode()) is not None
+        except (UnicodeDecodeError, StateUnreadableError, ValueError):
+            return False
 
     def _count(self, result: BatchResult, size: int, now_ms: int) -> None:
         totals = self.totals

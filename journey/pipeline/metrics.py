@@ -535,6 +535,12 @@ class Metrics:
             "the log folds into one line.",
             ["logger"], registry=r,
         )
+        self.broker_unanswered = Gauge(
+            "journey_broker_unanswered_seconds",
+            "Seconds since the broker last answered this worker's metadata probe (every 2 s; "
+            "since the start when it never did): above a minute the worker is cut off.",
+            registry=r,
+        )
         self.populations = StagePopulations()
         r.register(self.populations)
         self.clocks = ClockCollector(now_ms)
@@ -557,6 +563,11 @@ class Metrics:
     def describe_engine(self, engine: Engine) -> None:
         """describe_journeys for every journey the engine runs."""
         self.describe_journeys({j.definition.name: j.names for j in engine.journeys})
+
+    def watch_broker(self, unanswered_s: Callable[[], float]) -> None:
+        """Export the seconds since the broker last answered, read at each scrape (the
+        worker's probe keeps the answer times; journey/stream/web.py Liveness)."""
+        self.broker_unanswered.set_function(unanswered_s)
 
     def watch_clocks(self, clocks: Callable[[], Mapping[int, PartitionClock]]) -> None:
         """Export watermark delay and due customers from the processor's clocks, e.g.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Mapping
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -60,6 +62,12 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of every journey topic.")
     replication_factor: int = Field(1, ge=1, le=7)
+    dead_letter_retention_days: float = Field(
+        14.0, gt=0, le=3650,
+        description="How long the dead-letter topic keeps a record: dead letters hold the "
+        "original bytes, personal data included. Set on the topic when it is created and "
+        "on an existing one by `journey topics --create` and the worker's start.",
+    )
     store: str = Field(
         "rocksdb://", description="Faust table store: rocksdb:// (production: a restart reads "
         "only the changelog tail) or memory:// (tests, small runs: a restart replays it all).",
@@ -71,21 +79,35 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path(".local/journey-data"), description="Faust state directory.")
     web_host: str = Field(
-        "127.0.0.1", description="Interface the web API binds to (and the URL other workers "
-        "use to reach this one); loopback by default.",
+        "127.0.0.1", description="Interface the web API binds to; loopback by default, "
+        "0.0.0.0 for every interface.",
     )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the web API and /metrics.")
+    web_advertised_url: str | None = Field(
+        None, description="URL other workers reach this one at (lookups are routed to the "
+        "customer's owner by it), e.g. http://journey-1:6066; default: the bind host and "
+        "port, or this machine's hostname when the bind host is a wildcard.",
+    )
     web_token: SecretStr | None = Field(
         None, description="Bearer token for every web path but /health and /ready; unset: "
         "no token asked.",
     )
     health_broker_s: float = Field(
-        30.0, gt=0, description="/health fails when the broker has not answered for this long.",
+        30.0, gt=0, description="/ready fails when the broker has not answered for this long "
+        "(/health does not: a restart would not bring the broker back).",
+    )
+    health_stall_s: float = Field(
+        300.0, gt=0, description="/health fails when one batch has been processed for this "
+        "long while the broker answered: the worker is stuck and a restart may help.",
     )
     shutdown_timeout_s: float = Field(
         15.0, gt=0, description="SIGTERM stops the worker within this many seconds.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per line (time, level, logger, "
+        "message, worker) for every library's log lines.",
+    )
 
     session_timeout_s: float = Field(
         30.0, ge=6.0, le=300.0,
@@ -191,6 +213,11 @@ class Settings(BaseSettings):
     def _level_any_case(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("quiet_hours", "contact_budget", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
@@ -209,6 +236,16 @@ class Settings(BaseSettings):
         if value is not None:
             parse_budget(value)
         return value
+
+    @field_validator("web_advertised_url", mode="before")
+    @classmethod
+    def _empty_url_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("web_advertised_url")
+    @classmethod
+    def _advertised_url_format(cls, value: str | None) -> str | None:
+        return None if value is None else check_advertised_url(value)
 
     @field_validator("default_timezone")
     @classmethod
@@ -253,10 +290,23 @@ class Settings(BaseSettings):
             raise ValueError("JOURNEY_KAFKA_SSL_KEYFILE needs JOURNEY_KAFKA_SSL_CERTFILE")
         return self
 
+    def advertised_url(self, hostname: Callable[[], str] = socket.gethostname) -> str:
+        """The URL this worker gives the group for routing lookups to it. A wildcard bind
+        host names no machine, and every worker advertising it would take every customer for
+        its own (a lookup of another worker's customer answers 404), so it falls back to
+        this machine's hostname."""
+        if self.web_advertised_url is not None:
+            return self.web_advertised_url
+        host = self.web_host.strip()
+        if host in WILDCARD_HOSTS:
+            host = hostname()
+        return f"http://{_url_host(host)}:{self.web_port}"
+
     def topics(self) -> Topics:
         """This deployment's topics: names with its prefix, its partition count."""
         return Topics.named(
-            prefix=self.topic_prefix, partitions=self.partitions, app_id=self.app_id
+            prefix=self.topic_prefix, partitions=self.partitions, app_id=self.app_id,
+            dead_letter_retention_ms=round(self.dead_letter_retention_days * 86_400_000),
         )
 
     def ingest_policy(self) -> IngestPolicy:
@@ -284,6 +334,32 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, object]:
         """The settings as a dict safe to log: secrets stay masked."""
         return self.model_dump(mode="json")
+
+
+#: Bind hosts that mean "every interface": they name no machine another worker can reach.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
+
+
+def check_advertised_url(text: str) -> str:
+    """An advertised URL as Faust's router needs it: http://host:port and nothing more (the
+    router keeps the request's scheme and path and swaps only the host and port)."""
+    url = urlsplit(text.strip())
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if url.scheme != "http" or not url.hostname or port is None or url.path not in ("", "/") \
+            or url.query or url.fragment or url.username:
+        raise ValueError(f"{text!r} is not http://HOST:PORT, e.g. http://journey-1:6066")
+    if url.hostname in WILDCARD_HOSTS:
+        raise ValueError(f"{text!r} names no machine: advertise a host name or address "
+                         "other workers can reach")
+    return f"http://{_url_host(url.hostname)}:{port}"
+
+
+def _url_host(host: str) -> str:
+    """An IPv6 address in brackets, as a URL needs it."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def parse_quiet_hours(text: str) -> tuple[time, time]:

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import faust
 from faust.types import TP
+from yarl import URL
 
 from journey.contract.topics import Topics
 from journey.engine import Engine
@@ -74,6 +75,7 @@ def create_app(
     metrics = metrics if metrics is not None else Metrics()
     engine = engine if engine is not None else build_engine(settings)
     topics = settings.topics()
+    advertised = URL(settings.advertised_url())
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
@@ -83,10 +85,12 @@ def create_app(
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         # web_bind is the interface listened on (Faust's default is every interface);
-        # web_host names this worker in the URL other workers route lookups to.
+        # canonical_url is what the assignor tells the group, so lookups of this worker's
+        # customers are routed to it (a wildcard there makes every worker answer for all).
         web_bind=settings.web_host,
-        web_host=settings.web_host,
+        web_host=advertised.host,
         web_port=settings.web_port,
+        canonical_url=str(advertised),
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
         # Input offsets are committed by the delivery barrier (journey/stream/offsets.py),
@@ -177,7 +181,9 @@ def create_app(
         shell,
         tick_interval_s=settings.tick_interval_ms / 1000,
     )
-    liveness = Liveness(broker_window_s=settings.health_broker_s)
+    liveness = Liveness(broker_window_s=settings.health_broker_s,
+                        stall_window_s=settings.health_stall_s, busy_since=shell.busy_since)
+    metrics.watch_broker(lambda: liveness.broker_unanswered_s(time.monotonic()))
     install_pages(WebParts(app, settings, topics, engine, states, channels.states, metrics,
                            liveness, owned=lambda: ownership.owned,
                            watermark=lambda p: _watermark(processor, p)))
@@ -216,20 +222,19 @@ def _install_probe(app: faust.App, liveness: Liveness) -> None:
     async def probe() -> None:
         # The timer running proves the loop runs; the metadata request, that the broker
         # answers (through the producer's own connection, with its TLS and SASL settings).
-        liveness.last_loop = time.monotonic()
+        liveness.loop_ran(time.monotonic())
         client = getattr(getattr(app.producer, "_producer", None), "client", None)
         if client is None:
-            liveness.last_broker_error = "the producer has not started"
+            liveness.broker_failed("the producer has not started")
             return
         try:
             await asyncio.wait_for(client.fetch_all_metadata(), PROBE_TIMEOUT_S)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            liveness.last_broker_error = f"{type(exc).__name__}: {exc}"[:200]
+            liveness.broker_failed(f"{type(exc).__name__}: {exc}")
         else:
-            liveness.last_broker_ok = time.monotonic()
-            liveness.last_broker_error = None
+            liveness.broker_answered(time.monotonic())
 
 
 def _credentials(settings: Settings) -> Any:

@@ -17,7 +17,9 @@ The versions are pinned in pyproject.toml; docs/faust.md tells why each one is n
   journey/stream/transactions.py).
 - The producer's metadata and partitioner (record batches, journey/stream/produce.py), the
   RocksDB store's per-partition databases (journey/stream/tables.py reads states by
-  partition), and the worker's signal and crash handlers (`HookedWorker`).
+  partition), the worker's signal and crash handlers (`HookedWorker`), and the aiohttp
+  application under Faust's web server (`add_web_middleware`: JSON bodies for the router's
+  404 and 405).
 """
 
 from __future__ import annotations
@@ -213,6 +215,14 @@ def transaction_failure(producer: Any) -> BaseException | None:
     if waiter is not None and waiter.done() and not waiter.cancelled():
         return waiter.exception()  # type: ignore[no-any-return]
     return RuntimeError("the transactional producer is in its fatal state")
+
+
+def add_web_middleware(app: faust.App, middleware: Any) -> None:
+    """Add an aiohttp middleware to the worker's web server: Faust's aiohttp driver keeps
+    its aiohttp Application as `web_app` (not in Faust's Web interface); middlewares must
+    be added before the server starts."""
+    web: Any = app.web
+    web.web_app.middlewares.append(middleware)
 
 
 def rocksdb_partition(store: Any, partition: int) -> Any | None:

@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
 from aiokafka.protocol.metadata import MetadataRequest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from journey.contract.topics import Topics, TopicSpec
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 class TopicMismatchError(RuntimeError):
     """An existing topic has a partition count other than the one configured."""
+
+
+class TopicConfigError(TopicMismatchError):
+    """The broker refused a config journey sets on a topic (the dead letters' retention)."""
 
 
 def check_access(settings: Settings, *, timeout_s: float = 15.0) -> None:
@@ -142,8 +146,11 @@ def consumer(settings: Settings, *topics: str, **overrides: Any) -> KafkaConsume
     return KafkaConsumer(*topics, **client_config(settings), **options)
 
 
-def ensure_topics(settings: Settings, topics: Topics | None = None) -> list[str]:
-    """Create the deployment's topics that are missing; refuse on a partition-count mismatch.
+def ensure_topics(settings: Settings, topics: Topics | None = None, *,
+                  on_config: Callable[[str], None] | None = None) -> list[str]:
+    """Create the deployment's topics that are missing; refuse on a partition-count mismatch;
+    give existing topics the configs journey sets (the dead letters' retention), each
+    change told to `on_config` and logged.
 
     Returns the names of the topics it created.
     """
@@ -163,9 +170,46 @@ def ensure_topics(settings: Settings, topics: Topics | None = None) -> list[str]
                     f"topic {spec.name} has {have} partitions but JOURNEY_PARTITIONS is "
                     f"{spec.partitions}; state is partitioned by customer, so they must match"
                 )
+        for spec in topics.all():
+            if spec.name in existing:
+                for change in _align_configs(admin, spec):
+                    log.info("%s", change)
+                    if on_config is not None:
+                        on_config(change)
         return created
     finally:
         admin.close()
+
+
+def _align_configs(admin: KafkaAdminClient, spec: TopicSpec) -> list[str]:
+    """Set the configs of `spec` an existing topic has other values of (one at a time, with
+    IncrementalAlterConfigs: the topic's other configs stay as they are)."""
+    if not spec.configs:
+        return []
+    wanted = dict(spec.configs)
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=wanted)],
+            config_filter="ALL")
+    except KafkaError as exc:  # no right to read them, say
+        raise TopicConfigError(f"cannot read the configs of topic {spec.name}: {exc}") from exc
+    entries = described["topic"][spec.name]
+    # A value the topic only inherits (the broker's default) is set on the topic itself, so
+    # a later change of the broker's default does not change it.
+    changes = {key: value for key, value in wanted.items()
+               if entries.get(key, {}).get("value") != value
+               or entries.get(key, {}).get("config_source") != "DYNAMIC_TOPIC_CONFIG"}
+    if changes:
+        try:
+            answer = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name,
+                                                         configs=changes)], incremental=True)
+        except KafkaError as exc:
+            answer = {"topic": {spec.name: exc}}
+        outcome = answer["topic"][spec.name]
+        if outcome != "OK":
+            raise TopicConfigError(f"cannot set {', '.join(changes)} on topic {spec.name}: "
+                                   f"{outcome}")
+    return [f"set {key}={value} on topic {spec.name}" for key, value in changes.items()]
 
 
 def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:

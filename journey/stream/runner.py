@@ -13,6 +13,7 @@ from typing import Any
 import faust
 
 from journey.stream.faust_internals import HookedWorker
+from journey.stream.logformat import JsonFormatter
 from journey.stream.quiet import RepeatFilter, install
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,16 @@ class JourneyWorker(HookedWorker):
 
     def __init__(self, app: faust.App, *args: Any, shutdown_s: float,
                  repeat_filter: RepeatFilter,
+                 set_up_logger: Callable[[logging.Logger], None] | None = None,
                  on_stopping: Callable[[], Awaitable[object]] | None = None,
                  **kwargs: Any) -> None:
-        """`on_stopping`: run once when a stop is asked for, beside Faust's own stop (the
-        barrier's last flush, so what was processed is written and acknowledged)."""
+        """`set_up_logger`: applied to the root logger once Faust has replaced its handlers
+        (the log format). `on_stopping`: run once when a stop is asked for, beside Faust's
+        own stop (the barrier's last flush, so what was processed is written and
+        acknowledged)."""
         self._shutdown_s = shutdown_s
         self._repeat_filter = repeat_filter
+        self._set_up_logger = set_up_logger
         self._on_stopping = on_stopping
         self._watchdog: threading.Timer | None = None
         self._last_flush: asyncio.Future[None] | None = None
@@ -41,6 +46,8 @@ class JourneyWorker(HookedWorker):
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
+        if self._set_up_logger is not None:
+            self._set_up_logger(logger)
         install(self._repeat_filter, logger)
 
     def on_stop_signal(self, signal_name: str) -> None:
@@ -78,9 +85,22 @@ async def _last(step: Callable[[], Awaitable[object]]) -> None:
 
 
 def _force_exit(bound_s: float) -> None:
-    # A thread of its own: the event loop may be the thing that is stuck.
-    sys.stderr.write(f"journey worker: not stopped cleanly within {bound_s:.0f}s "
-                     f"(broker unreachable?); exiting. Offsets not committed are replayed "
-                     f"by the next owner.\n")
-    sys.stderr.flush()
+    # A thread of its own: the event loop may be the thing that is stuck. The process's own
+    # stderr, not mode's redirection of it into logging, whose handlers may be held.
+    stderr = sys.__stderr__ or sys.stderr
+    stderr.write(_as_logged(f"journey worker: not stopped cleanly within {bound_s:.0f}s "
+                                f"(broker unreachable?); exiting. Offsets not committed are "
+                                f"replayed by the next owner.") + "\n")
+    stderr.flush()
     os._exit(FORCED_EXIT)
+
+
+def _as_logged(message: str) -> str:
+    """The line in the log's own format when that is JSON (journey/stream/logformat.py), so
+    even this last line parses; formatted only, without the handlers' locks, which a stuck
+    loop may hold."""
+    record = logging.LogRecord(__name__, logging.CRITICAL, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            return handler.formatter.format(record)
+    return message

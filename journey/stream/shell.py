@@ -52,6 +52,12 @@ class Shell:
     failed: bool = False
     #: the flush started by `handle`, running beside the next batches
     _flush_task: asyncio.Future[None] | None = None
+    #: when the batch being handled began (monotonic), None between batches: liveness
+    #: reads it to tell a stuck worker from an idle one
+    _busy_since: float | None = None
+
+    def busy_since(self) -> float | None:
+        return self._busy_since
 
     async def handle(self, batch: Sequence[Any], step: Step) -> None:
         if self.failed:
@@ -146,6 +152,7 @@ class Shell:
         """`handle`, and if it raises (a bug: bad records are dead-lettered, failed sends
         re-sent), stop the worker. Faust would restart the agent on the next record, and
         the commit after it would skip this one; stopped, the next start replays it."""
+        self._busy_since = time.monotonic()
         try:
             await self.handle(batch, step)
         except Exception as exc:
@@ -153,6 +160,8 @@ class Shell:
             await self._stop(exc, "processing ?" if message is None else
                              f"processing {message.topic}[{message.partition}]@{message.offset}")
             raise
+        finally:
+            self._busy_since = None
 
     async def _stop(self, exc: Exception, what: str) -> None:
         """Stop the worker after a failure: nothing more is processed, written or

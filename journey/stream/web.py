@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import aiohttp.web
 import faust
 import orjson
 from faust.exceptions import SameNode
@@ -25,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
 from journey.contract.api import ErasureAccepted, JourneyList
+from journey.contract.openapi import openapi_document
 from journey.contract.records import CustomerId
 from journey.contract.topics import Topics
 from journey.engine import Engine
@@ -34,6 +36,7 @@ from journey.pipeline.metrics import Metrics
 from journey.pipeline.processor import StateCache, StateUnreadableError
 from journey.pipeline.settings import Settings
 from journey.pipeline.timekeeping import partition_of
+from journey.stream.faust_internals import add_web_middleware
 
 log = logging.getLogger(__name__)
 
@@ -51,36 +54,79 @@ ERASURE_TYPE = "erasure_requested"
 
 @dataclass
 class Liveness:
-    """What /health and /ready judge by: a timer proves the loop runs and asks the broker
-    for metadata; the answers are kept here."""
+    """What /health and /ready judge by, with Kubernetes' meaning: liveness fails only when
+    the worker itself is stuck (a restart would help), readiness while it cannot do its
+    work now (a restart would not: the broker is away, a rebalance or recovery runs).
+
+    A timer proves the loop runs and asks the broker for metadata (`loop_ran`,
+    `broker_answered`, `broker_failed`); `busy_since` says since when the batch being
+    processed has been (None between batches)."""
 
     broker_window_s: float
+    stall_window_s: float = 300.0
     loop_window_s: float = 15.0
     started: float = field(default_factory=time.monotonic)
     last_loop: float = field(default_factory=time.monotonic)
     last_broker_ok: float | None = None
     last_broker_error: str | None = None
+    #: since when the broker has answered every probe (None while it does not)
+    broker_ok_since: float | None = None
+    busy_since: Callable[[], float | None] = lambda: None
+
+    def loop_ran(self, now: float) -> None:
+        self.last_loop = now
+
+    def broker_answered(self, now: float) -> None:
+        if self.broker_ok_since is None:
+            self.broker_ok_since = now
+        self.last_broker_ok = now
+        self.last_broker_error = None
+
+    def broker_failed(self, error: str) -> None:
+        self.broker_ok_since = None
+        self.last_broker_error = error[:200]
 
     def health(self, now: float) -> tuple[bool, str | None, dict[str, Any]]:
+        """Liveness: the event loop runs its timer, and no batch is stuck. A batch waiting
+        on an absent broker is not stuck: its time counts only while the broker answers."""
         loop_age = now - self.last_loop
-        broker_age = None if self.last_broker_ok is None else now - self.last_broker_ok
+        busy = self.busy_since()
+        stalled = self._stalled_for(now, busy)
         checks: dict[str, Any] = {
             "loop_seconds_since_tick": round(loop_age, 3),
-            "broker_seconds_since_reachable": None if broker_age is None
-            else round(broker_age, 3),
-            "broker_last_error": self.last_broker_error,
+            "batch_seconds": None if busy is None else round(now - busy, 3),
         }
         if loop_age > self.loop_window_s:
             return False, f"the event loop has not run its timer for {loop_age:.0f}s", checks
-        if broker_age is None:
-            if now - self.started > self.broker_window_s:
-                return False, (f"the broker has not answered since start "
-                               f"({self.last_broker_error or 'no answer'})"), checks
-        elif broker_age > self.broker_window_s:
-            return False, (f"the broker has not answered for {broker_age:.0f}s "
-                           f"(limit {self.broker_window_s:.0f}s; "
-                           f"{self.last_broker_error or 'no answer'})"), checks
+        if stalled is not None and stalled > self.stall_window_s:
+            return False, (f"one batch has been processed for {stalled:.0f}s with the broker "
+                           f"answering (limit {self.stall_window_s:.0f}s): processing is "
+                           f"stuck"), checks
         return True, None, checks
+
+    def broker(self, now: float) -> tuple[bool, str | None, dict[str, Any]]:
+        """For readiness: the broker answered within the window (or the worker is younger)."""
+        age = None if self.last_broker_ok is None else self.broker_unanswered_s(now)
+        checks: dict[str, Any] = {
+            "broker_seconds_since_reachable": None if age is None else round(age, 3),
+            "broker_last_error": self.last_broker_error,
+        }
+        error = self.last_broker_error or "no answer"
+        if age is None and now - self.started > self.broker_window_s:
+            return False, f"the broker has not answered since start ({error})", checks
+        if age is not None and age > self.broker_window_s:
+            return False, (f"the broker has not answered for {age:.0f}s "
+                           f"(limit {self.broker_window_s:.0f}s; {error})"), checks
+        return True, None, checks
+
+    def broker_unanswered_s(self, now: float) -> float:
+        """Seconds since the broker last answered (since the start when it never did)."""
+        return now - (self.started if self.last_broker_ok is None else self.last_broker_ok)
+
+    def _stalled_for(self, now: float, busy: float | None) -> float | None:
+        if busy is None or self.broker_ok_since is None:
+            return None
+        return now - max(busy, self.broker_ok_since)
 
 
 @dataclass(frozen=True)
@@ -103,6 +149,9 @@ class WebParts:
 def install_pages(parts: WebParts) -> None:
     app, settings = parts.app, parts.settings
     token = settings.web_token.get_secret_value().encode() if settings.web_token else None
+    # The document schemas/openapi.yaml is generated from: the same models, the same paths.
+    document = orjson.dumps(openapi_document())
+    add_web_middleware(app, json_router_errors)
 
     def refused(web: Any, request: Any) -> Any | None:
         """The 4xx answer for a request that must not go on, or None."""
@@ -131,9 +180,15 @@ def install_pages(parts: WebParts) -> None:
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        ok, reason, checks = readiness(parts)
+        ok, reason, checks = readiness(parts, time.monotonic())
         return web.json({"status": "ok" if ok else "failing", "reason": reason,
                          "checks": checks}, status=200 if ok else 503)
+
+    @app.page("/openapi.json")
+    async def openapi(web: Any, request: Any) -> Any:
+        if (answer := refused(web, request)) is not None:
+            return answer
+        return web.bytes(document, content_type="application/json")
 
     @app.page("/metrics")
     async def prometheus_metrics(web: Any, request: Any) -> Any:
@@ -204,6 +259,23 @@ def install_pages(parts: WebParts) -> None:
         return web.json({str(p): rows for p, rows in mine.items()})
 
 
+@aiohttp.web.middleware
+async def json_router_errors(request: aiohttp.web.Request, handler: Any) -> Any:
+    """The router's own 404 (no such path) and 405 (no such method on a path) as JSON error
+    bodies, as every other error is; aiohttp answers them in plain text."""
+    try:
+        return await handler(request)
+    except aiohttp.web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return aiohttp.web.json_response(
+            {"error": "method_not_allowed",
+             "message": f"{request.method[:16]} is not allowed here; allowed: {allowed}"},
+            status=405, headers={"Allow": exc.headers["Allow"]})
+    except aiohttp.web.HTTPNotFound:
+        return aiohttp.web.json_response(
+            {"error": "not_found", "message": "no such path"}, status=404)
+
+
 def _error(web: Any, status: int, code: str, message: str,
            headers: Mapping[str, str] | None = None) -> Any:
     return web.json({"error": code, "message": message}, status=status,
@@ -231,17 +303,22 @@ def _profile(web: Any, parts: WebParts, cid: str) -> Any:
                      content_type="application/json")
 
 
-def readiness(parts: WebParts) -> tuple[bool, str | None, dict[str, Any]]:
+def readiness(parts: WebParts, now: float) -> tuple[bool, str | None, dict[str, Any]]:
+    """Readiness: no rebalance or table recovery under way, the broker answering, and
+    partitions assigned; each failure is a state the worker leaves by itself."""
     app = parts.app
     recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
     recovered = recovery.completed.is_set() and not recovery.in_recovery
     owned = sorted(parts.owned())
+    broker_ok, broker_reason, broker_checks = parts.liveness.broker(now)
     checks: dict[str, Any] = {"recovery_done": recovered, "rebalancing": bool(app.rebalancing),
-                              "partitions": owned}
+                              "partitions": owned, **broker_checks}
     if app.rebalancing:
         return False, "a rebalance is under way", checks
     if not recovered:
         return False, "table recovery is not done", checks
+    if not broker_ok:
+        return False, broker_reason, checks
     if not owned:
         return False, "no partitions are assigned to this worker", checks
     return True, None, checks

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from journey.cli import main
+from tests.support.kafka import app_id_for
 
 
 def _states(out: str) -> dict[str, str]:
@@ -16,9 +19,11 @@ def test_topics_says_which_exist_and_which_are_missing_and_create_makes_them(
     kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Given a deployment whose topics are not on the broker yet
+    # Given a deployment whose topics are not on the broker yet (its own app id too: the
+    # table changelogs are named by it)
     monkeypatch.setenv("JOURNEY_KAFKA_BOOTSTRAP", kafka_bootstrap)
     monkeypatch.setenv("JOURNEY_TOPIC_PREFIX", topic_prefix)
+    monkeypatch.setenv("JOURNEY_APP_ID", app_id_for(topic_prefix))
     monkeypatch.setenv("JOURNEY_PARTITIONS", "2")
     # When the topics are listed / Then every one is missing, and the command says how to fix it
     assert main(["topics"]) == 0
@@ -34,3 +39,47 @@ def test_topics_says_which_exist_and_which_are_missing_and_create_makes_them(
     assert captured.out.count("created ") == 9
     assert set(_states(captured.out).values()) == {"exists"}
     assert captured.err == ""
+
+
+def test_the_dead_letter_topic_keeps_records_for_the_retention_set_new_or_existing(
+    kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a deployment created with the default dead-letter retention (14 days)
+    monkeypatch.setenv("JOURNEY_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("JOURNEY_TOPIC_PREFIX", topic_prefix)
+    monkeypatch.setenv("JOURNEY_APP_ID", app_id_for(topic_prefix))
+    assert main(["topics", "--create"]) == 0
+    dead_letters = f"{topic_prefix}dead-letters"
+    assert _retention_ms(kafka_bootstrap, dead_letters) == str(14 * 86_400_000)
+    assert "set " not in capsys.readouterr().out
+    # When the retention is changed and the topics are created again (they all exist)
+    monkeypatch.setenv("JOURNEY_DEAD_LETTER_RETENTION_DAYS", "2")
+    assert main(["topics", "--create"]) == 0
+    # Then the existing topic gets it, and the command says so
+    assert capsys.readouterr().out.splitlines()[0] == \
+        f"set retention.ms={2 * 86_400_000} on topic {dead_letters}"
+    assert _retention_ms(kafka_bootstrap, dead_letters) == str(2 * 86_400_000)
+    # And the other topics keep the broker's retention
+    assert _retention_source(kafka_bootstrap, f"{topic_prefix}triggers") != \
+        "DYNAMIC_TOPIC_CONFIG"
+
+
+def _entry(bootstrap: str, topic: str) -> dict[str, str]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": ""})],
+            config_filter="ALL")
+    finally:
+        admin.close()
+    entry: dict[str, str] = described["topic"][topic]["retention.ms"]
+    return entry
+
+
+def _retention_ms(bootstrap: str, topic: str) -> str:
+    return _entry(bootstrap, topic)["value"]
+
+
+def _retention_source(bootstrap: str, topic: str) -> str:
+    return _entry(bootstrap, topic)["config_source"]

@@ -1,6 +1,6 @@
-"""Operating a worker on the real broker: lookup routed to the owner, journeys with
-populations from every worker, erasure, the token, health and readiness with the broker
-stopped, and SIGTERM without a broker."""
+"""Operating a worker on the real broker: lookup routed to the owner (each worker advertising
+its own URL), journeys with populations from every worker, erasure, the token, health and
+readiness with the worker cut off from the broker, and SIGTERM without a broker."""
 
 from __future__ import annotations
 
@@ -18,15 +18,16 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from journey.contract.schemas import SCHEMA_DIR
 from journey.pipeline.timekeeping import partition_of
 from tests.support.kafka import (
-    KAFKA_SH,
-    TEST_PORT,
     WorkerProcess,
     consume,
+    free_port,
     iter_json,
+    produce,
     produce_json,
     settings_for,
 )
@@ -134,6 +135,46 @@ def test_lookup_through_a_worker_that_does_not_own_the_customer(
     assert http(first.url("/ready"))[0] == 200
 
 
+def test_a_lookup_through_either_worker_finds_every_customer_when_each_advertises_its_url(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # Given two workers on one port, as on two machines: each binds its own loopback
+    # address (a wildcard bind would take the port for both) and advertises it
+    port = free_port()
+    workers = [WorkerProcess(
+        bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / f"w{n}",
+        web_port=port, web_address=f"127.0.0.{n}",
+        extra_env={"JOURNEY_WEB_HOST": f"127.0.0.{n}",
+                   "JOURNEY_WEB_ADVERTISED_URL": f"http://127.0.0.{n}:{port}"})
+        for n in (1, 2)]
+    try:
+        for worker in workers:
+            worker.start()
+        wait_for(lambda: all(ready(w) for w in workers)
+                 and len(owned(workers[0]) | owned(workers[1])) == 4
+                 and not owned(workers[0]) & owned(workers[1]), 90,
+                 "the two workers share the four partitions")
+        # And a customer in each partition
+        ids = [customer_in({p}, "adv") for p in range(4)]
+        produce_json(kafka_bootstrap, settings_for(topic_prefix).topics().touchpoints.name,
+                     [visit(cid, f"a-{cid}", "2026-03-01T10:00:00+00:00") for cid in ids])
+        # When each worker is asked for every customer
+        # Then each answers with the profile, its own customers and the other's alike
+        for worker in workers:
+            for cid in ids:
+                status, body = wait_for(
+                    functools.partial(_found, worker, cid), 60, f"{cid} through {worker.url('')}")
+                assert (status, body["customer_id"], body["touches"]) == (200, cid, 1)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def _found(worker: WorkerProcess, cid: str) -> tuple[int, Any] | None:
+    answer = http(worker.url(f"/customers/{cid}"))
+    return answer if answer[0] == 200 else None
+
+
 def test_stage_populations_are_summed_over_both_workers(
     kafka_bootstrap: str, topic_prefix: str, two_workers: tuple[WorkerProcess, WorkerProcess]
 ) -> None:
@@ -203,6 +244,13 @@ def test_erasure_tombstones_the_state_writes_a_record_and_keeps_old_events_out(
     erasures = (_metric_sum(first, "journey_erasures_total") or 0) + (
         _metric_sum(second, "journey_erasures_total") or 0)
     assert erasures == 2
+    # When a broken record keyed by the erased customer arrives
+    produce(kafka_bootstrap, topics.touchpoints.name, [b'{"customer_id": "' + cid.encode()],
+            key=cid.encode())
+    # Then it is dead-lettered with its reason and origin, without its original bytes
+    letters = [json.loads(r.value) for r in consume(kafka_bootstrap, topics.dead_letters.name,
+                                                   expect=1)]
+    assert [(d["reason"], d["original_value_b64"]) for d in letters] == [("invalid_json", "")]
 
 
 def test_malformed_and_oversized_requests_get_clear_4xx(
@@ -223,6 +271,30 @@ def test_malformed_and_oversized_requests_get_clear_4xx(
     assert refused.value.code == 413
     # And the worker is still alive
     assert http(worker.url("/health"))[0] == 200
+
+
+def test_the_worker_serves_the_published_openapi_document_and_json_for_unknown_routes(
+    worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    worker = worker_factory(JOURNEY_WEB_TOKEN=TOKEN)
+    # The document it serves is the one published in schemas/ (the same models and paths)
+    status, served = http(worker.url("/openapi.json"), headers=AUTH)
+    assert status == 200
+    assert served == yaml.safe_load((SCHEMA_DIR / "openapi.yaml").read_text())
+    assert http(worker.url("/openapi.json"))[0] == 401
+    # An unknown path and an unknown method answer JSON, as every other error does
+    assert http(worker.url("/no/such/path"), headers=AUTH) == (
+        404, {"error": "not_found", "message": "no such path"})
+    request = urllib.request.Request(worker.url("/journeys"), method="POST", headers=AUTH)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    with refused.value as answer:
+        assert answer.code == 405
+        assert answer.headers["Content-Type"].startswith("application/json")
+        assert json.loads(answer.read()) == {"error": "method_not_allowed",
+                                             "message": "POST is not allowed here; allowed: "
+                                             "GET, HEAD"}
+        assert set(answer.headers["Allow"].split(",")) == {"GET", "HEAD"}
 
 
 def test_the_web_api_keeps_its_openapi_document_under_schemathesis(
@@ -257,26 +329,30 @@ def test_the_web_server_listens_on_loopback_only_by_default(
     assert lines and all(f"127.0.0.1:{worker.web_port}" in line for line in lines)
 
 
-def _broker(command: str) -> None:
-    subprocess.run([str(KAFKA_SH), command], check=True,
-                   env={**__import__("os").environ, "KAFKA_PORT": str(TEST_PORT)})
-
-
-def test_health_fails_with_the_broker_stopped_and_sigterm_stops_within_the_bound(
-    worker_factory: Callable[..., WorkerProcess], tmp_path: Path
+def test_without_the_broker_the_worker_is_alive_but_not_ready_and_sigterm_stops_it_in_time(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    # Given a ready worker that judges the broker over a short window
-    worker = worker_factory(JOURNEY_HEALTH_BROKER_S="6", JOURNEY_SHUTDOWN_TIMEOUT_S="10",
-                            JOURNEY_WEB_TOKEN=TOKEN)
-    wait_for(lambda: ready(worker), 60, "ready")
-    assert http(worker.url("/health"))[0] == 200
+    # Given a ready worker that judges the broker over a short window, whose network to
+    # the broker the test can cut (the shared broker itself keeps running)
+    cut = tmp_path / "cut"
+    worker = WorkerProcess(
+        bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / "worker",
+        command=("-m", "tests.support.cut_worker"),
+        extra_env={"JOURNEY_HEALTH_BROKER_S": "6", "JOURNEY_SHUTDOWN_TIMEOUT_S": "10",
+                   "JOURNEY_WEB_TOKEN": TOKEN, "JOURNEY_TEST_CUT_FILE": str(cut)})
     try:
-        # When the broker stops
-        _broker("stop")
-        # Then /health turns 503 and says why
+        worker.start()
+        wait_for(lambda: ready(worker), 60, "ready")
+        # When the worker cannot reach the broker
+        cut.touch()
+        # Then /ready turns 503 and says why
         _, body = wait_for(
-            lambda: (r := http(worker.url("/health")))[0] == 503 and r, 40, "health fails")
+            lambda: (r := http(worker.url("/ready")))[0] == 503 and r, 40, "ready fails")
         assert "broker has not answered" in body["reason"]
+        # And /health stays 200 all along: a restart would not bring the broker back
+        for _ in range(10):
+            assert http(worker.url("/health"))[0] == 200
+            time.sleep(1)
         # And the repeated connection errors are counted, and the log folds them
         wait_for(lambda: (_metric_sum(worker, "journey_connection_errors_total") or 0) > 50,
                  30, "connection errors counted")
@@ -284,7 +360,13 @@ def test_health_fails_with_the_broker_stopped_and_sigterm_stops_within_the_bound
         connect_lines = [line for line in log_text.splitlines() if "Unable connect" in line]
         counted = _metric_sum(worker, "journey_connection_errors_total") or 0
         assert len(connect_lines) < counted / 5
-        # When it gets SIGTERM without a broker
+        # When the broker is reachable again, the worker is ready again by itself
+        cut.unlink()
+        wait_for(lambda: ready(worker), 90, "ready again")
+        assert http(worker.url("/health"))[0] == 200
+        # When it is cut off again and gets SIGTERM
+        cut.touch()
+        wait_for(lambda: http(worker.url("/ready"))[0] == 503, 40, "not ready again")
         assert worker.proc is not None
         started = time.monotonic()
         worker.proc.send_signal(signal.SIGTERM)
@@ -292,7 +374,7 @@ def test_health_fails_with_the_broker_stopped_and_sigterm_stops_within_the_bound
         # Then it is gone within the bound (10 s) plus the process's own exit
         assert time.monotonic() - started < 13
     finally:
-        _broker("start")
+        worker.stop()
 
 
 def _metric_sum(worker: WorkerProcess, name: str) -> float | None:

@@ -1,6 +1,7 @@
 """A real Prometheus scrapes a running worker fed known touchpoints: recording rules give the
 expected ratios, alerts go active when they should, every dashboard query is accepted, and the
-worker's /metrics matches the catalogue.
+worker's /metrics matches the catalogue. With a web token, it scrapes with the authorization
+block deploy/prometheus/prometheus.yml shows, and sees a worker cut off from Kafka.
 
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.kafka import WorkerProcess, produce, produce_json, settings_for
-from tests.support.prometheus import PrometheusServer
+from tests.support.prometheus import PrometheusServer, token_example
 from tests.unit.test_grafana_dashboards import generator
 from tests.unit.test_metrics_catalogue import compare
 
@@ -146,3 +147,44 @@ def test_prometheus_scraping_a_worker_records_the_funnel_and_raises_alerts(
     # Then Prometheus reports it down, and after a minute the alert fires
     prom.wait_for('up{job="journey"}', lambda v: v == 0, timeout_s=30)
     assert _wait_alert(prom, "JourneyWorkerDown", {"firing"}, 120) == "firing"
+
+
+def test_prometheus_scrapes_a_worker_with_its_token_and_sees_it_cut_off_from_kafka(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # Given a worker with a web token, whose network to the broker the test can cut, and
+    # Prometheus scraping it with the authorization block deploy/prometheus/prometheus.yml
+    # shows, reading the token from a file
+    cut, token_file = tmp_path / "cut", tmp_path / "journey-web-token"
+    token_file.write_text("scrape-token-0123456789")
+    worker = WorkerProcess(
+        bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / "worker",
+        command=("-m", "tests.support.cut_worker"),
+        extra_env={"JOURNEY_WEB_TOKEN": token_file.read_text(),
+                   "JOURNEY_TEST_CUT_FILE": str(cut)})
+    prom: PrometheusServer | None = None
+    try:
+        worker.start()
+        prom = PrometheusServer(tmp_path / "prometheus",
+                                {"journey": [f"127.0.0.1:{worker.web_port}"]},
+                                scrape=token_example(token_file)).start()
+        # Then it scrapes the worker, which the broker answers
+        prom.wait_for('up{job="journey"}', lambda v: v == 1)
+        assert (prom.value("journey_broker_unanswered_seconds") or 0) < 10
+        # When the worker cannot reach the broker for over a minute
+        cut.touch()
+        # Then the gauge grows past the minute and the alert goes active (pending for 2 min)
+        assert _wait_alert(prom, "JourneyBrokerUnreachable", {"pending", "firing"}, 120)
+        assert (prom.value("journey_broker_unanswered_seconds") or 0) > 60
+        assert prom.value('up{job="journey"}') == 1  # the worker itself is up
+        # When the broker answers again, the gauge falls back and the alert resolves
+        cut.unlink()
+        prom.wait_for("journey_broker_unanswered_seconds", lambda v: v < 10, 60)
+        deadline = time.monotonic() + 30
+        while _alert_states(prom, "JourneyBrokerUnreachable"):
+            assert time.monotonic() < deadline, prom.alerts()
+            time.sleep(1)
+    finally:
+        if prom is not None:
+            prom.stop()
+        worker.stop()

@@ -68,6 +68,8 @@ class WorkerProcess:
     data_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     web_port: int = field(default_factory=free_port)
+    #: the address the test reaches the web API at (JOURNEY_WEB_HOST binds it)
+    web_address: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     #: the interpreter's arguments: the CLI's worker command unless a test needs a variant
@@ -112,7 +114,7 @@ class WorkerProcess:
         raise TimeoutError(f"worker not healthy after {timeout_s}s:\n{self.log_tail()}")
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.web_port}{path}"
+        return f"http://{self.web_address}:{self.web_port}{path}"
 
     def metrics_text(self) -> str:
         with urllib.request.urlopen(self.url("/metrics"), timeout=5) as resp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -13,11 +14,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.support.kafka import REPO, free_port
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.test.yml"))
+#: the commented token example of deploy/prometheus/prometheus.yml: "  # " before each line
+_TOKEN_EXAMPLE = re.compile(r"^ *# (authorization:\n(?: *#   .*\n)+)", re.MULTILINE)
+
+
+def token_example(credentials_file: Path) -> dict[str, Any]:
+    """The journey job's `authorization` block as deploy/prometheus/prometheus.yml shows it
+    (commented out), uncommented and pointed at `credentials_file`."""
+    found = _TOKEN_EXAMPLE.search((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    assert found is not None, "no commented authorization block in prometheus.yml"
+    text = re.sub(r"^ *# ", "", found.group(1), flags=re.MULTILINE)
+    block = dict(yaml.safe_load(text))
+    block["authorization"]["credentials_file"] = str(credentials_file)
+    return block
 
 
 def tool(name: str) -> str:
@@ -39,6 +55,8 @@ class PrometheusServer:
     interval_s: int = 1
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    #: more settings of every scrape job (an `authorization` block, say)
+    scrape: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> PrometheusServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +66,7 @@ class PrometheusServer:
                        "evaluation_interval": f"{self.interval_s}s"},
             "rule_files": [str(p) for p in RULE_FILES],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": targets}]}
+                {"job_name": job, "static_configs": [{"targets": targets}], **self.scrape}
                 for job, targets in self.targets.items()
             ],
         }))

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from journey.pipeline.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 WORKERS = ("journey-1", "journey-2")
 
@@ -48,6 +50,19 @@ def test_the_workers_share_one_consumer_group_and_keep_their_state_in_named_volu
     for name in ("prometheus", "grafana"):
         named = [v.split(":")[0] for v in s[name]["volumes"] if not v.startswith("./")]
         assert named and set(named) <= declared, name
+
+
+def test_each_worker_advertises_its_own_service_name_for_routed_lookups() -> None:
+    # Bound to 0.0.0.0 in their containers, the workers would otherwise each advertise
+    # their container's hostname; the service names are what the other worker resolves.
+    s = services()
+    for worker in WORKERS:
+        env = s[worker]["environment"]
+        port = env["JOURNEY_WEB_PORT"]
+        assert env["JOURNEY_WEB_HOST"] == "0.0.0.0"
+        assert env["JOURNEY_WEB_ADVERTISED_URL"] == f"http://{worker}:{port}"
+        assert Settings(web_advertised_url=env["JOURNEY_WEB_ADVERTISED_URL"]).advertised_url() \
+            == f"http://{worker}:{port}"
 
 
 def test_published_ports_bind_to_loopback() -> None:

@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -22,7 +23,11 @@ from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from mode.services import Service
 
-from journey.stream.faust_internals import BatchingTransport, FencingTableManager
+from journey.stream.faust_internals import (
+    BatchingTransport,
+    FencingTableManager,
+    add_web_middleware,
+)
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 PINNED = ("faust-streaming", "mode-streaming", "aiokafka", "kafka-python")
@@ -118,3 +123,16 @@ def test_a_transactional_producer_put_in_its_fatal_state_by_a_fence_tells_the_ca
     before, after = asyncio.run(run())
     assert before is None
     assert isinstance(after, ProducerFenced)
+
+
+def test_faust_s_aiohttp_web_server_keeps_an_aiohttp_application_that_takes_middlewares(
+) -> None:
+    app = faust.App("t-web", broker="memory://", store="memory://")
+    assert isinstance(app.web.web_app, aiohttp.web.Application)  # type: ignore[attr-defined]
+    add_web_middleware(app, _passing)
+    assert app.web.web_app.middlewares[-1] is _passing  # type: ignore[attr-defined]
+
+
+@aiohttp.web.middleware
+async def _passing(request: aiohttp.web.Request, handler: Any) -> Any:
+    return await handler(request)

@@ -12,7 +12,7 @@ import pytest
 from journey.cli.main import main
 from journey.engine.definitions import load_definition, load_preset
 from journey.lab.run import run_file
-from journey.lab.simulate import SimulationConfig, simulate, write_jsonl
+from journey.lab.simulate import JOURNEYS, SimulationConfig, event_types, simulate, write_jsonl
 from journey.pipeline.settings import Settings
 from tests.datasets import cdnow_file
 from tests.unit.test_churn_score import RAW_OPTIONS
@@ -149,3 +149,42 @@ def test_the_lift_rows_are_written_one_per_customer_and_rule(
     [line] = [x for x in (tmp_path / "summary.txt").read_text().splitlines()
               if x.startswith("warm_up_start ")]
     assert line.split()[1] == f"{bought}/{len(treated)}"
+
+
+def test_simulate_into_a_missing_folder_is_one_line_naming_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "missing-dir" / "x.jsonl"
+    assert main(["simulate", "--customers", "5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"journey simulate: cannot write {out}: No such file or directory\n"
+
+
+def test_the_simulator_s_journeys_accept_every_type_it_simulates() -> None:
+    # Given the presets the simulator says its population walks
+    events = simulate(SimulationConfig(seed=1, customers=400))
+    policy = Settings(definitions=list(JOURNEYS)).ingest_policy()
+    # Then a worker running them accepts every simulated type
+    assert {t for t in event_types(events) if not policy.knows(t)} == set()
+    # And the default vocabulary alone does not (the dentist's diagnosis)
+    assert "diagnosis" in {t for t in event_types(events) if not Settings().ingest_policy()
+                           .knows(t)}
+
+
+def test_simulate_says_which_settings_accept_its_population(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the default definitions, the file is written and a note says what to set
+    out = tmp_path / "sim.jsonl"
+    assert main(["simulate", "--customers", "50", "--out", str(out)]) == 0
+    note = capsys.readouterr().err
+    assert "(diagnosis)" in note and f"JOURNEY_DEFINITIONS={','.join(JOURNEYS)}" in note
+    assert note.count("\n") == 1
+    # When asked to send it to Kafka with these settings, it refuses in one line, unsent
+    assert main(["simulate", "--customers", "50", "--out", str(out), "--kafka"]) == 2
+    refused = capsys.readouterr().err
+    assert refused.startswith("journey simulate: not sent: ") and refused.count("\n") == 1
+    # And with the simulator's journeys there is nothing to say
+    monkeypatch.setenv("JOURNEY_DEFINITIONS", ",".join(JOURNEYS))
+    assert main(["simulate", "--customers", "50", "--out", str(out)]) == 0
+    assert capsys.readouterr().err == ""

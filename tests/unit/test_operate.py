@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from types import SimpleNamespace
 from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from journey.engine import Event
 from journey.engine.duration import DAY_MS
 from journey.pipeline.lookup import customer_profile, journey_views, merge_counts
+from journey.pipeline.metrics import Metrics
 from journey.pipeline.processor import BatchProcessor, Item, StateCache
+from journey.pipeline.settings import Settings
 from journey.pipeline.timekeeping import partition_of
+from journey.stream.app import create_app
 from journey.stream.quiet import RepeatFilter
 from journey.stream.web import Liveness, readiness
 from tests.unit.engine_helpers import T0, definition, engine, ev
@@ -155,38 +161,95 @@ def test_the_worker_s_own_warnings_are_never_folded() -> None:
     assert all(repeat.filter(record) for _ in range(5))
 
 
-def _worker_view(*, recovered: bool, rebalancing: bool, owned: frozenset[int]) -> Any:
+def _worker_view(*, recovered: bool, rebalancing: bool, owned: frozenset[int],
+                 liveness: Liveness | None = None) -> Any:
     """What readiness reads of a worker: Faust's recovery flags, rebalancing, partitions."""
     event = asyncio.Event()
     if recovered:
         event.set()
     recovery = SimpleNamespace(completed=event, in_recovery=not recovered)
     app = SimpleNamespace(tables=SimpleNamespace(recovery=recovery), rebalancing=rebalancing)
-    return SimpleNamespace(app=app, owned=lambda: owned)
+    return SimpleNamespace(app=app, owned=lambda: owned, liveness=liveness or _answering())
+
+
+def _answering() -> Liveness:
+    live = Liveness(broker_window_s=30.0)
+    live.broker_answered(time.monotonic())
+    return live
 
 
 def test_a_worker_in_recovery_is_not_ready_and_says_why() -> None:
     ok, reason, checks = readiness(_worker_view(recovered=False, rebalancing=False,
-                                                 owned=frozenset({0})))
+                                                 owned=frozenset({0})), time.monotonic())
     assert (ok, reason, checks["recovery_done"]) == (False, "table recovery is not done", False)
     ok, reason, _ = readiness(_worker_view(recovered=True, rebalancing=True,
-                                            owned=frozenset({0})))
+                                            owned=frozenset({0})), time.monotonic())
     assert (ok, reason) == (False, "a rebalance is under way")
     ok, reason, _ = readiness(_worker_view(recovered=True, rebalancing=False,
-                                            owned=frozenset()))
+                                            owned=frozenset()), time.monotonic())
     assert (ok, reason) == (False, "no partitions are assigned to this worker")
     assert readiness(_worker_view(recovered=True, rebalancing=False,
-                                   owned=frozenset({1, 2})))[:2] == (True, None)
+                                   owned=frozenset({1, 2})), time.monotonic())[:2] == (True, None)
 
 
-def test_health_fails_when_the_broker_has_not_answered_within_the_window() -> None:
-    live = Liveness(broker_window_s=30.0, started=0.0, last_loop=100.0, last_broker_ok=50.0)
-    ok, reason, _ = live.health(101.0)
-    assert not ok and reason is not None and "broker has not answered for 51s" in reason
-    live.last_broker_ok = 90.0
+def test_a_broker_that_does_not_answer_fails_readiness_not_liveness() -> None:
+    # Given a worker whose loop runs and whose broker last answered 51 s ago
+    live = Liveness(broker_window_s=30.0, started=0.0, last_loop=100.0)
+    live.broker_answered(50.0)
+    live.broker_failed("KafkaConnectionError: no route")
+    # Then it is alive (a restart would not bring the broker back) but not ready
     assert live.health(101.0)[:2] == (True, None)
-    live.last_loop = 80.0  # the loop's timer stopped running
-    assert "event loop" in (live.health(101.0)[1] or "")
+    ok, reason, checks = live.broker(101.0)
+    assert not ok and reason is not None and "broker has not answered for 51s" in reason
+    assert checks["broker_last_error"] == "KafkaConnectionError: no route"
+    ready_ok, ready_reason, _ = readiness(_worker_view(recovered=True, rebalancing=False,
+                                                       owned=frozenset({0}), liveness=live), 101.0)
+    assert (ready_ok, ready_reason) == (False, reason)
+    # And when the broker answers again, it is ready again
+    live.broker_answered(100.5)
+    assert live.broker(101.0)[:2] == (True, None)
+
+
+def test_a_worker_whose_loop_stopped_running_its_timer_is_not_alive() -> None:
+    live = Liveness(broker_window_s=30.0, started=0.0, last_loop=80.0)
+    ok, reason, _ = live.health(101.0)
+    assert not ok and "event loop has not run its timer for 21s" in (reason or "")
+
+
+def test_a_batch_stuck_while_the_broker_answers_fails_liveness() -> None:
+    # Given a batch in progress since t=10, the broker answering since t=0
+    busy: list[float | None] = [10.0]
+    live = Liveness(broker_window_s=30.0, stall_window_s=60.0, started=0.0,
+                    busy_since=lambda: busy[0])
+    live.broker_answered(0.0)
+    live.loop_ran(69.0)
+    # Then it is alive within the stall window, and not beyond it
+    assert live.health(70.0)[:2] == (True, None)
+    live.loop_ran(71.0)
+    ok, reason, checks = live.health(71.0)
+    assert not ok and "processing is stuck" in (reason or "")
+    assert checks["batch_seconds"] == 61.0
+    # And between batches it is alive however long the worker idles
+    busy[0] = None
+    assert live.health(71.0)[:2] == (True, None)
+
+
+def test_a_batch_waiting_on_an_absent_broker_is_not_stuck() -> None:
+    # Given a batch in progress since t=10 while the broker stopped answering at t=5
+    live = Liveness(broker_window_s=30.0, stall_window_s=60.0, started=0.0,
+                    busy_since=lambda: 10.0)
+    live.broker_answered(0.0)
+    live.broker_failed("KafkaConnectionError")
+    live.loop_ran(500.0)
+    # Then however long the outage, the worker is alive (and not ready)
+    assert live.health(500.0)[:2] == (True, None)
+    assert not live.broker(500.0)[0]
+    # And once the broker is back, the batch gets the whole window again to finish
+    live.broker_answered(500.0)
+    live.loop_ran(559.0)
+    assert live.health(559.0)[:2] == (True, None)
+    live.loop_ran(561.0)
+    assert not live.health(561.0)[0]
 
 
 PROMO = """
@@ -226,3 +289,33 @@ def test_an_erasure_of_a_partition_given_away_is_left_to_its_new_owner() -> None
     cache.keep_partitions({0})
     # Then neither its tombstone nor its marker is written here
     assert cache.take_dirty() == [] and cache.take_markers() == []
+
+
+def test_the_app_advertises_the_advertised_url_not_the_wildcard_it_binds() -> None:
+    # Given a worker listening on every interface and told the URL others reach it at
+    settings = Settings(web_host="0.0.0.0", web_advertised_url="http://journey-2:6066",
+                        store="memory://")
+    # When its Faust app is built
+    conf = create_app(settings).faust.conf
+    # Then it listens on the wildcard but tells the group (and its router) its own URL
+    assert conf.web_bind == "0.0.0.0"
+    assert str(conf.canonical_url) == "http://journey-2:6066"
+    assert (conf.canonical_url.host, conf.web_host) == ("journey-2", "journey-2")
+
+
+def test_the_seconds_since_the_broker_answered_are_exported_at_each_scrape() -> None:
+    # Given a worker that started at t=0 and whose broker answered at t=40, then stopped
+    live = Liveness(broker_window_s=30.0, started=0.0)
+    now = [10.0]
+    metrics = Metrics(CollectorRegistry(), process=False)
+    metrics.watch_broker(lambda: live.broker_unanswered_s(now[0]))
+
+    def exported() -> float | None:
+        return metrics.registry.get_sample_value("journey_broker_unanswered_seconds")
+
+    # Then before any answer the gauge counts from the start, after it from the answer
+    assert exported() == 10.0
+    live.broker_answered(40.0)
+    live.broker_failed("KafkaConnectionError")
+    now[0] = 125.0
+    assert exported() == 85.0

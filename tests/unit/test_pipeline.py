@@ -177,3 +177,26 @@ def test_a_tick_that_makes_many_customers_due_sends_in_slices_what_one_pass_send
     assert len(slices) > 40 // 6
     assert [s for part in slices for s in part] == expected
     assert "triggers" in _topics(expected)
+
+
+def test_a_dead_letter_keyed_by_an_erased_customer_keeps_its_reason_but_not_its_bytes() -> None:
+    # Given a customer who was erased, and one who was not
+    pipeline = _pipeline()
+    pipeline.on_touchpoints([_record(1, "ann", key=b"ann"),
+                             _record(2, "ann", key=b"ann", etype="erasure_requested")], NOW_MS)
+    assert pipeline.states.erased_at("ann") is not None
+    # When a broken record keyed by each arrives, in its key's partition
+    broken = b'{"customer_id": "ann", "type": "purchase", "secret": "0123 personal"'
+    sends = pipeline.on_touchpoints([
+        Incoming(TOPICS.touchpoints.name, partition_of(cid, 4), 10 + n, cid, broken)
+        for n, cid in enumerate((b"ann", b"bob"))], NOW_MS)
+    letters = {d["original_key_b64"]: d for d in
+               (orjson.loads(s.value or b"") for s in sends if s.topic == "t-dead-letters")}
+    ann, bob = letters["YW5u"], letters["Ym9i"]  # base64 of the keys
+    # Then the erased customer's dead letter has its reason and origin, not the bytes
+    assert (ann["reason"], ann["source_offset"], ann["original_value_b64"]) == (
+        "invalid_json", 10, "")
+    assert "original bytes withheld" in ann["message"]
+    # And anyone else's keeps them, as before
+    assert bob["reason"] == "invalid_json" and bob["original_value_b64"] != ""
+    assert "withheld" not in bob["message"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.prometheus import PROMETHEUS_DIR, RULE_FILES, RULE_TESTS, tool
+from tests.support.prometheus import PROMETHEUS_DIR, RULE_FILES, RULE_TESTS, token_example, tool
 
 
 def _rules() -> list[dict[str, str]]:
@@ -47,3 +47,21 @@ def test_the_compose_prometheus_config_loads_the_rules() -> None:
     counts = [int(line.split()[1]) for line in done.stdout.splitlines()
               if line.strip().startswith("SUCCESS") and line.strip().endswith("rules found")]
     assert sum(counts) == len(_rules())
+
+
+def test_the_token_example_of_the_compose_config_is_a_valid_scrape_config(
+    tmp_path: Path,
+) -> None:
+    # Given the commented authorization block of prometheus.yml, uncommented, and a token file
+    token_file = tmp_path / "journey-web-token"
+    token_file.write_text("a-token")
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    config["rule_files"] = [str(p) for p in RULE_FILES]
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "journey"]
+    job.update(token_example(token_file))
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    # Then promtool accepts it, token file included
+    done = subprocess.run([tool("promtool"), "check", "config", "prometheus.yml"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": str(token_file)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -258,3 +259,34 @@ def test_a_fenced_partition_is_forgotten_and_not_taken_back_until_the_next_assig
     assert shell.ownership.owned == {0} and shell.ownership.fenced == {1}
     assert set(shell.pipeline.states.live) == {first}
     assert shell.barrier.held == 0
+
+
+def test_the_shell_says_since_when_its_batch_has_been_processed_and_none_between(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a batch whose continuity check waits on the broker
+    answer = asyncio.Event()
+    seen: list[float | None] = []
+
+    async def committed(tp: TP) -> int:
+        seen.append(shell.busy_since())
+        await answer.wait()
+        return 0
+
+    shell, _ = _shell_owning(monkeypatch, {0}, committed)
+    topic = shell.ownership.channels.touchpoints.get_topic_name()
+    batch = [_touchpoint(topic, 0, 0, _customer_on(0, shell.pipeline.partitions))]
+
+    async def run() -> tuple[float | None, float | None]:
+        before = shell.busy_since()
+        handled = asyncio.ensure_future(shell.handle_or_stop(batch, _step(shell)))
+        await asyncio.sleep(0.01)
+        answer.set()
+        await handled
+        return before, shell.busy_since()
+
+    started = time.monotonic()
+    before, after = asyncio.run(run())
+    # Then while it waits the shell says since when (liveness reads it), and not between
+    assert before is None and after is None
+    assert len(seen) == 1 and seen[0] is not None and started <= seen[0] <= time.monotonic()

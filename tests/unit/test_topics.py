@@ -22,3 +22,11 @@ def test_only_the_events_topic_and_the_two_changelogs_are_internal() -> None:
         "journey-customer-erasures-changelog"]
     assert dict(topics.state_changelog.configs) == {"cleanup.policy": "compact"}
     assert dict(topics.erasure_changelog.configs) == {"cleanup.policy": "compact"}
+
+
+def test_the_dead_letter_topic_alone_gets_the_dead_letter_retention() -> None:
+    topics = Settings(dead_letter_retention_days=2).topics()
+    assert topics.dead_letters.configs == (("retention.ms", str(2 * 86_400_000)),)
+    assert Settings().topics().dead_letters.configs == (("retention.ms", str(14 * 86_400_000)),)
+    assert all(not any(k == "retention.ms" for k, _ in spec.configs)
+               for spec in topics.all() if spec is not topics.dead_letters)
