@@ -16,6 +16,8 @@ from aiokafka.structs import TopicPartition as AioTP
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from journey.contract.topics import Topics
+from journey.pipeline.settings import Settings
 from journey.stream.kafka_client import ensure_topics
 from journey.stream.reader import OffsetReader
 from tests.support.kafka import settings_for
@@ -32,6 +34,14 @@ def _produce(bootstrap: str, topic: str, partition: int, n: int) -> None:
     producer.close()
 
 
+def _deployment(bootstrap: str, prefix: str) -> tuple[Settings, Topics]:
+    """A test deployment's settings and its topics, created."""
+    settings = settings_for(prefix, bootstrap)
+    topics = settings.topics()
+    ensure_topics(settings, topics)
+    return settings, topics
+
+
 def _reader(bootstrap: str, group: str) -> OffsetReader:
     return OffsetReader(lambda: {"bootstrap_servers": bootstrap}, group)
 
@@ -40,9 +50,7 @@ def test_records_are_read_by_offset_range_and_committed_offsets_by_group(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     # Given two partitions with ten records each and a group that committed offset 4 of one
-    settings = settings_for(topic_prefix, kafka_bootstrap)
-    topics = settings.topics()
-    ensure_topics(settings, topics)
+    settings, topics = _deployment(kafka_bootstrap, topic_prefix)
     name = topics.touchpoints.name
     for partition in (0, 1):
         _produce(kafka_bootstrap, name, partition, 10)
@@ -76,9 +84,7 @@ def test_a_range_that_starts_before_the_log_is_read_from_its_first_offset(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     # Given a partition whose first three records were deleted
-    settings = settings_for(topic_prefix, kafka_bootstrap)
-    topics = settings.topics()
-    ensure_topics(settings, topics)
+    settings, topics = _deployment(kafka_bootstrap, topic_prefix)
     name = topics.touchpoints.name
     _produce(kafka_bootstrap, name, 0, 6)
 
@@ -103,9 +109,7 @@ def test_the_last_record_before_the_end_is_found_behind_transaction_markers(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     # Given a partition written by two transactions and one aborted one
-    settings = settings_for(topic_prefix, kafka_bootstrap)
-    topics = settings.topics()
-    ensure_topics(settings, topics)
+    settings, topics = _deployment(kafka_bootstrap, topic_prefix)
     name = topics.state_changelog.name
 
     async def run() -> tuple[int, list[int], int]:

@@ -146,6 +146,20 @@ def _shell_owning(monkeypatch: pytest.MonkeyPatch, assigned: set[int],
     return shell, recorder
 
 
+def _owning_two(monkeypatch: pytest.MonkeyPatch, assigned: set[int]
+                ) -> tuple[Any, Recorder, str, tuple[str, str]]:
+    """`_shell_owning` with nothing committed yet; its touchpoints topic and a customer of
+    each of partitions 0 and 1."""
+
+    async def committed(tp: TP) -> int:
+        return 0
+
+    shell, recorder = _shell_owning(monkeypatch, assigned, committed)
+    topic = shell.ownership.channels.touchpoints.get_topic_name()
+    partitions = shell.pipeline.partitions
+    return shell, recorder, topic, (_customer_on(0, partitions), _customer_on(1, partitions))
+
+
 def _step(shell: Any) -> Any:
     def step(records: Any, now_ms: int) -> Any:
         return shell.pipeline.touchpoints_in_slices(records, now_ms, due_slice=100)
@@ -190,14 +204,7 @@ def test_a_partition_lost_in_the_middle_of_its_burst_holds_and_writes_nothing_of
     # Given a worker owning partitions 0 and 1, and a batch of several records of each
     # (processed in slices of one due detection, with the event loop let run between them)
     assigned = {0, 1}
-
-    async def committed(tp: TP) -> int:
-        return 0
-
-    shell, recorder = _shell_owning(monkeypatch, assigned, committed)
-    topic = shell.ownership.channels.touchpoints.get_topic_name()
-    partitions = shell.pipeline.partitions
-    first, second = _customer_on(0, partitions), _customer_on(1, partitions)
+    shell, recorder, topic, (first, second) = _owning_two(monkeypatch, assigned)
     batch = [_touchpoint(topic, p, o, cid) for o in range(3)
              for p, cid in ((0, first), (1, second))]
     sends = 0
@@ -228,15 +235,7 @@ def test_a_fenced_partition_is_forgotten_and_not_taken_back_until_the_next_assig
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a worker owning partitions 0 and 1 whose producer of partition 1 was fenced
-    assigned = {0, 1}
-
-    async def committed(tp: TP) -> int:
-        return 0
-
-    shell, recorder = _shell_owning(monkeypatch, assigned, committed)
-    topic = shell.ownership.channels.touchpoints.get_topic_name()
-    partitions = shell.pipeline.partitions
-    first, second = _customer_on(0, partitions), _customer_on(1, partitions)
+    shell, recorder, topic, (first, second) = _owning_two(monkeypatch, {0, 1})
 
     async def fenced_on_1(partition: int, records: Any, offsets: Any) -> Any:
         if partition == 1:
