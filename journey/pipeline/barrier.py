@@ -150,6 +150,13 @@ class DeliveryBarrier:
         self._held -= dropped
         return dropped
 
+    @asynccontextmanager
+    async def quiet(self) -> AsyncIterator[None]:
+        """No flush runs meanwhile: the one under way ends first, the next waits. Around a
+        producer swap, so no flush taken before it commits through the new producers."""
+        async with self._flushing:
+            yield
+
     async def flush(self) -> int:
         """Commit what was gathered, partition by partition (see the module docstring).
         Returns how many input records were committed."""
@@ -168,9 +175,15 @@ class DeliveryBarrier:
             for cid, partition, value in markers:
                 work.setdefault(partition, _Work()).states.append(
                     self._router.erasure_marker(cid, partition, value))
-            results = await asyncio.gather(
-                *(self._commit_partition(p, w) for p, w in sorted(work.items())),
-                return_exceptions=True)
+            try:
+                results = await asyncio.gather(
+                    *(self._commit_partition(p, w) for p, w in sorted(work.items())),
+                    return_exceptions=True)
+            except BaseException:
+                # Cancelled (the worker stopping): what this flush took is no longer held
+                # nor dirty, so nothing later may be committed past it.
+                self._halted = True
+                raise
             failures = [r for r in results if isinstance(r, BaseException)]
             if failures:
                 # What the failed units took is not committed and no longer held: a later

@@ -160,7 +160,6 @@ def create_app(
 
     continuity = Continuity(committed, earliest, read_range,
                             on_refetched=metrics.input_refetched.inc)
-    _fence_before_recovery(app, channels, transactions, last_offset_before)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # (mode's signal typing)
     async def close_clients(sender: Any, **_: Any) -> None:
@@ -169,8 +168,10 @@ def create_app(
 
     channels.states.on_restored = metrics.state_restored_records.inc
     ownership = Ownership(app, channels, pipeline, barrier, metrics, continuity, store=store,
-                          rebuild_slice=settings.rebuild_slice_customers)
+                          rebuild_slice=settings.rebuild_slice_customers,
+                          fence_grace_s=2 * settings.session_timeout_s)
     fenced.append(ownership.on_fenced)
+    _fence_before_recovery(app, channels, transactions, barrier, ownership, last_offset_before)
     shell = Shell(app, ownership, pipeline, barrier, metrics, continuity,
                   flush_interval_s=settings.flush_interval_ms / 1000,
                   flush_max_held=settings.flush_max_held,
@@ -195,16 +196,19 @@ def create_app(
 
 
 def _fence_before_recovery(app: faust.App, channels: Channels,
-                           transactions: PartitionTransactions,
-                           last_offset_before: LastOffsetBefore) -> None:
-    """On every assignment, before any changelog is read: a fresh transactional producer
-    per active partition (fencing its previous holder), and the changelogs' ends taken at
-    their last records (journey/stream/faust_internals.py)."""
+                           transactions: PartitionTransactions, barrier: DeliveryBarrier,
+                           ownership: Ownership, last_offset_before: LastOffsetBefore) -> None:
+    """On every assignment, before any changelog is read: with no flush running, forget
+    what is kept of every partition and start a fresh transactional producer per active
+    partition (fencing its previous holder); the changelogs' ends are taken at their last
+    records (journey/stream/faust_internals.py)."""
     inputs = {channels.touchpoints.get_topic_name(), channels.events.get_topic_name()}
 
     async def fence(actives: frozenset[TP]) -> None:
-        await transactions.take_over(sorted({tp.partition for tp in actives
-                                             if tp.topic in inputs}))
+        async with barrier.quiet():
+            ownership.forget_all()
+            await transactions.take_over(sorted({tp.partition for tp in actives
+                                                 if tp.topic in inputs}))
 
     tables = cast(FencingTableManager, app.tables)
     tables.before_recovery = fence

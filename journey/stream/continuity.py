@@ -22,7 +22,7 @@ Holes are logged and counted (journey_input_refetched_total), so a lossy consume
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,9 +68,14 @@ class Continuity:
         self._on_refetched = on_refetched
         self._expected: dict[TP, int] = {}
 
-    def reset(self) -> None:
-        """After a rebalance: the group's committed offsets are the starting points again."""
-        self._expected.clear()
+    def reset(self, partitions: Iterable[int] | None = None) -> None:
+        """After a rebalance: the group's committed offsets are the starting points again,
+        for every partition or for those named."""
+        if partitions is None:
+            self._expected.clear()
+            return
+        lost = set(partitions)
+        self._expected = {tp: o for tp, o in self._expected.items() if tp.partition not in lost}
 
     async def admit(self, tp: TP, offset: int) -> Sequence[Refetched] | None:
         """None to skip the record at `offset` of `tp`; else the records missing before it

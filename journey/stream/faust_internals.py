@@ -126,6 +126,9 @@ class BatchingTransport(Transport):
     Consumer = BatchingConsumer
 
 
+#: How long reading the ends of an assignment's changelogs may take, well inside Faust's
+#: own bound on building them (broker_request_timeout, 90 s by default).
+CHANGELOG_END_TIMEOUT_S = 45.0
 #: Run before the changelogs of an assignment are read: the active partitions (numbers).
 BeforeRecovery = Callable[[frozenset[TP]], Awaitable[None]]
 #: The offset of the last committed record of a partition below an offset.
@@ -150,11 +153,20 @@ class ChangelogEndRecovery(Recovery):
         last_before = self.last_offset_before
         if last_before is None:
             return
-        for tp in sorted(tps):
-            end = destination.get(tp)
-            if end is None or end < 0:
-                continue
-            last = await last_before(tp.topic, tp.partition, end + 1)
+        ends = {tp: end for tp, end in destination.items() if tp in tps and end is not None
+                and end >= 0}
+        try:
+            lasts = await asyncio.wait_for(asyncio.gather(
+                *(last_before(tp.topic, tp.partition, end + 1) for tp, end in ends.items())),
+                CHANGELOG_END_TIMEOUT_S)
+        except Exception as exc:
+            # Faust would take a timeout here for a stop and end its recovery for good,
+            # leaving the worker in the group with nothing processed: stop it instead.
+            log.critical("the ends of the changelogs could not be read (%s: %s); stopping",
+                         type(exc).__name__, exc)
+            await self.app.crash(exc)
+            raise
+        for (tp, end), last in zip(ends.items(), lasts, strict=True):
             destination[tp] = last
             if last != end:
                 log.debug("changelog %s[%d]: last record at %s, end offset %d", tp.topic,
@@ -178,7 +190,9 @@ class FencingTableManager(TableManager):
     async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any,
                            generation_id: int = 0) -> None:
         hook = self.before_recovery
-        if hook is not None:
+        # A generation already superseded is skipped, as Faust's recovery skips it: its
+        # producers would fence the partitions' owners of the newer one.
+        if hook is not None and generation_id == self.app.consumer_generation_id:
             await hook(frozenset(self.app.assignor.assigned_actives()))
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
 

@@ -53,7 +53,12 @@ class Ownership:
     #: partitions whose writes were fenced (another worker owns them now) since the last
     #: assignment: not taken back until the group says so again
     fenced: set[int] = field(default_factory=set)
+    #: seconds a fenced partition may stay without an assignment before the worker stops
+    fence_grace_s: float = 60.0
+    #: assignments begun (forget_all), so a fence can tell whether one followed it
+    assignments: int = 0
     _assigning: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _stopping: asyncio.Future[None] | None = None
 
     def kept_since(self) -> Callable[[int], bool]:
         """A test of whether a partition owned now is still owned, and was never given
@@ -74,10 +79,35 @@ class Ownership:
 
     def on_fenced(self, partition: int) -> None:
         """The barrier's word that another worker owns `partition` now (its producer was
-        fenced): forget it at once, as if revoked, until the next assignment."""
+        fenced): forget it at once, as if revoked, until the next assignment. If no
+        assignment comes (the broker aborted a transaction left open past its timeout, and
+        nobody else owns the partition), the worker stops after `fence_grace_s`, so its
+        restart takes the partition up again instead of leaving it unprocessed."""
         self.fenced.add(partition)
         if partition in self.owned:
             self._give_away(frozenset({partition}))
+            self.set_gauges()
+        asyncio.get_running_loop().call_later(
+            self.fence_grace_s, self._still_fenced, partition, self.assignments)
+
+    def _still_fenced(self, partition: int, assignments: int) -> None:
+        if partition not in self.fenced or self.assignments != assignments:
+            return  # an assignment came: the group has moved on
+        log.critical("partition %d was fenced %.0fs ago and no assignment followed; "
+                     "stopping, so that the restart takes it up again", partition,
+                     self.fence_grace_s)
+        self._stopping = asyncio.ensure_future(self.app.crash(RuntimeError(
+            f"partition {partition} fenced with no assignment following")))
+
+    def forget_all(self) -> None:
+        """A new assignment is about to be recovered: forget what is kept of every
+        partition (held work, live states, clocks), as if all were given away. A worker
+        cannot tell from its own assignment whether a partition it keeps was another's in
+        between (a freeze past its session timeout), so nothing it remembers is trusted;
+        the rebuild reads the store, which recovery brings up to the changelog."""
+        self.assignments += 1
+        if self.owned:
+            self._give_away(self.owned)
             self.set_gauges()
 
     async def on_assignment(self) -> None:
@@ -87,7 +117,8 @@ class Ownership:
         # Always under the lock: the other agent must wait until a rebuild is done, not
         # only notice that the assignment was already taken in.
         async with self._assigning:
-            while (owned := self.assignment()) != self.owned:
+            # Not while a rebalance is under way: its partitions' stores are not recovered.
+            while not self.app.rebalancing and (owned := self.assignment()) != self.owned:
                 gained = sorted(owned - self.owned)
                 self._give_away(self.owned - owned)
                 self.owned = owned
@@ -118,7 +149,7 @@ class Ownership:
         if not lost:
             return
         self.owned = self.owned - lost
-        self.continuity.reset()
+        self.continuity.reset(lost)
         for partition in lost:
             self.losses[partition] = self.losses.get(partition, 0) + 1
         dropped = self.barrier.forget_partitions(self.owned)

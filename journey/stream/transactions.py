@@ -26,8 +26,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
+    CorruptRecordException,
     InvalidProducerEpoch,
+    MessageSizeTooLargeError,
     ProducerFenced,
+    RecordTooLargeError,
     TransactionalIdAuthorizationFailed,
 )
 from aiokafka.structs import TopicPartition
@@ -41,6 +44,9 @@ log = logging.getLogger(__name__)
 
 #: The producer's errors that mean another worker owns the partition now.
 FENCED = (ProducerFenced, InvalidProducerEpoch)
+#: A record the broker will never take: writing again cannot help, and committing without
+#: it would lose it, so the worker stops (FatalWriteError) with the reason.
+REFUSED_FOR_GOOD = (MessageSizeTooLargeError, RecordTooLargeError, CorruptRecordException)
 
 ProducerFactory = Callable[[str], AIOKafkaProducer]
 
@@ -51,6 +57,8 @@ ProducerFactory = Callable[[str], AIOKafkaProducer]
 TRANSACTION_TIMEOUT_MS = 60_000
 #: How long aborting a failed transaction may take (the broker may be restarting).
 ABORT_TIMEOUT_S = 60.0
+#: How long the stop waits for a partition's commit under way before closing its producer.
+CLOSE_WAIT_S = 5.0
 
 
 def transactional_id(app_id: str, partition: int) -> str:
@@ -95,7 +103,9 @@ class PartitionTransactions:
         wanted = set(partitions)
         for partition in sorted(set(self._producers) - wanted):
             async with self._lock(partition):
-                await _stop(self._producers.pop(partition))
+                old = self._producers.pop(partition, None)
+                if old is not None:
+                    await _stop(old)
         await asyncio.gather(*(self._start(p) for p in sorted(wanted)))
         log.info("transactional producers ready for partitions %s", sorted(wanted))
 
@@ -133,6 +143,10 @@ class PartitionTransactions:
                 raise FatalWriteError(f"the broker refuses transactional id "
                                       f"{transactional_id(self._app_id, partition)}: {exc}"
                                       ) from exc
+            except REFUSED_FOR_GOOD as exc:
+                await self._abort(partition, producer)
+                raise FatalWriteError(f"partition {partition}: the broker refuses a record "
+                                      f"for good ({type(exc).__name__}: {exc})") from exc
             except Exception as exc:
                 cause = transaction_failure(producer)
                 if cause is None:
@@ -152,11 +166,15 @@ class PartitionTransactions:
                            ) -> list[tuple[Outgoing, Any]]:
         await producer.begin_transaction()
         deliveries = await send_many_on(producer, records)
+        # Every record confirmed before the offsets join and the transaction commits: a
+        # batch refused for good (too large, say) fails only its own delivery, and aiokafka
+        # would commit the rest without it.
+        delivered = await _all(deliveries)
         if offsets:
             await producer.send_offsets_to_transaction(
                 {TopicPartition(t, p): o for (t, p), o in offsets.items()}, self._group_id)
         await producer.commit_transaction()
-        return list(zip(records, await _all(deliveries), strict=True))
+        return list(zip(records, delivered, strict=True))
 
     async def _abort(self, partition: int, producer: AIOKafkaProducer) -> None:
         """After a failed transaction: abort it, so the next attempt starts clean. A
@@ -177,8 +195,18 @@ class PartitionTransactions:
                                   f"be aborted ({type(exc).__name__}: {exc})") from exc
 
     async def close(self) -> None:
+        """Stop every producer, each once its partition's commit under way has ended."""
         for partition in sorted(self._producers):
-            await _stop(self._producers.pop(partition))
+            try:
+                await asyncio.wait_for(self._lock(partition).acquire(), CLOSE_WAIT_S)
+            except TimeoutError:
+                log.info("partition %d: a commit still running at the stop is left to its "
+                         "transaction timeout", partition)
+            else:
+                self._lock(partition).release()
+            producer = self._producers.pop(partition, None)
+            if producer is not None:
+                await _stop(producer)
 
 
 async def _all(deliveries: Sequence[Awaitable[Any]]) -> list[Any]:
