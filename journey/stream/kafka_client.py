@@ -238,19 +238,15 @@ T = TypeVar("T")
 
 
 async def retrying(call: Callable[[], Awaitable[T]], *, what: str, stopping: Callable[[], bool],
-                   on_failure: Callable[[], Awaitable[None]] | None = None,
                    retry_min_s: float = 0.2, retry_max_s: float = 5.0) -> T:
     """Await `call()` until it succeeds: a broker that is down or restarting makes the
-    caller wait, not fail. Gives up only when stopping. `on_failure` runs after each
-    failure (closing clients a failure may have left half broken)."""
+    caller wait, not fail. Gives up only when stopping."""
     backoff = Backoff(retry_min_s, retry_max_s)
     while True:
         try:
             return await call()
         except (KafkaError, AIOKafkaError, OSError, TimeoutError) as exc:
             delay = backoff.next_delay()
-            if on_failure is not None:
-                await on_failure()
             if stopping():
                 raise
             if backoff.worth_logging:
