@@ -15,15 +15,21 @@ def _states(out: str) -> dict[str, str]:
     return {row[0]: row[1] for row in rows}
 
 
+def _deployment_env(monkeypatch: pytest.MonkeyPatch, bootstrap: str, prefix: str) -> None:
+    """The environment of a deployment of its own: broker, topic prefix and app id (the
+    table changelogs are named by it)."""
+    monkeypatch.setenv("JOURNEY_KAFKA_BOOTSTRAP", bootstrap)
+    monkeypatch.setenv("JOURNEY_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("JOURNEY_APP_ID", app_id_for(prefix))
+
+
 def test_topics_says_which_exist_and_which_are_missing_and_create_makes_them(
     kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given a deployment whose topics are not on the broker yet (its own app id too: the
     # table changelogs are named by it)
-    monkeypatch.setenv("JOURNEY_KAFKA_BOOTSTRAP", kafka_bootstrap)
-    monkeypatch.setenv("JOURNEY_TOPIC_PREFIX", topic_prefix)
-    monkeypatch.setenv("JOURNEY_APP_ID", app_id_for(topic_prefix))
+    _deployment_env(monkeypatch, kafka_bootstrap, topic_prefix)
     monkeypatch.setenv("JOURNEY_PARTITIONS", "2")
     # When the topics are listed / Then every one is missing, and the command says how to fix it
     assert main(["topics"]) == 0
@@ -46,9 +52,7 @@ def test_the_dead_letter_topic_keeps_records_for_the_retention_set_new_or_existi
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given a deployment created with the default dead-letter retention (14 days)
-    monkeypatch.setenv("JOURNEY_KAFKA_BOOTSTRAP", kafka_bootstrap)
-    monkeypatch.setenv("JOURNEY_TOPIC_PREFIX", topic_prefix)
-    monkeypatch.setenv("JOURNEY_APP_ID", app_id_for(topic_prefix))
+    _deployment_env(monkeypatch, kafka_bootstrap, topic_prefix)
     assert main(["topics", "--create"]) == 0
     dead_letters = f"{topic_prefix}dead-letters"
     assert _retention_ms(kafka_bootstrap, dead_letters) == str(14 * 86_400_000)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.kafka import WorkerProcess, produce_json, settings_for
+from tests.support.kafka import WorkerProcess, cuttable_worker, produce_json, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -24,12 +24,8 @@ def test_every_line_of_a_json_logging_worker_is_a_json_object_without_customer_i
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     # Given a worker logging JSON, whose network to the broker the test can cut
-    cut = tmp_path / "cut"
-    worker = WorkerProcess(
-        bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / "worker",
-        command=("-m", "tests.support.cut_worker"),
-        extra_env={"JOURNEY_LOG_FORMAT": "json", "JOURNEY_TEST_CUT_FILE": str(cut),
-                   "JOURNEY_HEALTH_BROKER_S": "3"})
+    worker, cut = cuttable_worker(kafka_bootstrap, topic_prefix, tmp_path,
+                                  JOURNEY_LOG_FORMAT="json", JOURNEY_HEALTH_BROKER_S="3")
     try:
         worker.start()
         # When it processes a customer's events, loses the broker for a while (the Kafka

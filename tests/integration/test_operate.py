@@ -25,6 +25,7 @@ from journey.pipeline.timekeeping import partition_of
 from tests.support.kafka import (
     WorkerProcess,
     consume,
+    cuttable_worker,
     free_port,
     iter_json,
     produce,
@@ -334,12 +335,9 @@ def test_without_the_broker_the_worker_is_alive_but_not_ready_and_sigterm_stops_
 ) -> None:
     # Given a ready worker that judges the broker over a short window, whose network to
     # the broker the test can cut (the shared broker itself keeps running)
-    cut = tmp_path / "cut"
-    worker = WorkerProcess(
-        bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / "worker",
-        command=("-m", "tests.support.cut_worker"),
-        extra_env={"JOURNEY_HEALTH_BROKER_S": "6", "JOURNEY_SHUTDOWN_TIMEOUT_S": "10",
-                   "JOURNEY_WEB_TOKEN": TOKEN, "JOURNEY_TEST_CUT_FILE": str(cut)})
+    worker, cut = cuttable_worker(kafka_bootstrap, topic_prefix, tmp_path,
+                                  JOURNEY_HEALTH_BROKER_S="6", JOURNEY_SHUTDOWN_TIMEOUT_S="10",
+                                  JOURNEY_WEB_TOKEN=TOKEN)
     try:
         worker.start()
         wait_for(lambda: ready(worker), 60, "ready")

@@ -261,3 +261,15 @@ def committed_records(bootstrap: str, topic: str) -> int:
 def iter_json(records: list[Any]) -> Iterator[dict[str, Any]]:
     for record in records:
         yield json.loads(record.value)
+
+
+def cuttable_worker(bootstrap: str, prefix: str, work: Path, **env: str
+                    ) -> tuple[WorkerProcess, Path]:
+    """A worker (not started) whose connections to the broker the test cuts by creating the
+    file returned beside it, and mends by removing it (tests/support/cut_worker.py); the
+    shared broker itself keeps running."""
+    cut = work / "cut"
+    worker = WorkerProcess(bootstrap=bootstrap, prefix=prefix, data_dir=work / "worker",
+                           command=("-m", "tests.support.cut_worker"),
+                           extra_env={**env, "JOURNEY_TEST_CUT_FILE": str(cut)})
+    return worker, cut
