@@ -39,15 +39,34 @@ class InBatch:
     """The delivery of one record of a record batch: awaiting it gives the record's own
     metadata, once the broker has confirmed the batch (or raises what the batch raised)."""
 
-    __slots__ = ("_batch", "_relative")
+    __slots__ = ("batch", "relative")
 
     def __init__(self, batch: Awaitable[Any], relative: int) -> None:
-        self._batch = batch
-        self._relative = relative
+        self.batch = batch
+        self.relative = relative
 
     def __await__(self) -> Generator[Any, None, RecordMetadata]:
-        meta = yield from self._batch.__await__()
-        return RecordMetadata(meta.topic, meta.partition, meta.offset + self._relative)
+        meta = yield from self.batch.__await__()
+        return RecordMetadata(meta.topic, meta.partition, meta.offset + self.relative)
+
+
+async def delivered(deliveries: Sequence[Awaitable[Any]]) -> list[Any]:
+    """Every delivery's metadata, in order. A record batch's future is awaited once for all
+    its records, not once per record (thousands of records per flush share a few batches);
+    any other awaitable is awaited as it is. Raises what the first failed batch raised."""
+    confirmed: dict[int, Any] = {}
+    found: list[Any] = []
+    for delivery in deliveries:
+        if isinstance(delivery, InBatch):
+            batch = delivery.batch
+            meta = confirmed.get(id(batch))
+            if meta is None:
+                meta = confirmed[id(batch)] = await batch
+            found.append(RecordMetadata(meta.topic, meta.partition,
+                                        meta.offset + delivery.relative))
+        else:
+            found.append(await delivery)
+    return found
 
 
 async def send_many_on(producer: Any, records: Sequence[Outgoing]) -> list[Awaitable[Any]]:

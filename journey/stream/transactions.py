@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -38,7 +38,7 @@ from aiokafka.structs import TopicPartition
 from journey.pipeline.barrier import FatalWriteError, FencedError
 from journey.pipeline.routing import Outgoing
 from journey.stream.faust_internals import transaction_failure
-from journey.stream.produce import send_many_on
+from journey.stream.produce import delivered, send_many_on
 
 log = logging.getLogger(__name__)
 
@@ -169,12 +169,12 @@ class PartitionTransactions:
         # Every record confirmed before the offsets join and the transaction commits: a
         # batch refused for good (too large, say) fails only its own delivery, and aiokafka
         # would commit the rest without it.
-        delivered = await _all(deliveries)
+        confirmed = await delivered(deliveries)
         if offsets:
             await producer.send_offsets_to_transaction(
                 {TopicPartition(t, p): o for (t, p), o in offsets.items()}, self._group_id)
         await producer.commit_transaction()
-        return list(zip(records, delivered, strict=True))
+        return list(zip(records, confirmed, strict=True))
 
     async def _abort(self, partition: int, producer: AIOKafkaProducer) -> None:
         """After a failed transaction: abort it, so the next attempt starts clean. A
@@ -207,10 +207,6 @@ class PartitionTransactions:
             producer = self._producers.pop(partition, None)
             if producer is not None:
                 await _stop(producer)
-
-
-async def _all(deliveries: Sequence[Awaitable[Any]]) -> list[Any]:
-    return [await delivery for delivery in deliveries]
 
 
 async def _stop(producer: AIOKafkaProducer) -> None:

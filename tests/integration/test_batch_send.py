@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.timekeeping import partition_of
 from journey.stream.kafka_client import ensure_topics
-from journey.stream.produce import send_many_on
+from journey.stream.produce import delivered, send_many_on
 from tests.support.kafka import settings_for
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,10 @@ def test_a_batch_of_records_lands_where_each_delivery_says_in_order(
         await producer.start()
         try:
             deliveries = await send_many_on(producer, records)
-            return [await d for d in deliveries]
+            # the batch-at-once resolution gives what awaiting each delivery gives
+            together = await delivered(deliveries)
+            assert together == [await d for d in deliveries]
+            return together
         finally:
             await producer.stop()
 
