@@ -43,6 +43,7 @@ from typing import Any
 from journey.contract import codec
 from journey.contract.decode import IngestPolicy, Rejection
 from journey.contract.fastdecode import decode_touchpoint
+from journey.engine import Event
 from journey.pipeline.metrics import Metrics
 from journey.pipeline.processor import (
     EVENTS,
@@ -144,6 +145,7 @@ class Pipeline:
         sends: list[Outgoing] = []
         items: list[tuple[int, Item]] = []
         origins: list[Incoming] = []
+        accepted: list[Event] = []
         at_ms = now_ms if dead_lettered_at_ms is None else dead_lettered_at_ms
         metrics = self.metrics
         for record in records:
@@ -164,8 +166,7 @@ class Pipeline:
             if isinstance(decoded, Rejection):
                 sends.append(self._dead_letter(record, decoded, at_ms))
                 continue
-            metrics.observe_event(decoded.event, now_ms)
-            self.totals.accepted += 1
+            accepted.append(decoded.event)
             customer_key = decoded.customer_id.encode()
             if self.one_hop_only or (
                 record.key == customer_key
@@ -175,6 +176,8 @@ class Pipeline:
                 origins.append(record)
             else:
                 sends.append(self.router.rekey(decoded.customer_id, decoded.canonical()))
+        metrics.observe_events(accepted, now_ms)
+        self.totals.accepted += len(accepted)
         yield from self._apply(sends, items, origins, at_ms, TOUCHPOINTS, due_slice)
 
     def events_in_slices(

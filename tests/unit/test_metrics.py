@@ -141,6 +141,29 @@ def test_event_delay_is_observed_from_occurred_at_to_acceptance() -> None:
     assert value(m, "journey_event_delay_seconds_bucket", le="300.0") == 1
 
 
+def test_a_batch_of_accepted_events_gives_the_figures_of_observing_each_alone() -> None:
+    docs = [dict(channel="facebook"), dict(channel="facebook"),
+            dict(type="ad_click", channel="google", properties={"cost": 2.5}, currency="USD"),
+            dict(type="purchase", channel="store", amount=120.5, currency="EUR"),
+            dict(type="refund", channel="store", amount=30, currency="EUR"), {}]
+    touchpoints = [touchpoint(event_id=f"e{i}", **doc) for i, doc in enumerate(docs)]
+    now = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000) + 90_000
+    one_by_one, batched = fresh(), fresh()
+    for t in touchpoints:
+        one_by_one.observe_accepted(t, now_ms=now)
+    batched.observe_events([codec.event_from_bytes(codec.touchpoint_to_bytes(t))
+                            for t in touchpoints], now_ms=now)
+    assert _journey_samples(batched) == _journey_samples(one_by_one)
+    assert value(batched, "journey_events_accepted_total") == 6
+
+
+def _journey_samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(generate_latest(m.registry).decode())
+            for s in family.samples
+            if s.name.startswith("journey_") and not s.name.endswith("_created")}
+
+
 def test_free_form_channels_beyond_the_limit_fold_into_other() -> None:
     m = fresh()
     for n in range(FREE_LABEL_LIMIT + 5):
