@@ -1,7 +1,7 @@
 """Kill -9 a worker while triggers are being produced, start another: every episode keeps
 one trigger id, and no trigger is lost (at-least-once; duplicates carry the same id).
 
-Run twice: with the default write-behind (a flush every 500 ms), and with every state still
+Run twice: with the default write-behind (a flush every 100 ms), and with every state still
 only in the worker's memory when it is killed (no flush yet: the changelog is empty and no
 offset committed), the case the write-behind cache makes possible."""
 
