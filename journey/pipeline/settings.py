@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         description="Stored states read between yields to the event loop while a newly "
         "assigned partition's due index is rebuilt (keeps heartbeats going).",
     )
+    bulk_restore_min_records: int = Field(
+        5000, ge=1,
+        description="A newly assigned partition whose changelog is at least this many "
+        "records ahead of the local store is read into it in bulk before Faust's recovery "
+        "reads the rest (journey/stream/restore.py); a shorter tail is left to Faust.",
+    )
     due_slice_customers: int = Field(
         2000, ge=1,
         description="Due detections applied between yields to the event loop when a tick "

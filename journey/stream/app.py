@@ -37,6 +37,7 @@ from journey.stream.kafka_client import retrying
 from journey.stream.ownership import Ownership
 from journey.stream.quiet import RepeatFilter
 from journey.stream.reader import OffsetReader
+from journey.stream.restore import BulkRestore
 from journey.stream.shell import Shell
 from journey.stream.tables import Channels, StoreView, declare, store_applier
 from journey.stream.transactions import PartitionTransactions, transactional_producer
@@ -171,7 +172,10 @@ def create_app(
                           rebuild_slice=settings.rebuild_slice_customers,
                           fence_grace_s=2 * settings.session_timeout_s)
     fenced.append(ownership.on_fenced)
-    _fence_before_recovery(app, channels, transactions, barrier, ownership, last_offset_before)
+    restore = BulkRestore([channels.states, channels.erasures], lambda: aiokafka_options(app),
+                          min_records=settings.bulk_restore_min_records)
+    _fence_before_recovery(app, channels, transactions, barrier, ownership, last_offset_before,
+                           restore)
     shell = Shell(app, ownership, pipeline, barrier, metrics, continuity,
                   flush_interval_s=settings.flush_interval_ms / 1000,
                   flush_max_held=settings.flush_max_held,
@@ -197,18 +201,23 @@ def create_app(
 
 def _fence_before_recovery(app: faust.App, channels: Channels,
                            transactions: PartitionTransactions, barrier: DeliveryBarrier,
-                           ownership: Ownership, last_offset_before: LastOffsetBefore) -> None:
+                           ownership: Ownership, last_offset_before: LastOffsetBefore,
+                           restore: BulkRestore) -> None:
     """On every assignment, before any changelog is read: with no flush running, forget
     what is kept of every partition and start a fresh transactional producer per active
-    partition (fencing its previous holder); the changelogs' ends are taken at their last
-    records (journey/stream/faust_internals.py)."""
+    partition (fencing its previous holder); then read the changelogs of partitions far
+    behind into the store in bulk (journey/stream/restore.py). The changelogs' ends are
+    taken at their last records (journey/stream/faust_internals.py)."""
     inputs = {channels.touchpoints.get_topic_name(), channels.events.get_topic_name()}
 
     async def fence(actives: frozenset[TP]) -> None:
+        generation = app.consumer_generation_id
+        partitions = sorted({tp.partition for tp in actives if tp.topic in inputs})
         async with barrier.quiet():
             ownership.forget_all()
-            await transactions.take_over(sorted({tp.partition for tp in actives
-                                                 if tp.topic in inputs}))
+            await transactions.take_over(partitions)
+        await restore.run(partitions, current=lambda: (
+            app.consumer_generation_id == generation and not app.should_stop))
 
     tables = cast(FencingTableManager, app.tables)
     tables.before_recovery = fence

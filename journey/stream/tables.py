@@ -130,6 +130,14 @@ class _ChangelogEvent:
     message: _ChangelogMessage
 
 
+def changelog_event(topic: str, partition: int, offset: int, key: bytes | None,
+                    value: bytes | None) -> _ChangelogEvent:
+    """One changelog record as Faust's `apply_changelog_batch` reads it (the event's key,
+    value and message: topic, partition, offset and tp)."""
+    key = key or b""
+    return _ChangelogEvent(key, value, _ChangelogMessage(topic, partition, offset, key, value))
+
+
 def store_applier(*tables: Any) -> Callable[[Sequence[tuple[Outgoing, Any]]], None]:
     """Apply confirmed changelog records to each table's local store the way Faust's own
     recovery does (Table.apply_changelog_batch), so the store, and a RocksDB store's
@@ -140,11 +148,9 @@ def store_applier(*tables: Any) -> Callable[[Sequence[tuple[Outgoing, Any]]], No
     def apply(written: Sequence[tuple[Outgoing, Any]]) -> None:
         batches: dict[str, list[_ChangelogEvent]] = {}
         for record, meta in written:
-            key = record.key or b""
-            message = _ChangelogMessage(record.topic, int(meta.partition), int(meta.offset),
-                                        key, record.value)
-            batches.setdefault(record.topic, []).append(
-                _ChangelogEvent(key, record.value, message))
+            batches.setdefault(record.topic, []).append(changelog_event(
+                record.topic, int(meta.partition), int(meta.offset), record.key,
+                record.value))
         for topic, batch in batches.items():
             by_topic[topic].apply_confirmed(batch)
 

@@ -86,9 +86,13 @@ def _settled_changelog(bootstrap: str, topic: str, quiet_s: float = 2.0) -> int:
         time.sleep(0.3)
 
 
+@pytest.mark.parametrize("restore", ["faust", "bulk"])
 def test_a_worker_restarted_on_its_rocksdb_store_restores_only_the_changelog_tail(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, restore: str,
 ) -> None:
+    # Faust's recovery reads a tail shorter than JOURNEY_BULK_RESTORE_MIN_RECORDS, the bulk
+    # restore (journey/stream/restore.py) a longer one: each is made to read everything.
+    env = {"JOURNEY_BULK_RESTORE_MIN_RECORDS": "1000000" if restore == "faust" else "1"}
     # Given worker A on RocksDB that has applied a first stream and stopped cleanly
     settings = settings_for(topic_prefix, kafka_bootstrap)
     topics = settings.topics()
@@ -96,7 +100,7 @@ def test_a_worker_restarted_on_its_rocksdb_store_restores_only_the_changelog_tai
     ensure_topics(settings, topics)
     first_docs = _touchpoints(600, 200, seed=3)
     produce_json(kafka_bootstrap, topics.touchpoints.name, first_docs)
-    a = _worker(kafka_bootstrap, topic_prefix, tmp_path / "a").start()
+    a = _worker(kafka_bootstrap, topic_prefix, tmp_path / "a", **env).start()
     _wait_for(lambda: a.metric("journey_events_processed_total"), len(first_docs))
     assert a.metric("journey_state_restored_records_total") == 0  # a fresh store
     a.stop()
@@ -106,15 +110,19 @@ def test_a_worker_restarted_on_its_rocksdb_store_restores_only_the_changelog_tai
     # And worker B, on an empty store, which restored the whole changelog and went on
     more_docs = _touchpoints(300, 200, seed=4, first=len(first_docs))
     produce_json(kafka_bootstrap, topics.touchpoints.name, more_docs)
-    b = _worker(kafka_bootstrap, topic_prefix, tmp_path / "b").start()
+    b = _worker(kafka_bootstrap, topic_prefix, tmp_path / "b", **env).start()
     _wait_for(lambda: b.metric("journey_events_processed_total"), len(more_docs))
     assert b.metric("journey_state_restored_records_total") == after_a
+    assert b.log_path is not None
+    bulk_lines = [line for line in b.log_path.read_text(errors="replace").splitlines()
+                  if "bulk restore: " in line]
+    assert bool(bulk_lines) == (restore == "bulk"), bulk_lines
     b.stop()
     after_b = _settled_changelog(kafka_bootstrap, changelog)
     assert after_b > after_a
 
     # When A starts again on its own store
-    a = _worker(kafka_bootstrap, topic_prefix, tmp_path / "a").start()
+    a = _worker(kafka_bootstrap, topic_prefix, tmp_path / "a", **env).start()
     _wait_for(lambda: a.metric("journey_customers_tracked"), 1)
 
     # Then it restored exactly the records B wrote after A's store was last written, and
