@@ -89,8 +89,20 @@ class Settings(BaseSettings):
         "port, or this machine's hostname when the bind host is a wildcard.",
     )
     web_token: SecretStr | None = Field(
-        None, description="Bearer token for every web path but /health and /ready; unset: "
-        "no token asked.",
+        None, description="Erase token: a bearer token that reads every web path but /health "
+        "and /ready and may also erase (DELETE /customers/{id}, which is refused while it is "
+        "unset); a secret. Unset with no read token either: reads are open.",
+    )
+    web_read_token: SecretStr | None = Field(
+        None, description="Read token: a bearer token for lookups, journeys, /metrics and "
+        "/openapi.json, refused (403) on erasure; a secret, for support, dashboards and "
+        "Prometheus. Must differ from JOURNEY_WEB_TOKEN.",
+    )
+    web_erasures_per_minute: int = Field(
+        60, ge=1, le=100_000,
+        description="Erasures over HTTP each worker accepts a minute (bursts up to this many, "
+        "then one every 60/N s); more answer 429 with Retry-After. Bulk erasures belong on "
+        "the touchpoints topic (erasure_requested events), which is not limited.",
     )
     health_broker_s: float = Field(
         30.0, gt=0, description="/ready fails when the broker has not answered for this long "
@@ -237,6 +249,12 @@ class Settings(BaseSettings):
             parse_budget(value)
         return value
 
+    @field_validator("web_token", "web_read_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        # An empty variable (a compose file's ${TOKEN:-}) means no token, not the empty one.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("web_advertised_url", mode="before")
     @classmethod
     def _empty_url_is_none(cls, value: Any) -> Any:
@@ -265,6 +283,14 @@ class Settings(BaseSettings):
         if text.startswith("["):
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
+
+    @model_validator(mode="after")
+    def _tokens_differ(self) -> Settings:
+        if self.web_token is not None and self.web_read_token is not None \
+                and self.web_token.get_secret_value() == self.web_read_token.get_secret_value():
+            raise ValueError("JOURNEY_WEB_READ_TOKEN equals JOURNEY_WEB_TOKEN: a read token "
+                             "that erases is no read token; give it a value of its own")
+        return self
 
     @model_validator(mode="after")
     def _kafka_security_complete(self) -> Settings:
@@ -417,12 +443,19 @@ def describe_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors(include_url=False):
         field_name = str(err["loc"][0]) if err["loc"] else ""
-        variable = env_name(field_name) if field_name in Settings.model_fields else field_name
-        given = err.get("input")
-        shown = "(unset)" if given is None else repr(given if isinstance(given, str)
-                                                     else str(given))
         reason = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{variable}={shown}: {reason}")
+        if field_name not in Settings.model_fields:
+            # A check across settings: its input is every setting, secrets included.
+            lines.append(reason)
+            continue
+        given = err.get("input")
+        if given is None:
+            shown = "(unset)"
+        elif "SecretStr" in str(Settings.model_fields[field_name].annotation):
+            shown = "(secret)"
+        else:
+            shown = repr(given if isinstance(given, str) else str(given))
+        lines.append(f"{env_name(field_name)}={shown}: {reason}")
     return "; ".join(lines)
 
 
