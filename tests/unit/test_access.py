@@ -9,7 +9,8 @@ from pydantic import SecretStr, ValidationError
 from journey.pipeline.access import RateLimit, Refusal, Tokens
 from journey.pipeline.metrics import Metrics
 from journey.pipeline.redact import settings_secrets
-from journey.pipeline.settings import Settings, describe_error, settings_help
+from journey.pipeline.settings import Settings
+from journey.pipeline.settings_text import describe_error, settings_help
 
 ERASE, READ = "erase-token-0123456789", "read-token-0123456789"
 
