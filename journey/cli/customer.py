@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "customer", help="show where a customer is in every journey, and why",
         description="Asks a running worker (any one: it routes to the owner) for the "
-        "customer's profile. JOURNEY_WEB_TOKEN is sent when set.",
+        "customer's profile. JOURNEY_WEB_READ_TOKEN is sent when set, else "
+        "JOURNEY_WEB_TOKEN.",
     )
     parser.add_argument("customer_id")
     parser.add_argument("--url", help="a worker's web address (default: "
@@ -31,8 +32,10 @@ def _customer(args: argparse.Namespace, settings: Settings) -> int:
     base = args.url or f"http://{settings.web_host}:{settings.web_port}"
     url = f"{base.rstrip('/')}/customers/{urllib.parse.quote(args.customer_id, safe='')}"
     headers = {}
-    if settings.web_token is not None:
-        headers["Authorization"] = f"Bearer {settings.web_token.get_secret_value()}"
+    # The least right that reads: the read token when there is one.
+    token = settings.web_read_token or settings.web_token
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token.get_secret_value()}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
                                     timeout=15) as response:

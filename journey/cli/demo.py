@@ -1,4 +1,4 @@
-"""The README's run command: a worker, the sample touchpoints, and what came out of them."""
+"""`journey demo`, the short tour: a worker, the sample touchpoints, and what came of them."""
 
 from __future__ import annotations
 

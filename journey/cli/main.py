@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from journey import __version__
 from journey.pipeline.kafka_security import KafkaAccessError, KafkaSecurityError
 from journey.pipeline.redact import install_log_redaction, settings_secrets
-from journey.pipeline.settings import Settings, describe_error, settings_help, unknown_variables
+from journey.pipeline.settings import Settings
+from journey.pipeline.settings_text import describe_error, settings_help, unknown_variables
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 #: What each command group registers its commands in (generic only to the type checker).

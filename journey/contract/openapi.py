@@ -32,8 +32,15 @@ def _answer(model: type[BaseModel], description: str) -> dict[str, Any]:
 
 
 _ERRORS = {
-    "401": _answer(ErrorBody, "No or a wrong bearer token (when JOURNEY_WEB_TOKEN is set)."),
+    "401": _answer(ErrorBody, "No or a wrong bearer token (when JOURNEY_WEB_TOKEN or "
+                   "JOURNEY_WEB_READ_TOKEN is set)."),
     "413": _answer(ErrorBody, "A request body over 1 KiB; no path takes a body."),
+}
+_RATE_LIMITED = {
+    **_answer(ErrorBody, "More erasures than JOURNEY_WEB_ERASURES_PER_MINUTE this minute."),
+    "headers": {"Retry-After": {
+        "description": "Whole seconds until this worker takes the next erasure.",
+        "schema": {"type": "integer", "minimum": 1}}},
 }
 _CUSTOMER_ID = {
     "name": "customer_id", "in": "path", "required": True,
@@ -58,7 +65,10 @@ def openapi_document() -> dict[str, Any]:
                 "Every worker answers every path. A customer lookup is routed to the worker "
                 "that owns the customer's partition; journeys gather stage populations from "
                 "every worker of the group. Every path but /health and /ready needs "
-                "'Authorization: Bearer <JOURNEY_WEB_TOKEN>' when the token is set."),
+                "'Authorization: Bearer <token>' when a token is set: the read token "
+                "(JOURNEY_WEB_READ_TOKEN) reads, the erase token (JOURNEY_WEB_TOKEN) reads "
+                "and erases. Erasures are limited to JOURNEY_WEB_ERASURES_PER_MINUTE a "
+                "minute per worker."),
         },
         "servers": [{"url": "http://127.0.0.1:6066"}],
         "paths": {
@@ -77,14 +87,16 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
                 "delete": {
-                    "summary": "Erase the customer (GDPR art. 17); needs the token to be set.",
+                    "summary": "Erase the customer (GDPR art. 17); needs the erase token.",
                     "operationId": "eraseCustomer",
                     "security": _SECURED,
                     "responses": {
                         "202": _answer(ErasureAccepted,
                                        "The erasure request is on the touchpoints topic."),
                         "400": _answer(ErrorBody, "Not a customer id."),
-                        "403": _answer(ErrorBody, "JOURNEY_WEB_TOKEN is not set."),
+                        "403": _answer(ErrorBody, "JOURNEY_WEB_TOKEN is not set, or the "
+                                       "token given is the read token."),
+                        "429": _RATE_LIMITED,
                         **_ERRORS,
                     },
                 },

@@ -5,7 +5,8 @@ from __future__ import annotations
 from journey.engine import Engine, EngineConfig, load_definitions
 from journey.engine.alive import read_params_file
 from journey.engine.policy import ContactBudget, QuietHours
-from journey.pipeline.settings import Settings, parse_budget, parse_quiet_hours
+from journey.pipeline.setting_values import parse_budget, parse_quiet_hours
+from journey.pipeline.settings import Settings
 
 
 def build_engine(settings: Settings) -> Engine:

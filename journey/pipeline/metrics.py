@@ -58,6 +58,8 @@ REFUND_TYPES = frozenset({"refund"})
 COST_PROPERTY = "cost"
 #: Dead-letter reasons: the decoder's, and the shell's own for a decoder that failed.
 REJECTION_REASONS = REASONS | {"internal_error"}
+#: What became of an erasure request over HTTP (journey/stream/web.py).
+ERASURE_OUTCOMES = ("accepted", "rate_limited", "forbidden")
 
 
 class BoundedLabel:
@@ -525,6 +527,14 @@ class Metrics:
             "Customers erased (GDPR art. 17): state tombstoned, pending triggers dropped.",
             registry=r,
         )
+        self.erasure_requests = Counter(
+            "journey_erasure_requests_total",
+            "Erasure requests over HTTP (DELETE /customers/{id}) by outcome: accepted, "
+            "rate_limited (429), forbidden (401 or 403: no token, a wrong one, or the read "
+            "token).", ["outcome"], registry=r,
+        )
+        for outcome in ERASURE_OUTCOMES:
+            self.erasure_requests.labels(outcome)
         self.events_dropped_erased = Counter(
             "journey_events_dropped_erased_total",
             "Events of an erased customer dated at or before the erasure, dropped.", registry=r,

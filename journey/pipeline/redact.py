@@ -14,7 +14,8 @@ MASK = "**********"
 def settings_secrets(settings: Settings) -> list[str]:
     """The secret values of these settings that are set."""
     candidates = [settings.kafka_password, settings.kafka_ssl_key_password,
-                  settings.offer_code_secret, settings.web_token]
+                  settings.offer_code_secret, settings.web_token,
+                  settings.web_read_token]
     return [s.get_secret_value() for s in candidates if s is not None and s.get_secret_value()]
 
 

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import socket
-from collections.abc import Callable, Mapping
-from datetime import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from journey.contract.decode import IngestPolicy
 from journey.contract.records import EventType
 from journey.contract.topics import DEFAULT_BOOTSTRAP, Topics
+from journey.pipeline.setting_values import (
+    WILDCARD_HOSTS,
+    check_advertised_url,
+    parse_budget,
+    parse_quiet_hours,
+    url_host,
+)
 
 
 class Settings(BaseSettings):
@@ -32,10 +36,13 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         DEFAULT_BOOTSTRAP, description="Comma-separated host:port list of Kafka brokers."
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = (
-        "PLAINTEXT"
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        "PLAINTEXT", description="How every client talks to the brokers: TLS (SSL), SASL "
+        "over TLS, SASL without TLS, or neither.",
     )
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism of the user and password.",
+    )
     kafka_username: str | None = Field(None, description="SASL user (PLAIN or SCRAM).")
     kafka_password: SecretStr | None = Field(None, description="SASL password; keep it secret.")
     kafka_ssl_cafile: Path | None = Field(
@@ -60,8 +67,14 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(
         "", description="Prefix for every topic name, to run several deployments on one cluster."
     )
-    partitions: int = Field(4, ge=1, le=1024, description="Partitions of every journey topic.")
-    replication_factor: int = Field(1, ge=1, le=7)
+    partitions: int = Field(
+        4, ge=1, le=1024, description="Partitions of every journey topic; must match "
+        "existing topics (the worker refuses to run otherwise).",
+    )
+    replication_factor: int = Field(
+        1, ge=1, le=7, description="Replication factor of the topics journey creates; above 1 "
+        "in production (the guarantee relies on the broker keeping what it confirmed).",
+    )
     dead_letter_retention_days: float = Field(
         14.0, gt=0, le=3650,
         description="How long the dead-letter topic keeps a record: dead letters hold the "
@@ -89,8 +102,20 @@ class Settings(BaseSettings):
         "port, or this machine's hostname when the bind host is a wildcard.",
     )
     web_token: SecretStr | None = Field(
-        None, description="Bearer token for every web path but /health and /ready; unset: "
-        "no token asked.",
+        None, description="Erase token: a bearer token that reads every web path but /health "
+        "and /ready and may also erase (DELETE /customers/{id}, which is refused while it is "
+        "unset); a secret. Unset with no read token either: reads are open.",
+    )
+    web_read_token: SecretStr | None = Field(
+        None, description="Read token: a bearer token for lookups, journeys, /metrics and "
+        "/openapi.json, refused (403) on erasure; a secret, for support, dashboards and "
+        "Prometheus. Must differ from JOURNEY_WEB_TOKEN.",
+    )
+    web_erasures_per_minute: int = Field(
+        60, ge=1, le=100_000,
+        description="Erasures over HTTP each worker accepts a minute (bursts up to this many, "
+        "then one every 60/N s); more answer 429 with Retry-After. Bulk erasures belong on "
+        "the touchpoints topic (erasure_requested events), which is not limited.",
     )
     health_broker_s: float = Field(
         30.0, gt=0, description="/ready fails when the broker has not answered for this long "
@@ -101,12 +126,15 @@ class Settings(BaseSettings):
         "long while the broker answered: the worker is stuck and a restart may help.",
     )
     shutdown_timeout_s: float = Field(
-        15.0, gt=0, description="SIGTERM stops the worker within this many seconds.",
+        15.0, gt=0, description="SIGTERM or SIGINT stops the worker within this many seconds.",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Level of every logger, in any case; customer ids are never "
+        "logged at INFO.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object per line (time, level, logger, "
-        "message, worker) for every library's log lines.",
+        "message, worker, exception) for every library's log lines.",
     )
 
     session_timeout_s: float = Field(
@@ -116,16 +144,12 @@ class Settings(BaseSettings):
 
     # --- Batching ----------------------------------------------------------------------
     # The agents read every record Faust has buffered, up to batch_max_events, as one batch
-    # (journey/stream/agents.py, drain); they never wait for a batch to fill.
+    # (journey/stream/agents.py, drain); they never wait for a batch to fill. (The former
+    # JOURNEY_BATCH_WITHIN_MS, a wait nothing used, is gone: setting it now gives a warning.)
     batch_max_events: int = Field(
         2000, ge=1, le=100_000,
         description="Most input records handled as one batch (every record Faust has "
         "buffered for an agent, up to this many; no wait for more).",
-    )
-    batch_within_ms: int = Field(
-        50, ge=1, le=60_000,
-        description="Not used: a batch is what is buffered, never waited for. Kept so "
-        "configurations that set it still load.",
     )
 
     flush_interval_ms: int = Field(
@@ -204,16 +228,21 @@ class Settings(BaseSettings):
         "21:00-08:00", description="Local quiet hours for marketing (HH:MM-HH:MM); empty: none."
     )
     contact_budget: str | None = Field(
-        "3/7d", description="At most N marketing triggers per customer per window (N/7d)."
+        "3/7d", description="At most N marketing triggers per customer per window (N/7d); "
+        "empty: none."
     )
-    holdout_share: float = Field(0.0, ge=0.0, lt=1.0, description="Customers held out, 0-1.")
+    holdout_share: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Share of customers held out as a control group, 0-1.")
     holdout_salt: str = Field(
-        "journey", description="Salt of the stable holdout hash; choose one per deployment.")
-    default_timezone: str = Field("UTC", description="IANA zone when events carry none.")
+        "journey", description="Salt of the stable holdout hash; choose one per deployment, "
+        "or populations with the same ids share their held-out customers.")
+    default_timezone: str = Field("UTC", description="IANA zone of events that carry none.")
     offer_code_secret: SecretStr = Field(
-        SecretStr(""), description="Key of the personal offer codes; keep it secret."
+        SecretStr(""), description="Key of the personal offer codes; keep it secret (the "
+        "worker warns when it is empty).",
     )
-    regular_from_purchases: int = Field(3, ge=1, description="seed 001: regular from 3.")
+    regular_from_purchases: int = Field(
+        3, ge=1, description="Lifecycle status regular from this many purchases (seed 001).")
     loyal_from_purchases: int = Field(10, ge=1, description="Loyal from this many purchases.")
 
     @field_validator("log_level", mode="before")
@@ -245,6 +274,12 @@ class Settings(BaseSettings):
             parse_budget(value)
         return value
 
+    @field_validator("web_token", "web_read_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        # An empty variable (a compose file's ${TOKEN:-}) means no token, not the empty one.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("web_advertised_url", mode="before")
     @classmethod
     def _empty_url_is_none(cls, value: Any) -> Any:
@@ -273,6 +308,14 @@ class Settings(BaseSettings):
         if text.startswith("["):
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
+
+    @model_validator(mode="after")
+    def _tokens_differ(self) -> Settings:
+        if self.web_token is not None and self.web_read_token is not None \
+                and self.web_token.get_secret_value() == self.web_read_token.get_secret_value():
+            raise ValueError("JOURNEY_WEB_READ_TOKEN equals JOURNEY_WEB_TOKEN: a read token "
+                             "that erases is no read token; give it a value of its own")
+        return self
 
     @model_validator(mode="after")
     def _kafka_security_complete(self) -> Settings:
@@ -308,7 +351,7 @@ class Settings(BaseSettings):
         host = self.web_host.strip()
         if host in WILDCARD_HOSTS:
             host = hostname()
-        return f"http://{_url_host(host)}:{self.web_port}"
+        return f"http://{url_host(host)}:{self.web_port}"
 
     def topics(self) -> Topics:
         """This deployment's topics: names with its prefix, its partition count."""
@@ -342,111 +385,3 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, object]:
         """The settings as a dict safe to log: secrets stay masked."""
         return self.model_dump(mode="json")
-
-
-#: Bind hosts that mean "every interface": they name no machine another worker can reach.
-WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
-
-
-def check_advertised_url(text: str) -> str:
-    """An advertised URL as Faust's router needs it: http://host:port and nothing more (the
-    router keeps the request's scheme and path and swaps only the host and port)."""
-    url = urlsplit(text.strip())
-    try:
-        port = url.port
-    except ValueError:
-        port = None
-    if url.scheme != "http" or not url.hostname or port is None or url.path not in ("", "/") \
-            or url.query or url.fragment or url.username:
-        raise ValueError(f"{text!r} is not http://HOST:PORT, e.g. http://journey-1:6066")
-    if url.hostname in WILDCARD_HOSTS:
-        raise ValueError(f"{text!r} names no machine: advertise a host name or address "
-                         "other workers can reach")
-    return f"http://{_url_host(url.hostname)}:{port}"
-
-
-def _url_host(host: str) -> str:
-    """An IPv6 address in brackets, as a URL needs it."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def parse_quiet_hours(text: str) -> tuple[time, time]:
-    """'21:00-08:00' -> (21:00, 08:00)."""
-    try:
-        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not HH:MM-HH:MM, e.g. 21:00-08:00") from None
-    return start, end
-
-
-def parse_budget(text: str) -> tuple[int, int]:
-    """'3/7d' -> (3, window in ms)."""
-    from journey.engine.duration import parse_duration_ms
-
-    count, _, window = text.partition("/")
-    try:
-        n = int(count)
-        window_ms = parse_duration_ms(window.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not N/DURATION, e.g. 3/7d") from None
-    if n < 1 or window_ms <= 0:
-        raise ValueError(f"{text!r}: the count and the window must be positive")
-    return n, window_ms
-
-
-#: JOURNEY_* variables that are not settings but are read by the test harness.
-_NOT_SETTINGS_PREFIXES = ("JOURNEY_TEST_",)
-
-
-def env_name(field_name: str) -> str:
-    return f"JOURNEY_{field_name.upper()}"
-
-
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """A warning for each JOURNEY_* variable that is no setting, with the closest known name."""
-    known = {env_name(name) for name in Settings.model_fields}
-    warnings = []
-    for name in sorted(environ):
-        if not name.startswith("JOURNEY_") or name in known:
-            continue
-        if name.startswith(_NOT_SETTINGS_PREFIXES):
-            continue
-        # Compared without the common JOURNEY_ prefix, which would make anything look close.
-        close = difflib.get_close_matches(
-            name.removeprefix("JOURNEY_"), sorted(k.removeprefix("JOURNEY_") for k in known),
-            n=1, cutoff=0.7)
-        hint = f"; did you mean JOURNEY_{close[0]}?" if close else ""
-        warnings.append(f"{name} is not a setting and is ignored{hint}")
-    return warnings
-
-
-def describe_error(exc: ValidationError) -> str:
-    """Each bad setting as its environment variable, the value given and what is wrong."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        field_name = str(err["loc"][0]) if err["loc"] else ""
-        variable = env_name(field_name) if field_name in Settings.model_fields else field_name
-        given = err.get("input")
-        shown = "(unset)" if given is None else repr(given if isinstance(given, str)
-                                                     else str(given))
-        reason = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{variable}={shown}: {reason}")
-    return "; ".join(lines)
-
-
-def settings_help() -> str:
-    """Every setting as its environment variable, its default and what it does."""
-    rows = []
-    for name, info in Settings.model_fields.items():
-        default = info.get_default(call_default_factory=True)
-        if isinstance(default, SecretStr):
-            shown = "(secret)" if default.get_secret_value() else "(empty)"
-        elif isinstance(default, list):
-            shown = ",".join(str(v) for v in default) or "(none)"
-        elif default is None:
-            shown = "(none)"
-        else:
-            shown = str(default)
-        about = f"  {info.description}" if info.description else ""
-        rows.append(f"  {env_name(name)}={shown}{about}")
-    return "settings (environment variables, with their defaults):\n" + "\n".join(rows)

@@ -1,15 +1,16 @@
 """The worker's web API on Faust's web server: customer lookup and erasure, journeys with
 populations gathered from every worker, health, readiness and metrics.
 
-Every path but /health and /ready asks for the bearer token when JOURNEY_WEB_TOKEN is set.
-Errors are JSON ({"error": code, "message": text}, journey/contract/api.py ErrorBody) with a
-4xx status for the request's faults and 503 for what the worker cannot answer now.
+Every path but /health and /ready asks for a bearer token when one is set: the read token
+(JOURNEY_WEB_READ_TOKEN) or the erase token (JOURNEY_WEB_TOKEN), which alone may erase, at
+most JOURNEY_WEB_ERASURES_PER_MINUTE a minute (journey/pipeline/access.py). Errors are JSON
+({"error": code, "message": text}, journey/contract/api.py ErrorBody) with a 4xx status for
+the request's faults and 503 for what the worker cannot answer now.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,6 +32,7 @@ from journey.contract.records import CustomerId
 from journey.contract.topics import Topics
 from journey.engine import Engine
 from journey.engine.outputs import stable_id
+from journey.pipeline.access import RateLimit, Refusal, Role, Tokens
 from journey.pipeline.lookup import customer_profile, journey_views, merge_counts
 from journey.pipeline.metrics import Metrics
 from journey.pipeline.processor import StateCache, StateUnreadableError
@@ -148,29 +150,25 @@ class WebParts:
 
 def install_pages(parts: WebParts) -> None:
     app, settings = parts.app, parts.settings
-    token = settings.web_token.get_secret_value().encode() if settings.web_token else None
+    tokens = Tokens(erase=settings.web_token, read=settings.web_read_token)
+    limit = RateLimit(settings.web_erasures_per_minute)
+    erasures = parts.metrics.erasure_requests
     # The document schemas/openapi.yaml is generated from: the same models, the same paths.
     document = orjson.dumps(openapi_document())
     add_web_middleware(app, json_router_errors)
 
-    def refused(web: Any, request: Any) -> Any | None:
-        """The 4xx answer for a request that must not go on, or None."""
+    def role_of(request: Any) -> Role | Refusal:
+        """What the caller may do, or why the request must not go on."""
         length = request.content_length
         if length is not None and length > MAX_BODY_BYTES:
-            return _error(web, 413, "body_too_large",
-                          f"no path takes a body over {MAX_BODY_BYTES} bytes")
-        if token is None:
-            return None
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            return _error(web, 401, "unauthenticated",
-                          "send the token as 'Authorization: Bearer <JOURNEY_WEB_TOKEN>'",
-                          headers={"WWW-Authenticate": "Bearer"})
-        if not hmac.compare_digest(given.strip().encode(), token):
-            return _error(web, 401, "unauthenticated", "the bearer token is not valid",
-                          headers={"WWW-Authenticate": "Bearer"})
-        return None
+            return Refusal(413, "body_too_large",
+                           f"no path takes a body over {MAX_BODY_BYTES} bytes")
+        return tokens.role(request.headers.get("Authorization", ""))
+
+    def refused(web: Any, request: Any) -> Any | None:
+        """The 4xx answer for a request that may not even read, or None."""
+        role = role_of(request)
+        return _refused(web, role) if isinstance(role, Refusal) else None
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
@@ -218,15 +216,23 @@ def install_pages(parts: WebParts) -> None:
                               f"({type(exc).__name__})")
 
         async def delete(self, request: Any, customer_id: str) -> Any:
-            if (answer := refused(self, request)) is not None:
-                return answer
-            if token is None:
-                return _error(self, 403, "token_required",
-                              "erasure over HTTP needs JOURNEY_WEB_TOKEN to be set")
+            role = role_of(request)
+            refusal = role if isinstance(role, Refusal) else tokens.may_erase(role)
+            if refusal is not None:
+                if refusal.status in (401, 403):
+                    erasures.labels("forbidden").inc()
+                return _refused(self, refusal)
             cid, problem = _valid_id(self, customer_id)
             if problem is not None:
                 return problem
+            if (wait_s := limit.take()) > 0:
+                erasures.labels("rate_limited").inc()
+                return _error(self, 429, "rate_limited",
+                              f"this worker takes {settings.web_erasures_per_minute} erasures "
+                              f"a minute (JOURNEY_WEB_ERASURES_PER_MINUTE); retry in {wait_s} s",
+                              headers={"Retry-After": str(wait_s)})
             accepted = await _request_erasure(parts, cid)
+            erasures.labels("accepted").inc()
             return self.json(accepted.model_dump(mode="json"), status=202)
 
     @app.page("/journeys")
@@ -280,6 +286,10 @@ def _error(web: Any, status: int, code: str, message: str,
            headers: Mapping[str, str] | None = None) -> Any:
     return web.json({"error": code, "message": message}, status=status,
                     headers=dict(headers) if headers else None)
+
+
+def _refused(web: Any, refusal: Refusal) -> Any:
+    return _error(web, refusal.status, refusal.error, refusal.message, refusal.headers)
 
 
 def _valid_id(web: Any, raw: str) -> tuple[str, Any | None]:

@@ -746,7 +746,7 @@ def report(args: argparse.Namespace, r: Results, facts: dict[str, str], command:
         "",
         f"{args.events:,} generated touchpoints (tests/bench/generate.py), {args.customers:,} "
         f"customers, {args.partitions} partitions, keyed by customer_id; definitions "
-        f"`{args.definitions}`; worker batch {args.batch_max} / {args.batch_within_ms} ms; "
+        f"`{args.definitions}`; worker batch {args.batch_max}; "
         f"median of {args.repeats} repeat(s).",
         "",
         "## State at scale",
@@ -797,8 +797,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--faust-conf", action="append", default=[], metavar="NAME=VALUE",
                         help="a Faust setting of the no-op agents (repeatable)")
     parser.add_argument("--batch-max", type=int, default=2000, help="JOURNEY_BATCH_MAX_EVENTS")
-    parser.add_argument("--batch-within-ms", type=int, default=50,
-                        help="JOURNEY_BATCH_WITHIN_MS")
     parser.add_argument("--definitions", default="touchpoint_journey")
     parser.add_argument("--log-level", default="INFO", help="JOURNEY_LOG_LEVEL")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",

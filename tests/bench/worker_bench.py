@@ -130,8 +130,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-max", type=int, default=2000, help="JOURNEY_BATCH_MAX_EVENTS")
-    parser.add_argument("--batch-within-ms", type=int, default=50,
-                        help="JOURNEY_BATCH_WITHIN_MS")
     parser.add_argument("--definitions", default="touchpoint_journey")
     # Not WARNING: at WARNING and above Faust's worker keeps its terminal spinner, sets the
     # root logger to DEBUG and so builds a LogRecord for every library debug call (aiokafka
@@ -217,7 +215,6 @@ def worker_env(args: argparse.Namespace) -> dict[str, str]:
         "JOURNEY_LOG_LEVEL": args.log_level,
         "JOURNEY_PARTITIONS": str(args.partitions),
         "JOURNEY_BATCH_MAX_EVENTS": str(args.batch_max),
-        "JOURNEY_BATCH_WITHIN_MS": str(args.batch_within_ms),
         "JOURNEY_DEFINITIONS": args.definitions,
         "JOURNEY_QUIET_HOURS": "",
         "JOURNEY_OFFER_CODE_SECRET": "bench",
@@ -303,7 +300,7 @@ def report(args: argparse.Namespace, produce_s: float, raw: tuple[float, int],
     print(f"events            {n:>12,}")
     print(f"customers         {args.customers:>12,}")
     print(f"partitions        {args.partitions:>12}")
-    print(f"batch max/within  {args.batch_max:>12} / {args.batch_within_ms} ms")
+    print(f"batch max         {args.batch_max:>12}")
     print(f"worker log level  {args.log_level:>12}")
     print(f"produce           {produce_s:>12.2f} s  ({n / produce_s:,.0f} records/s)")
     print(f"bare aiokafka loop {raw_rate:>11,.0f} records/s  ({raw_seen:,} read)")

@@ -37,6 +37,8 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+READ_TOKEN = "test-read-token-0123456789"
+READ_AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 
 def http(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
@@ -274,6 +276,42 @@ def test_malformed_and_oversized_requests_get_clear_4xx(
     assert http(worker.url("/health"))[0] == 200
 
 
+def test_the_read_token_reads_but_cannot_erase_and_erasures_beyond_the_limit_get_429(
+    worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    # Given a worker with both tokens and a limit of two erasures a minute
+    worker = worker_factory(JOURNEY_WEB_TOKEN=TOKEN, JOURNEY_WEB_READ_TOKEN=READ_TOKEN,
+                            JOURNEY_WEB_ERASURES_PER_MINUTE="2")
+    wait_for(lambda: ready(worker), 60, "ready")
+    # When the read token reads, it is answered
+    assert http(worker.url("/journeys"), headers=READ_AUTH)[0] == 200
+    assert http(worker.url("/customers/nobody"), headers=READ_AUTH)[0] == 404
+    with urllib.request.urlopen(urllib.request.Request(worker.url("/metrics"),
+                                                       headers=READ_AUTH), timeout=10) as got:
+        assert got.status == 200
+    # When it erases, it is forbidden, and told which token may
+    assert http(worker.url("/customers/limited-0"), method="DELETE", headers=READ_AUTH) == (
+        403, {"error": "forbidden",
+              "message": "this token may only read; erasure needs JOURNEY_WEB_TOKEN"})
+    # When the erase token erases three customers at once
+    first = [http(worker.url(f"/customers/limited-{n}"), method="DELETE", headers=AUTH)[0]
+             for n in (1, 2)]
+    request = urllib.request.Request(worker.url("/customers/limited-3"), method="DELETE",
+                                     headers=AUTH)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    # Then two are accepted and the third is a 429 with a JSON body and Retry-After
+    assert first == [202, 202]
+    with refused.value as answer:
+        assert answer.code == 429
+        assert answer.headers["Content-Type"].startswith("application/json")
+        assert 1 <= int(answer.headers["Retry-After"]) <= 30
+        assert json.loads(answer.read())["error"] == "rate_limited"
+    # And each outcome is counted, with no customer id in any label
+    counted = _samples(worker, "journey_erasure_requests_total")
+    assert counted == {"accepted": 2.0, "rate_limited": 1.0, "forbidden": 1.0}
+
+
 def test_the_worker_serves_the_published_openapi_document_and_json_for_unknown_routes(
     worker_factory: Callable[..., WorkerProcess]
 ) -> None:
@@ -376,6 +414,12 @@ def test_without_the_broker_the_worker_is_alive_but_not_ready_and_sigterm_stops_
 
 
 def _metric_sum(worker: WorkerProcess, name: str) -> float | None:
+    samples = _samples(worker, name)
+    return None if not samples else sum(samples.values())
+
+
+def _samples(worker: WorkerProcess, name: str) -> dict[str, float]:
+    """The samples of one metric, by their label values joined with commas."""
     from prometheus_client.parser import text_string_to_metric_families
 
     request = urllib.request.Request(worker.url("/metrics"), headers=AUTH)
@@ -383,10 +427,7 @@ def _metric_sum(worker: WorkerProcess, name: str) -> float | None:
         with urllib.request.urlopen(request, timeout=5) as response:
             text = response.read().decode()
     except OSError:
-        return None
-    total = None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                total = (total or 0.0) + float(sample.value)
-    return total
+        return {}
+    return {",".join(sample.labels.values()): float(sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == name}

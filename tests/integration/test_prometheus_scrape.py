@@ -152,15 +152,16 @@ def test_prometheus_scraping_a_worker_records_the_funnel_and_raises_alerts(
 def test_prometheus_scrapes_a_worker_with_its_token_and_sees_it_cut_off_from_kafka(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    # Given a worker with a web token, whose network to the broker the test can cut, and
+    # Given a worker with both web tokens, whose network to the broker the test can cut, and
     # Prometheus scraping it with the authorization block deploy/prometheus/prometheus.yml
-    # shows, reading the token from a file
-    cut, token_file = tmp_path / "cut", tmp_path / "journey-web-token"
+    # shows, reading the read token (which cannot erase) from a file
+    cut, token_file = tmp_path / "cut", tmp_path / "journey-web-read-token"
     token_file.write_text("scrape-token-0123456789")
     worker = WorkerProcess(
         bootstrap=kafka_bootstrap, prefix=topic_prefix, data_dir=tmp_path / "worker",
         command=("-m", "tests.support.cut_worker"),
-        extra_env={"JOURNEY_WEB_TOKEN": token_file.read_text(),
+        extra_env={"JOURNEY_WEB_READ_TOKEN": token_file.read_text(),
+                   "JOURNEY_WEB_TOKEN": "erase-token-9876543210",
                    "JOURNEY_TEST_CUT_FILE": str(cut)})
     prom: PrometheusServer | None = None
     try:

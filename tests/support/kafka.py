@@ -84,7 +84,6 @@ class WorkerProcess:
             "JOURNEY_APP_ID": app_id_for(self.prefix),
             "JOURNEY_WEB_PORT": str(self.web_port),
             "JOURNEY_DATA_DIR": str(self.data_dir),
-            "JOURNEY_BATCH_WITHIN_MS": "20",
             # the production default is rocksdb://; tests that need it ask for it
             "JOURNEY_STORE": "memory://",
             **self.extra_env,

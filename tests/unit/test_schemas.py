@@ -23,6 +23,7 @@ from journey.contract.schemas import (
     write_all,
 )
 from journey.pipeline.settings import Settings
+from journey.pipeline.settings_text import CONFIGURATION_DOC, TABLE_END, TABLE_START
 
 SAMPLE_TOUCHPOINTS: list[dict[str, Any]] = [
     {
@@ -161,7 +162,8 @@ def test_check_exits_one_and_names_the_drifting_file(
     (tmp_path / "touchpoint.v1.schema.json").write_text("{}\n", encoding="utf-8")
     (tmp_path / "old.v0.schema.json").write_text("{}\n", encoding="utf-8")
     # When the check runs
-    code = run(argparse.Namespace(check=True, dir=tmp_path), Settings.model_construct())
+    code = run(argparse.Namespace(check=True, dir=tmp_path, configuration_doc=CONFIGURATION_DOC),
+               Settings.model_construct())
     # Then it fails and names both files, and not the untouched ones
     err = capsys.readouterr().err
     assert code == 1
@@ -172,10 +174,13 @@ def test_check_exits_one_and_names_the_drifting_file(
 
 def test_writing_then_checking_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = Settings.model_construct()
-    assert run(argparse.Namespace(check=False, dir=tmp_path), settings) == 0
-    assert "wrote" in capsys.readouterr().out
-    assert run(argparse.Namespace(check=True, dir=tmp_path), settings) == 0
-    assert set(tmp_path.iterdir()) == set(render_all(tmp_path))
+    schemas, page = tmp_path / "schemas", tmp_path / "configuration.md"
+    page.write_text(f"# Configuration\n{TABLE_START}\n{TABLE_END}\n", encoding="utf-8")
+    args = argparse.Namespace(check=False, dir=schemas, configuration_doc=page)
+    assert run(args, settings) == 0
+    assert f"wrote {page}" in capsys.readouterr().out
+    assert run(argparse.Namespace(check=True, dir=schemas, configuration_doc=page), settings) == 0
+    assert set(schemas.iterdir()) == set(render_all(schemas))
 
 
 def test_a_topic_without_a_flow_stops_generation(monkeypatch: pytest.MonkeyPatch) -> None:

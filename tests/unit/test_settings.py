@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from journey.pipeline.settings import Settings, describe_error
+from journey.pipeline.settings import Settings
+from journey.pipeline.settings_text import describe_error
 
 
 def test_settings_are_read_from_journey_prefixed_environment(
