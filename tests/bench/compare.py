@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -265,6 +266,21 @@ def wait_group_stable(bootstrap: str, group: str, members: int, timeout_s: float
         raise TimeoutError(f"group {group} not Stable with {members} members in {timeout_s}s")
     finally:
         admin.close()
+
+
+def wait_ready(worker: BenchWorker, timeout_s: float = 120.0) -> None:
+    """Until the worker's /ready answers 200 (every assigned partition recovered and its
+    due index rebuilt)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(worker.url("/ready"), timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:  # not listening yet, or 503 (an HTTPError is an OSError)
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the worker was not ready within {timeout_s:.0f}s")
 
 
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
@@ -611,6 +627,7 @@ def run_latency(args: argparse.Namespace, env: dict[str, str], rate: float,
         worker.start()
         wait_group_stable(args.bootstrap, app_id_for(prefix), 1,
                           alive=lambda: worker.proc is not None and worker.proc.poll() is None)
+        wait_ready(worker)  # recovered and indexed: latency in service, not at start-up
         samples = asyncio.run(steady_latency(
             args.bootstrap, topics.touchpoints.name, topics.stage_changes.name,
             args.partitions, lines, rate, args.quiet))
