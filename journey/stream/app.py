@@ -24,6 +24,7 @@ from journey.pipeline.metrics import Metrics, position_of
 from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
+from journey.pipeline.stateindex import StateIndex
 from journey.stream.agents import install_agents
 from journey.stream.continuity import Continuity, Refetched, RefetchedMessage
 from journey.stream.faust_internals import (
@@ -115,7 +116,8 @@ def create_app(
     markers = StoreView(channels.erasures, topics.events.partitions)
     states = StateCache(store.read, topics.events.partitions,
                         max_clean=settings.state_cache_customers, position=position_of,
-                        read_marker=markers.read, count_created=True)
+                        read_marker=markers.read, count_created=True,
+                        index=StateIndex(engine))
     processor = BatchProcessor(
         engine,
         allowed_lateness_ms=settings.allowed_lateness_s * 1000,
