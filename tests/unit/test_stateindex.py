@@ -103,7 +103,7 @@ def test_a_state_with_its_entry_reads_back_unchanged_everywhere(
     assert reader.peek(state.customer_id) == state
 
 
-@pytest.mark.parametrize("name", ['a"]b', "c\\d", "[x]", "é,{}"])
+@pytest.mark.parametrize("name", ['a"]b', "c\\d", "[x]", "x],y", 'q"],"r', "é,{}"])
 def test_an_entry_with_awkward_stage_names_is_read_exactly(
         states: list[CustomerState], name: str) -> None:
     # Given an entry whose journey and stage names hold JSON's own punctuation
