@@ -129,7 +129,8 @@ def create_app(
     reader = OffsetReader(lambda: aiokafka_options(app), settings.app_id)
     transactions = PartitionTransactions(
         settings.app_id, settings.app_id,
-        partial(transactional_producer, lambda: aiokafka_options(app)))
+        partial(transactional_producer, lambda: aiokafka_options(app),
+                compression_type=settings.compression_type()))
     fenced: list[Callable[[int], None]] = []  # the shell's, once it exists
     barrier = DeliveryBarrier(transactions.commit, states, router,
                               store_applier(channels.states, channels.erasures),

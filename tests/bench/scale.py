@@ -171,7 +171,8 @@ def run(customers: int, bootstrap: str, keep: Path | None) -> dict[str, float]:
           f"{time.monotonic() - started:.1f}s", flush=True)
     started = time.monotonic()
     index = StateIndex(build_engine(settings))
-    value_bytes = load(bootstrap, topics.state_changelog.name, customers, pool, index, None)
+    value_bytes = load(bootstrap, topics.state_changelog.name, customers, pool, index,
+                       settings.compression_type())
     print(f"loaded {customers} states ({value_bytes / customers:.0f} B mean value) in "
           f"{time.monotonic() - started:.1f}s", flush=True)
     base = keep or Path(tempfile.mkdtemp(prefix="journey-scale-"))
@@ -231,7 +232,7 @@ def report(figures: dict[str, float], command: str) -> str:
         "| figure | value |",
         "|---|---|",
         f"| state value, mean (JSON) | {f['value_bytes_per_customer']:,.0f} B per customer |",
-        f"| changelog (broker log segments, uncompressed) | "
+        f"| changelog (broker log segments, {Settings().producer_compression}) | "
         f"{f['changelog_bytes_per_customer']:,.0f} B per customer |",
         f"| RocksDB store (files after a clean stop) | "
         f"{f['store_bytes_per_customer']:,.0f} B per customer |",
