@@ -190,6 +190,7 @@ def create_app(
     metrics.watch_broker(lambda: liveness.broker_unanswered_s(time.monotonic()))
     install_pages(WebParts(app, settings, topics, engine, states, channels.states, metrics,
                            liveness, owned=lambda: ownership.owned,
+                           unindexed=ownership.unindexed,
                            watermark=lambda p: _watermark(processor, p)))
     _install_probe(app, liveness)
     repeat_filter = RepeatFilter(

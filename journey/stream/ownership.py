@@ -45,6 +45,8 @@ class Ownership:
     store: StoreView | None = None
     rebuild_slice: int = 5000
     owned: frozenset[int] = frozenset()
+    #: owned partitions whose due index and counts are rebuilt: readiness waits for all
+    indexed: frozenset[int] = frozenset()
     #: customers with state per owned partition: counted at the rebuild, then as new ones
     #: appear (StateCache.take_created), never by scanning the store
     tracked: dict[int, int] = field(default_factory=dict)
@@ -70,6 +72,11 @@ class Ownership:
             return start.get(partition, -1) == losses.get(partition, 0)
 
         return kept
+
+    def unindexed(self) -> frozenset[int]:
+        """Partitions assigned to this worker whose due index is not rebuilt yet (being
+        rebuilt, or waiting for the next on_assignment): it cannot serve them in full."""
+        return self.assignment() - self.indexed
 
     def assignment(self) -> frozenset[int]:
         topics = {self.channels.touchpoints.get_topic_name(),
@@ -149,6 +156,7 @@ class Ownership:
         if not lost:
             return
         self.owned = self.owned - lost
+        self.indexed = self.indexed - lost
         self.continuity.reset(lost)
         for partition in lost:
             self.losses[partition] = self.losses.get(partition, 0) + 1
@@ -187,6 +195,7 @@ class Ownership:
             self.pipeline.processor.keep_partitions(self.owned)
             return
         self.tracked[partition] = rebuild.count
+        self.indexed = self.indexed | {partition}
         seconds = time.perf_counter() - started
         self.metrics.index_rebuild_seconds.observe(seconds)
         log.info("partition %d: due index rebuilt from %d stored states in %.2fs (%d armed, "
