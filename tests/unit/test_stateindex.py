@@ -4,6 +4,9 @@ positions from it without decoding states, and decodes in full whatever it canno
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -124,3 +127,18 @@ def test_an_unreadable_state_is_counted_and_the_rest_rebuilt(
     rebuild = rebuilt(index, items)
     # Then the broken one is counted as unreadable and the others armed from their entries
     assert (rebuild.count, rebuild.unreadable, rebuild.decoded) == (11, 1, 0)
+
+
+def test_the_configuration_fingerprint_is_the_same_in_every_process() -> None:
+    # Given the same settings in processes with different string hashing (set orders)
+    code = ("from journey.pipeline.build import build_engine\n"
+            "from journey.pipeline.settings import Settings\n"
+            "from journey.pipeline.stateindex import fingerprint\n"
+            "print(fingerprint(build_engine(Settings(definitions="
+            "'touchpoint_journey,dentist,wedding_photographer'))))")
+    # When each computes the fingerprint
+    found = {subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+                            text=True).stdout.strip() for seed in (1, 2, 3)}
+    # Then they agree, so a restart trusts the entries its predecessor wrote
+    assert len(found) == 1 and len(found.pop()) == 12
