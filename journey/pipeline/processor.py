@@ -18,6 +18,7 @@ import orjson
 from journey.engine import CustomerState, Engine, Event, Output
 from journey.engine.vocabulary import ERASURE_REQUESTED
 from journey.pipeline.lift import LIFT_WINDOW_MS, Count, LiftTracker, holdout_configured
+from journey.pipeline.stateindex import StateIndex, encode
 from journey.pipeline.timekeeping import PartitionClock, partition_of
 
 
@@ -98,12 +99,15 @@ class StateCache:
         position: Callable[[CustomerState | None], object] | None = None,
         read_marker: Read | None = None,
         count_created: bool = False,
+        index: StateIndex | None = None,
     ) -> None:
         """`position`: when given, `before` holds each customer's position as first read
         since the last `take_before()` (the engine changes live states in place).
         `count_created`: remember new customers for `take_created()` (the caller must
-        then call it regularly)."""
+        then call it regularly). `index`: when given, every state written carries its
+        entry for the due index rebuild (journey.pipeline.stateindex)."""
         self._read = read
+        self.index = index
         self.partitions = partitions
         self.max_clean = max_clean
         self.live: dict[str, CustomerState] = {}
@@ -268,12 +272,11 @@ class StateCache:
 
     def _encode(self, customer_id: str) -> bytes:
         state = self.live[customer_id]
-        applied = self.applied.get(customer_id)
-        if applied is None:
-            return state.to_bytes()
         doc = state.to_dict()
-        doc[SOURCES_KEY] = applied
-        return orjson.dumps(doc)
+        applied = self.applied.get(customer_id)
+        if applied is not None:
+            doc[SOURCES_KEY] = applied
+        return encode(doc, None if self.index is None else self.index.entry(state))
 
     def trim(self) -> None:
         # The tombstones taken by the flush that calls this are in the store now.

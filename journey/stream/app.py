@@ -24,6 +24,7 @@ from journey.pipeline.metrics import Metrics, position_of
 from journey.pipeline.processor import BatchProcessor, StateCache
 from journey.pipeline.routing import Router
 from journey.pipeline.settings import Settings
+from journey.pipeline.stateindex import StateIndex
 from journey.stream.agents import install_agents
 from journey.stream.continuity import Continuity, Refetched, RefetchedMessage
 from journey.stream.faust_internals import (
@@ -116,7 +117,8 @@ def create_app(
     markers = StoreView(channels.erasures, topics.events.partitions)
     states = StateCache(store.read, topics.events.partitions,
                         max_clean=settings.state_cache_customers, position=position_of,
-                        read_marker=markers.read, count_created=True)
+                        read_marker=markers.read, count_created=True,
+                        index=StateIndex(engine))
     processor = BatchProcessor(
         engine,
         allowed_lateness_ms=settings.allowed_lateness_s * 1000,
@@ -128,7 +130,8 @@ def create_app(
     reader = OffsetReader(lambda: aiokafka_options(app), settings.app_id)
     transactions = PartitionTransactions(
         settings.app_id, settings.app_id,
-        partial(transactional_producer, lambda: aiokafka_options(app)))
+        partial(transactional_producer, lambda: aiokafka_options(app),
+                compression_type=settings.compression_type()))
     fenced: list[Callable[[int], None]] = []  # the shell's, once it exists
     barrier = DeliveryBarrier(transactions.commit, states, router,
                               store_applier(channels.states, channels.erasures),
@@ -191,6 +194,7 @@ def create_app(
     metrics.watch_broker(lambda: liveness.broker_unanswered_s(time.monotonic()))
     install_pages(WebParts(app, settings, topics, engine, states, channels.states, metrics,
                            liveness, owned=lambda: ownership.owned,
+                           unindexed=ownership.unindexed,
                            watermark=lambda p: _watermark(processor, p)))
     _install_probe(app, liveness)
     repeat_filter = RepeatFilter(

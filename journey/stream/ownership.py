@@ -22,10 +22,10 @@ from typing import Any
 
 import faust
 
-from journey.engine import CustomerState
 from journey.pipeline.barrier import DeliveryBarrier
 from journey.pipeline.core import Pipeline
 from journey.pipeline.metrics import Metrics
+from journey.pipeline.stateindex import Rebuild, StateIndex
 from journey.stream.continuity import Continuity
 from journey.stream.tables import Channels, StoreView
 
@@ -45,6 +45,8 @@ class Ownership:
     store: StoreView | None = None
     rebuild_slice: int = 5000
     owned: frozenset[int] = frozenset()
+    #: owned partitions whose due index and counts are rebuilt: readiness waits for all
+    indexed: frozenset[int] = frozenset()
     #: customers with state per owned partition: counted at the rebuild, then as new ones
     #: appear (StateCache.take_created), never by scanning the store
     tracked: dict[int, int] = field(default_factory=dict)
@@ -70,6 +72,11 @@ class Ownership:
             return start.get(partition, -1) == losses.get(partition, 0)
 
         return kept
+
+    def unindexed(self) -> frozenset[int]:
+        """Partitions assigned to this worker whose due index is not rebuilt yet (being
+        rebuilt, or waiting for the next on_assignment): it cannot serve them in full."""
+        return self.assignment() - self.indexed
 
     def assignment(self) -> frozenset[int]:
         topics = {self.channels.touchpoints.get_topic_name(),
@@ -149,6 +156,7 @@ class Ownership:
         if not lost:
             return
         self.owned = self.owned - lost
+        self.indexed = self.indexed - lost
         self.continuity.reset(lost)
         for partition in lost:
             self.losses[partition] = self.losses.get(partition, 0) + 1
@@ -167,38 +175,33 @@ class Ownership:
 
     async def _rebuild(self, partition: int) -> None:
         """Re-arm one partition's due index and recount it, a slice at a time. Its live
-        states were dropped when it was last given away, so the store is the truth."""
+        states were dropped when it was last given away, so the store is the truth. Each
+        state's deadline and position come from the entry stored at its front, decoding
+        only the states without a valid one (journey/pipeline/stateindex.py)."""
         started = time.perf_counter()
         clock = self.pipeline.processor.reset_partition(partition)
-        engine = self.pipeline.processor.engine
         populations = self.metrics.populations
         populations.reset_partition(partition, ())
-        count = unreadable = 0
+        index = self.pipeline.states.index or StateIndex(self.pipeline.processor.engine)
+        rebuild = Rebuild(index, partition, clock.due, populations)
         items = self.store.items(partition) if self.store is not None else iter(())
-        for key, value in items:
-            count += 1
-            if count % self.rebuild_slice == 0:
-                await asyncio.sleep(0)
-                if partition not in self.owned:  # taken away meanwhile (on_assigned)
-                    break
-            try:
-                state = CustomerState.from_bytes(value)
-            except Exception:
-                unreadable += 1  # dead-lettered as state_unreadable when next touched
-                continue
-            populations.update(partition, None, state)
-            clock.due.arm(key.decode(), engine.next_deadline(state))
+        for _ in rebuild.run(items, self.rebuild_slice):
+            await asyncio.sleep(0)
+            if partition not in self.owned:  # taken away meanwhile (on_assigned)
+                break
         if partition not in self.owned:
             # Given away while the rebuild yielded: _give_away has forgotten it already.
             populations.drop_partition(partition)
             self.pipeline.processor.keep_partitions(self.owned)
             return
-        self.tracked[partition] = count
+        self.tracked[partition] = rebuild.count
+        self.indexed = self.indexed | {partition}
         seconds = time.perf_counter() - started
         self.metrics.index_rebuild_seconds.observe(seconds)
-        log.info("partition %d: due index rebuilt from %d stored states in %.2fs (%d armed%s)",
-                 partition, count, seconds, len(clock.due),
-                 f", {unreadable} unreadable" if unreadable else "")
+        log.info("partition %d: due index rebuilt from %d stored states in %.2fs (%d armed, "
+                 "%d decoded in full%s)", partition, rebuild.count, seconds, len(clock.due),
+                 rebuild.decoded,
+                 f", {rebuild.unreadable} unreadable" if rebuild.unreadable else "")
 
     def _armed(self) -> int:
         return sum(len(c.due) for c in self.pipeline.processor.clocks.values())

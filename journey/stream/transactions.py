@@ -66,11 +66,14 @@ def transactional_id(app_id: str, partition: int) -> str:
 
 
 def transactional_producer(options: Callable[[], dict[str, Any]],
-                           transactional_id: str) -> AIOKafkaProducer:
-    """An idempotent, transactional aiokafka producer with Faust's connection options."""
+                           transactional_id: str, *,
+                           compression_type: str | None = None) -> AIOKafkaProducer:
+    """An idempotent, transactional aiokafka producer with Faust's connection options;
+    `compression_type`: Settings.producer_compression (the changelog's size on the broker,
+    and what a cold restore reads)."""
     return AIOKafkaProducer(
         **options(), transactional_id=transactional_id, enable_idempotence=True,
-        acks="all", linger_ms=5,
+        acks="all", linger_ms=5, compression_type=compression_type,
         # The worker writes outputs and states in bursts: larger batches.
         max_batch_size=256 * 1024, max_request_size=4 * 1024 * 1024,
         transaction_timeout_ms=TRANSACTION_TIMEOUT_MS)

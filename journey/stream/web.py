@@ -144,6 +144,8 @@ class WebParts:
     metrics: Metrics
     liveness: Liveness
     owned: Callable[[], frozenset[int]]
+    #: partitions assigned whose due index is not rebuilt yet (Ownership.unindexed)
+    unindexed: Callable[[], frozenset[int]] = frozenset
     #: event-time watermark of a partition this worker owns, or None
     watermark: Callable[[int], int | None] = lambda partition: None
 
@@ -314,8 +316,9 @@ def _profile(web: Any, parts: WebParts, cid: str) -> Any:
 
 
 def readiness(parts: WebParts, now: float) -> tuple[bool, str | None, dict[str, Any]]:
-    """Readiness: no rebalance or table recovery under way, the broker answering, and
-    partitions assigned; each failure is a state the worker leaves by itself."""
+    """Readiness: no rebalance or table recovery under way, the due index of every
+    assigned partition rebuilt, the broker answering, and partitions assigned; each failure
+    is a state the worker leaves by itself."""
     app = parts.app
     recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
     recovered = recovery.completed.is_set() and not recovery.in_recovery
@@ -327,6 +330,10 @@ def readiness(parts: WebParts, now: float) -> tuple[bool, str | None, dict[str, 
         return False, "a rebalance is under way", checks
     if not recovered:
         return False, "table recovery is not done", checks
+    unindexed = sorted(parts.unindexed())
+    checks["unindexed"] = unindexed
+    if unindexed:
+        return False, f"the due index of partitions {unindexed} is being rebuilt", checks
     if not broker_ok:
         return False, broker_reason, checks
     if not owned:

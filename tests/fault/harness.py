@@ -18,6 +18,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from journey.pipeline.processor import SOURCES_KEY
+from journey.pipeline.stateindex import INDEX_KEY
 from journey.stream.kafka_client import ensure_topics
 from tests.fault.golden import SETTINGS_FIELDS, WORKER_ENV, Golden
 from tests.support.faults import Broker, GroupWatch, Offsets, TopicTail, wait_until
@@ -390,9 +391,11 @@ class FaultRun:
         last: dict[str, bytes | None] = {}
         for record in self.tails["changelog"].records:
             last[record.key.decode()] = record.value
-        # The customer's state, without the input offsets the worker keeps beside it
-        # (journey.pipeline.processor.SOURCES_KEY): the in-process run has none.
-        return {cid: {k: v for k, v in json.loads(value).items() if k != SOURCES_KEY}
+        # The customer's state, without the input offsets and the index entry the worker
+        # keeps beside it (journey.pipeline.processor.SOURCES_KEY,
+        # journey.pipeline.stateindex.INDEX_KEY): the in-process run has neither.
+        return {cid: {k: v for k, v in json.loads(value).items()
+                      if k not in (SOURCES_KEY, INDEX_KEY)}
                 for cid, value in last.items() if value is not None}
 
     def _matches(self) -> bool:

@@ -162,14 +162,17 @@ def test_the_worker_s_own_warnings_are_never_folded() -> None:
 
 
 def _worker_view(*, recovered: bool, rebalancing: bool, owned: frozenset[int],
-                 liveness: Liveness | None = None) -> Any:
-    """What readiness reads of a worker: Faust's recovery flags, rebalancing, partitions."""
+                 liveness: Liveness | None = None,
+                 unindexed: frozenset[int] = frozenset()) -> Any:
+    """What readiness reads of a worker: Faust's recovery flags, rebalancing, partitions
+    (owned, and assigned but without their due index rebuilt yet)."""
     event = asyncio.Event()
     if recovered:
         event.set()
     recovery = SimpleNamespace(completed=event, in_recovery=not recovered)
     app = SimpleNamespace(tables=SimpleNamespace(recovery=recovery), rebalancing=rebalancing)
-    return SimpleNamespace(app=app, owned=lambda: owned, liveness=liveness or _answering())
+    return SimpleNamespace(app=app, owned=lambda: owned, liveness=liveness or _answering(),
+                           unindexed=lambda: unindexed)
 
 
 def _answering() -> Liveness:
@@ -190,6 +193,16 @@ def test_a_worker_in_recovery_is_not_ready_and_says_why() -> None:
     assert (ok, reason) == (False, "no partitions are assigned to this worker")
     assert readiness(_worker_view(recovered=True, rebalancing=False,
                                    owned=frozenset({1, 2})), time.monotonic())[:2] == (True, None)
+
+
+def test_a_worker_rebuilding_a_partition_s_due_index_is_not_ready_and_says_which() -> None:
+    # Given a recovered worker whose partition 2's due index is still being rebuilt
+    view = _worker_view(recovered=True, rebalancing=False, owned=frozenset({1, 2}),
+                        unindexed=frozenset({2}))
+    # Then it is not ready, and says which partition it waits for
+    ok, reason, checks = readiness(view, time.monotonic())
+    assert (ok, reason, checks["unindexed"]) == (
+        False, "the due index of partitions [2] is being rebuilt", [2])
 
 
 def test_a_broker_that_does_not_answer_fails_readiness_not_liveness() -> None:
