@@ -20,14 +20,17 @@ before.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
 import journey
+import journey.engine
 from journey.engine import CustomerState, Engine
 from journey.pipeline.metrics import Position, StagePopulations, position_of
 from journey.pipeline.timekeeping import DueIndex
@@ -40,13 +43,27 @@ _START = len(_PREFIX)
 _ENTRY = re.compile(rb'\{"' + INDEX_KEY.encode() + rb'":(\[(?:"(?:[^"\\]|\\.)*"|[^"\[\]{}])*\]),')
 
 
+@functools.cache
+def engine_source_hash() -> str:
+    """A hash of the engine's own source files: a deploy that changes a rule changes it,
+    even when the package version stays the same (no stale deadline survives an upgrade).
+    Without readable sources (an installed build without them), the package version."""
+    package = Path(journey.engine.__file__).parent
+    digest = hashlib.sha256()
+    sources = sorted(package.glob("*.py"))
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest() if sources else journey.__version__
+
+
 def fingerprint(engine: Engine) -> str:
     """A short hash of everything `engine.next_deadline` depends on besides the state: the
     engine's settings (the offer secret left out: it changes no deadline), its journey
-    definitions, and the package version (an upgrade may change the rules themselves)."""
+    definitions, the package version and the engine's source (an upgrade may change the
+    rules themselves)."""
     config = dataclasses.asdict(engine.config)
     config.pop("offer_secret", None)
-    doc = {"config": config, "version": journey.__version__,
+    doc = {"config": config, "version": journey.__version__, "engine": engine_source_hash(),
            "definitions": [j.definition.model_dump(mode="json") for j in engine.journeys]}
     canonical = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
                              default=repr)

@@ -12,12 +12,20 @@ import orjson
 import pytest
 
 from journey.engine import CustomerState, Engine
+from journey.pipeline import stateindex
 from journey.pipeline.build import build_engine
 from journey.pipeline.inprocess import in_process_pipeline, replay_lines
 from journey.pipeline.metrics import StagePopulations
 from journey.pipeline.processor import SOURCES_KEY, StateCache
 from journey.pipeline.settings import Settings
-from journey.pipeline.stateindex import INDEX_KEY, Rebuild, StateIndex, encode
+from journey.pipeline.stateindex import (
+    INDEX_KEY,
+    Rebuild,
+    StateIndex,
+    encode,
+    engine_source_hash,
+    fingerprint,
+)
 from journey.pipeline.timekeeping import DueIndex
 from tests.bench.generate import touchpoint_lines
 
@@ -86,6 +94,19 @@ def test_entries_of_another_configuration_are_decoded_in_full(
     assert rebuild.decoded == len(states)
     assert armed(rebuild, states) == {s.customer_id: changed.next_deadline(s) for s in states}
     assert armed(rebuild, states) != {s.customer_id: before.next_deadline(s) for s in states}
+
+
+def test_a_change_of_the_engine_source_changes_the_fingerprint(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the fingerprint of today's engine and configuration
+    engine = build_engine(SETTINGS)
+    today = fingerprint(engine)
+    # When a deploy changes a rule's code but neither the version nor the configuration
+    # (the engine's source hash stands for that code here)
+    monkeypatch.setattr(stateindex, "engine_source_hash", lambda: "another engine")
+    # Then entries written before no longer count: their states are decoded in full
+    assert fingerprint(engine) != today
+    assert len(engine_source_hash()) == 64
 
 
 def test_a_state_with_its_entry_reads_back_unchanged_everywhere(
