@@ -4,13 +4,16 @@ Runs in the benchmark's own virtualenv (.local/bench-venv, made by tests/bench/c
 never in journey's: Quix Streams is the peer it is compared with, not a dependency.
 
     .local/bench-venv/bin/python -m tests.bench.quix_app --bootstrap HOST:PORT \
-        --input T --output O --group G --state-dir DIR
+        --input T --output O --group G --state-dir DIR [--trivial]
 
 Per record, the same work as the worker: strict decode of the touchpoint (a rejection
 becomes a dead-letter record), load the customer's state from the RocksDB store (changelog
 on), `engine.apply`, save the state, and produce every output as its contract record bytes.
 All outputs go to one topic, keyed by the input key (the customer id). The engine and the
 ingest policy come from journey's Settings (JOURNEY_* environment), as in the worker.
+
+With --trivial the step is Quix Streams' own cost with state: parse the JSON, count the
+record in the customer's state, and produce one small record (the count).
 """
 
 from __future__ import annotations
@@ -52,6 +55,14 @@ def step(value: bytes, state: Any, engine: Engine, policy: IngestPolicy) -> list
     return [encode(output) for output in result.outputs]
 
 
+def trivial(value: bytes, state: Any) -> list[bytes]:
+    """Parse, count per customer in the state, one small record out."""
+    orjson.loads(value)
+    seen = (state.get(STATE_KEY) or 0) + 1
+    state.set(STATE_KEY, seen)
+    return [orjson.dumps({"seen": seen})]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--trivial", action="store_true",
+                        help="count per customer instead of running the engine")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -74,8 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     source = app.topic(args.input, key_deserializer="bytes", value_deserializer="bytes")
     sink = app.topic(args.output, key_serializer="bytes", value_serializer="bytes")
     sdf = app.dataframe(source)
-    sdf = sdf.apply(lambda value, state: step(value, state, engine, policy), stateful=True,
-                    expand=True)
+    if args.trivial:
+        sdf = sdf.apply(trivial, stateful=True, expand=True)
+    else:
+        sdf = sdf.apply(lambda value, state: step(value, state, engine, policy),
+                        stateful=True, expand=True)
     sdf.to_topic(sink)
     app.run()
 

@@ -68,6 +68,7 @@ def test_report_shows_every_system_ratios_latency_and_the_command() -> None:
         worker2=[Drain(events=1000, seconds=0.5, commit_s=0.4, outputs=1200,
                        rss_kb=[51_200, 61_440])],
         quix=[Drain(events=1000, seconds=2.0, commit_s=5.0, outputs=1100)],
+        quix_trivial=[Drain(events=1000, seconds=0.1, commit_s=0.1, outputs=1000)],
         latency=Latency(rate=500.0, sent=100, samples_ms=[float(v) for v in range(1, 101)],
                         rss_kb=90_000),
     )
@@ -81,15 +82,20 @@ def test_report_shows_every_system_ratios_latency_and_the_command() -> None:
     assert "| journey worker, 2 processes | 2,000 | 0.02 |" in text
     assert "| Quix Streams + journey engine, stateful apply | 500 |" in text
     assert "| worker 2 processes / 1 process | 2 |" in text
-    assert "| worker (1 process) / Quix Streams | 2 |" in text
+    assert "| worker (1 process) / Quix Streams + journey engine | 2 |" in text
+    assert "| Quix Streams + journey engine / Quix Streams trivial | 0.05 |" in text
+    assert "| Quix Streams, trivial stateful step (parse, count per customer, one record " \
+        "out) | 10,000 |" in text
     assert "| worker (1 process) / in-process whole | 0.1 |" in text
     assert "| 500 | 100 | 100 | 50.0 | 99.0 | 100.0 | 100.0 | 13.0 / 88.0 |" in text
     assert "largest process: 100 MiB" in text
     assert "| cores | 2 |" in text
     assert "0.1 s wall, of which start-up 0.1 s" in text
     assert "| in-process run, whole process less start-up | 20,000 |" in text
-    assert "| worker (1 process) >= 0.5 x in-process whole | 0.1 | no |" in text
-    assert "| 2 processes >= 1.5 x 1 process | 2 | yes |" in text
-    assert "| worker (1 process) >= Quix Streams | 2 | yes |" in text
-    assert "| p99 produce to stage change < 100 ms at half the maximum rate | 99.0 ms | yes |" \
-        in text
+    assert "| engine only (decode + apply) >= 100,000 events/s (10 µs per event) | 40,000 | " \
+        "no |" in text
+    assert "| worker (1 process) >= 0.6 x in-process whole | 0.1 | no |" in text
+    assert "| 2 processes >= 1.7 x 1 process | 2 | yes |" in text
+    assert "| worker (1 process) >= 1.25 x Quix Streams + journey engine | 2 | yes |" in text
+    assert "| p99 produce to stage change <= 100 ms at half the 1-process rate | 99.0 ms | " \
+        "yes |" in text
