@@ -116,7 +116,7 @@ def scale_figures() -> str:
     """The figures table of docs/scale.md (tests/bench/scale.py's last committed run), so this
     page carries the state-at-scale figures too."""
     text = (REPO / "docs" / "scale.md").read_text()
-    figures = text.split("## Figures", 1)[1].split("\n## ", 1)[0].strip()
+    figures = text.split("## Figures", 1)[1].split("\n## ", 1)[0].split("<!--", 1)[0].strip()
     return ("RocksDB store, bytes per customer and recovery, from the last committed run of "
             "`tests/bench/scale.py` ([scale.md](scale.md) has the command, the method and "
             "where the time goes):\n\n" + figures)

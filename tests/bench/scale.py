@@ -21,6 +21,7 @@ import argparse
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 import urllib.error
@@ -152,6 +153,7 @@ def recover(worker: WorkerProcess, customers: int, timeout_s: float = 1800.0
     log = worker.log_path.read_text(errors="replace")
     return {
         "ready_s": tracked_s,
+        "rss_mib": peak_rss_kb(worker.proc.pid) / 1024,
         "rebuild_sum_s": worker.metric("journey_index_rebuild_seconds_sum") or 0.0,
         "restored": worker.metric("journey_state_restored_records_total") or 0.0,
         "rebalances": float(len(re.findall(r"Heartbeat failed|rebalancing", log))),
@@ -205,6 +207,7 @@ def run(customers: int, bootstrap: str, keep: Path | None) -> dict[str, float]:
         "warm_s": warm["ready_s"], "warm_rebuild_s": warm["rebuild_sum_s"],
         "warm_restored": warm["restored"], "warm_rebalances": warm["rebalances"],
         "warm_longest_silence_s": warm["longest_silence_s"],
+        "cold_rss_mib": cold["rss_mib"], "warm_rss_mib": warm["rss_mib"],
     }
     return figures
 
@@ -212,14 +215,34 @@ def run(customers: int, bootstrap: str, keep: Path | None) -> dict[str, float]:
 DOC = REPO / "docs" / "scale.md"
 
 
-def report(figures: dict[str, float], command: str) -> str:
-    """docs/scale.md from one run's figures."""
+BEGIN, END = "<!-- scale.py figures: begin -->", "<!-- scale.py figures: end -->"
+
+
+def peak_rss_kb(pid: int) -> int:
+    """The process's peak resident set (VmHWM), read before it is stopped."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def write(figures: dict[str, float], command: str, commit: str) -> None:
+    """Put one run's figures between the markers of docs/scale.md; the rest of the page (the
+    history of earlier rounds, where the time goes) is written by hand."""
+    text = DOC.read_text()
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    DOC.write_text(f"{head}{BEGIN}\n{report(figures, command, commit)}{END}{tail}")
+
+
+def report(figures: dict[str, float], command: str, commit: str = "") -> str:
+    """The figures section of docs/scale.md from one run."""
     f = figures
     n = int(f["customers"])
     return "\n".join([
-        "# State at scale",
+        "## Figures",
         "",
-        "Written by `tests/bench/scale.py` from one run of:",
+        f"Written by `tests/bench/scale.py` from one run, on commit `{commit}`, of:",
         "",
         f"    {command}",
         "",
@@ -246,6 +269,8 @@ def report(figures: dict[str, float], command: str) -> str:
         f"{f['cold_longest_silence_s']:,.1f} s / {f['warm_longest_silence_s']:,.1f} s |",
         f"| rebalances during recovery (cold / warm) | {f['cold_rebalances']:,.0f} / "
         f"{f['warm_rebalances']:,.0f} |",
+        f"| worker peak RSS, VmHWM (cold / warm) | {f['cold_rss_mib']:,.0f} MiB / "
+        f"{f['warm_rss_mib']:,.0f} MiB |",
         "",
         "How each figure is measured: the changelog is the sum of the `.log` segment files of "
         "its partitions in the broker's data directory (the preallocated index files are left "
@@ -276,7 +301,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:32} {value:,.2f}")
     if args.write:
         command = f"python -m tests.bench.scale --customers {args.customers} --write"
-        DOC.write_text(report(figures, command))
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=False).stdout.strip()
+        write(figures, command, commit)
         print(f"written to {DOC.relative_to(REPO)}")
 
 
