@@ -170,7 +170,10 @@ def machine_facts(bootstrap: str) -> dict[str, str]:
                 if line.startswith("model name")), platform.processor() or "?")
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal"))
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True, check=False).stdout.strip()
     return {
+        "commit": f"`{commit or '?'}`",
         "cores": str(os.cpu_count()),
         "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
         "CPU": cpu,
