@@ -101,7 +101,7 @@ def test_the_erasure_counter_starts_every_outcome_at_zero_with_no_customer_label
 
 def test_both_tokens_are_secrets_kept_out_of_dumps_help_and_logs() -> None:
     # Given both tokens set
-    settings = Settings(web_token=ERASE, web_read_token=READ)  # type: ignore[arg-type]
+    settings = Settings(web_token=ERASE, web_read_token=READ)
     # Then neither appears when the settings are dumped or the help is printed
     dumped = str(settings.redacted()) + settings_help()
     assert ERASE not in dumped and READ not in dumped
@@ -111,14 +111,14 @@ def test_both_tokens_are_secrets_kept_out_of_dumps_help_and_logs() -> None:
 
 def test_a_read_token_equal_to_the_erase_token_is_a_one_line_error() -> None:
     with pytest.raises(ValidationError) as refused:
-        Settings(web_token=ERASE, web_read_token=ERASE)  # type: ignore[arg-type]
+        Settings(web_token=ERASE, web_read_token=ERASE)
     message = describe_error(refused.value)
     assert "JOURNEY_WEB_READ_TOKEN equals JOURNEY_WEB_TOKEN" in message
     assert ERASE not in message and "\n" not in message
 
 
 def test_an_empty_token_variable_means_no_token() -> None:
-    settings = Settings(web_token="", web_read_token=" ")  # type: ignore[arg-type]
+    settings = Settings(web_token="", web_read_token=" ")
     assert settings.web_token is None and settings.web_read_token is None
 
 

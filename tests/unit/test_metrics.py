@@ -142,10 +142,11 @@ def test_event_delay_is_observed_from_occurred_at_to_acceptance() -> None:
 
 
 def test_a_batch_of_accepted_events_gives_the_figures_of_observing_each_alone() -> None:
-    docs = [dict(channel="facebook"), dict(channel="facebook"),
-            dict(type="ad_click", channel="google", properties={"cost": 2.5}, currency="USD"),
-            dict(type="purchase", channel="store", amount=120.5, currency="EUR"),
-            dict(type="refund", channel="store", amount=30, currency="EUR"), {}]
+    docs: list[dict[str, Any]] = [
+        {"channel": "facebook"}, {"channel": "facebook"},
+        {"type": "ad_click", "channel": "google", "properties": {"cost": 2.5}, "currency": "USD"},
+        {"type": "purchase", "channel": "store", "amount": 120.5, "currency": "EUR"},
+        {"type": "refund", "channel": "store", "amount": 30, "currency": "EUR"}, {}]
     touchpoints = [touchpoint(event_id=f"e{i}", **doc) for i, doc in enumerate(docs)]
     now = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000) + 90_000
     one_by_one, batched = fresh(), fresh()
