@@ -190,6 +190,19 @@ class StagePopulations(Collector):
                 self.move(partition_of(customer_id), old, new)  # type: ignore[arg-type]
 
     # -- rebalances
+    def add(self, partition: int, positions: Mapping[Position, int]) -> None:
+        """Customers of `partition` counted at positions (position -> how many), as new
+        ones: a rebuild's tally, applied at once."""
+        stages = self._stages.setdefault(partition, Tally())
+        statuses = self._statuses.setdefault(partition, Tally())
+        for (journey_stages, status), n in positions.items():
+            if n <= 0:
+                continue
+            for key in journey_stages:
+                stages[key] += n
+            if status is not None:
+                statuses[status] += n
+
     def reset_partition(self, partition: int, states: Iterable[CustomerState]) -> None:
         """Recount a partition from its stored states (after recovery or an assignment)."""
         self._stages[partition] = Tally()

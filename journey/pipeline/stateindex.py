@@ -139,12 +139,19 @@ class Rebuild:
 
     def run(self, items: Iterable[tuple[bytes, bytes]], slice_size: int) -> Iterator[None]:
         """Read every item, pausing after each `slice_size` (the caller lets its event loop
-        run, and may stop iterating when the partition was taken away meanwhile)."""
-        read, arm, move = self.index.read, self.due.arm, self.populations.move
-        partition, empty = self.partition, position_of(None)
+        run, and may stop iterating when the partition was taken away meanwhile). The due
+        index and the populations are filled once every item is read: positions are
+        counted and deadlines gathered on the way (nothing reads this partition's index
+        or counts until its rebuild has ended)."""
+        read = self.index.read
+        positions: dict[Position, int] = {}
+        deadlines: list[tuple[int, str]] = []
+        keep = deadlines.append
+        count = self.count
         for key, value in items:
-            self.count += 1
-            if self.count % slice_size == 0:
+            count += 1
+            if count % slice_size == 0:
+                self.count = count
                 yield
             found = read(value)
             if found is None:
@@ -156,5 +163,9 @@ class Rebuild:
                 self.decoded += 1
                 found = self.index.engine.next_deadline(state), position_of(state)
             deadline, position = found
-            move(partition, empty, position)
-            arm(key.decode(), deadline)
+            positions[position] = positions.get(position, 0) + 1
+            if deadline is not None:
+                keep((deadline, key.decode()))
+        self.count = count
+        self.due.arm_many(deadlines)
+        self.populations.add(self.partition, positions)

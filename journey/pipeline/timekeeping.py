@@ -89,6 +89,15 @@ class DueIndex:
         if len(self._heap) > 2 * len(self._armed) + 1024:
             self._compact()
 
+    def arm_many(self, deadlines: list[tuple[int, str]]) -> None:
+        """`arm` for many (deadline, customer) pairs at once, as a rebuild does: one heapify
+        instead of a push per customer. A customer given twice keeps the last deadline."""
+        armed = self._armed
+        for deadline_ms, customer_id in deadlines:
+            armed[customer_id] = deadline_ms
+        self._heap.extend(deadlines)
+        heapq.heapify(self._heap)
+
     def pop_due(self, watermark_ms: int) -> list[str]:
         """Customers whose deadline is at or before the watermark, in deadline order."""
         due: list[str] = []

@@ -21,6 +21,7 @@ from journey.pipeline.metrics import (
     FREE_LABEL_LIMIT,
     OTHER,
     Metrics,
+    Position,
     StagePopulations,
     position_of,
 )
@@ -300,6 +301,19 @@ def test_populations_follow_customers_from_stage_to_stage() -> None:
     assert ("funnel", "lead") not in stages
     assert sum(w.metrics.populations.statuses().values()) == 2
     assert value(w.metrics, "journey_customers_in_stage", journey="funnel", stage="buyer") == 2
+
+
+def test_a_tally_of_positions_added_at_once_counts_as_moving_each_customer() -> None:
+    positions = [((("funnel", "lead"),), "prospect"), ((("funnel", "lead"),), None),
+                 ((("funnel", "buyer"), ("other", "x")), "customer"), ((), None)]
+    moved, added = StagePopulations(), StagePopulations()
+    tally: dict[Position, int] = {}
+    for position in positions * 3:
+        moved.move(2, ((), None), position)
+        tally[position] = tally.get(position, 0) + 1
+    added.add(2, tally)
+    assert added.by_partition() == moved.by_partition()
+    assert added.statuses() == moved.statuses()
 
 
 def test_populations_match_a_recount_of_the_stored_states() -> None:

@@ -133,6 +133,21 @@ def test_due_index_pops_only_due_customers_in_deadline_order_and_honours_re_armi
     assert len(index) == 0
 
 
+def test_arming_many_at_once_pops_as_arming_each_does() -> None:
+    pairs = [(30, "a"), (10, "b"), (20, "c"), (10, "d"), (40, "e")]
+    one_by_one, at_once = DueIndex(), DueIndex()
+    one_by_one.arm("z", 15)
+    at_once.arm("z", 15)
+    for deadline, customer in pairs:
+        one_by_one.arm(customer, deadline)
+    at_once.arm_many(pairs)
+    at_once.arm("e", 5)  # re-armed afterwards, as a processed event would
+    one_by_one.arm("e", 5)
+    assert len(at_once) == len(one_by_one) == 6
+    assert at_once.pop_due(25) == one_by_one.pop_due(25) == ["e", "b", "d", "z", "c"]
+    assert at_once.pop_due(100) == one_by_one.pop_due(100) == ["a"]
+
+
 def test_detections_do_not_depend_on_which_customers_share_a_partition() -> None:
     def run(b_partition: int) -> list[str]:
         proc = processor()
