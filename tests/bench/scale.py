@@ -192,6 +192,7 @@ def run(customers: int, bootstrap: str, keep: Path | None) -> dict[str, float]:
                                extra_env=env)
         warm = recover(worker, customers)
         worker.stop(timeout_s=120)
+        takeover = standby_takeover(bootstrap, prefix, base, env, customers)
     finally:
         worker.stop()
         if keep is None:
@@ -208,8 +209,48 @@ def run(customers: int, bootstrap: str, keep: Path | None) -> dict[str, float]:
         "warm_restored": warm["restored"], "warm_rebalances": warm["rebalances"],
         "warm_longest_silence_s": warm["longest_silence_s"],
         "cold_rss_mib": cold["rss_mib"], "warm_rss_mib": warm["rss_mib"],
+        **takeover,
     }
     return figures
+
+
+def _metric(worker: WorkerProcess, name: str) -> float:
+    try:
+        return worker.metric(name) or 0.0
+    except OSError:
+        return 0.0
+
+
+def standby_takeover(bootstrap: str, prefix: str, base: Path, env: dict[str, str],
+                     customers: int, timeout_s: float = 900.0) -> dict[str, float]:
+    """Two workers with JOURNEY_STANDBY_REPLICAS=1: A on the store the warm run left, B on
+    an empty one. Once B holds its own partitions and a standby copy of A's (it has then
+    restored the whole changelog once), A is stopped (SIGTERM); the take-over is the time
+    until B tracks every customer, and the changelog records B restored meanwhile."""
+    standby = {**env, "JOURNEY_STANDBY_REPLICAS": "1"}
+    a = WorkerProcess(bootstrap=bootstrap, prefix=prefix, data_dir=base / "w", extra_env=standby)
+    b = WorkerProcess(bootstrap=bootstrap, prefix=prefix, data_dir=base / "s", extra_env=standby)
+    try:
+        a.start()
+        b.start()
+        deadline = time.monotonic() + timeout_s
+        while (_metric(a, "journey_customers_tracked") + _metric(b, "journey_customers_tracked")
+               < customers or _metric(b, "journey_state_restored_records_total") < customers):
+            if time.monotonic() > deadline:
+                raise SystemExit("scale: the two standby workers never held everything")
+            time.sleep(0.5)
+        before = _metric(b, "journey_state_restored_records_total")
+        started = time.monotonic()
+        a.stop(timeout_s=120)
+        while _metric(b, "journey_customers_tracked") < customers:
+            if time.monotonic() - started > timeout_s:
+                raise SystemExit("scale: the standby never took everything over")
+            time.sleep(0.1)
+        return {"takeover_s": time.monotonic() - started,
+                "takeover_restored": _metric(b, "journey_state_restored_records_total") - before}
+    finally:
+        a.stop()
+        b.stop()
 
 
 DOC = REPO / "docs" / "scale.md"
@@ -271,6 +312,9 @@ def report(figures: dict[str, float], command: str, commit: str = "") -> str:
         f"{f['warm_rebalances']:,.0f} |",
         f"| worker peak RSS, VmHWM (cold / warm) | {f['cold_rss_mib']:,.0f} MiB / "
         f"{f['warm_rss_mib']:,.0f} MiB |",
+        f"| standby take-over: one of two workers with JOURNEY_STANDBY_REPLICAS=1 stopped, "
+        f"until the other tracks every customer | {f['takeover_s']:,.1f} s "
+        f"({f['takeover_restored']:,.0f} records restored meanwhile) |",
         "",
         "How each figure is measured: the changelog is the sum of the `.log` segment files of "
         "its partitions in the broker's data directory (the preallocated index files are left "
