@@ -28,7 +28,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -49,15 +48,6 @@ CHUNK_RECORDS = 5_000
 STALL_S = 20.0
 
 
-@dataclass(frozen=True)
-class Restored:
-    """What one bulk restore did."""
-
-    records: int
-    partitions: int
-    seconds: float
-
-
 class BulkRestore:
     """Reads the changelogs of `tables` (Faust tables with a RocksDB store) for the
     partitions given to `run`. `options` gives the aiokafka connection options; `current`
@@ -71,7 +61,8 @@ class BulkRestore:
         self.chunk = chunk
 
     async def run(self, partitions: Iterable[int],
-                  current: Callable[[], bool] = lambda: True) -> Restored:
+                  current: Callable[[], bool] = lambda: True) -> int:
+        """Read what is far behind; returns how many changelog records went to the store."""
         started = time.perf_counter()
         wanted = sorted(set(partitions))
         try:
@@ -80,9 +71,9 @@ class BulkRestore:
                        if rocksdb_partition(t.data, p) is not None}
         except Exception as exc:  # a store not openable yet (locked): Faust retries it
             log.warning("bulk restore skipped (%s: %s)", type(exc).__name__, exc)
-            return Restored(0, 0, 0.0)
+            return 0
         if not targets:
-            return Restored(0, 0, 0.0)
+            return 0
         consumer = AIOKafkaConsumer(
             **self._options(), group_id=None, enable_auto_commit=False,
             isolation_level="read_committed", auto_offset_reset="earliest",
@@ -104,7 +95,7 @@ class BulkRestore:
         if records:
             log.info("bulk restore: %d changelog records into the store in %.2fs "
                      "(%d records/s)", records, seconds, records / max(seconds, 1e-9))
-        return Restored(records, len(targets), seconds)
+        return records
 
     async def _behind(self, consumer: AIOKafkaConsumer,
                       targets: dict[TopicPartition, Any]) -> dict[TopicPartition, tuple[int,
