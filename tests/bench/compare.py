@@ -170,10 +170,8 @@ def machine_facts(bootstrap: str) -> dict[str, str]:
                 if line.startswith("model name")), platform.processor() or "?")
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal"))
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True, check=False).stdout.strip()
     return {
-        "commit": f"`{commit or '?'}`",
+        "commit": f"`{short_commit() or '?'}`",
         "cores": str(os.cpu_count()),
         "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
         "CPU": cpu,
@@ -929,11 +927,16 @@ def run(args: argparse.Namespace, command: str) -> None:
         print(f"written to {DOC.relative_to(REPO)}")
 
 
-def baseline_name(tree: Path) -> str:
-    """The short commit of a checkout, for the table."""
+def short_commit(tree: Path = REPO) -> str:
+    """The short commit a checkout is at ("" when git cannot tell)."""
     done = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True, check=False)
-    return f"`{done.stdout.strip() or tree}`"
+    return done.stdout.strip()
+
+
+def baseline_name(tree: Path) -> str:
+    """The short commit of a checkout, for the table."""
+    return f"`{short_commit(tree) or tree}`"
 
 
 def step(args: argparse.Namespace, key: str, label: str, action: Callable[[], Any]) -> None:

@@ -21,7 +21,6 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -38,6 +37,7 @@ from journey.pipeline.settings import Settings
 from journey.pipeline.stateindex import StateIndex, encode
 from journey.stream.kafka_client import ensure_topics
 from journey.stream.tables import STANDBY_BUFFER
+from tests.bench.compare import peak_rss_kb, short_commit
 from tests.bench.generate import touchpoint_lines
 from tests.support.kafka import (
     REPO,
@@ -263,14 +263,6 @@ DOC = REPO / "docs" / "scale.md"
 BEGIN, END = "<!-- scale.py figures: begin -->", "<!-- scale.py figures: end -->"
 
 
-def peak_rss_kb(pid: int) -> int:
-    """The process's peak resident set (VmHWM), read before it is stopped."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
 def write(figures: dict[str, float], command: str, commit: str) -> None:
     """Put one run's figures between the markers of docs/scale.md; the rest of the page (the
     history of earlier rounds, where the time goes) is written by hand."""
@@ -349,9 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:32} {value:,.2f}")
     if args.write:
         command = f"python -m tests.bench.scale --customers {args.customers} --write"
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=False).stdout.strip()
-        write(figures, command, commit)
+        write(figures, command, short_commit())
         print(f"written to {DOC.relative_to(REPO)}")
 
 
