@@ -10,36 +10,25 @@ import urllib.error
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from journey.engine import CustomerState
 from journey.pipeline.timekeeping import partition_of
 from journey.stream.kafka_client import ensure_topics
-from tests.support.kafka import WorkerProcess, settings_for
+from tests.support.kafka import TxnRecord, WorkerProcess, settings_for, write_transactions
 
 pytestmark = pytest.mark.integration
 
 
-async def _write_changelog(bootstrap: str, topic: str, partitions: int,
-                           committed: list[str], aborted: list[str]) -> None:
+def _write_changelog(bootstrap: str, topic: str, partitions: int,
+                     committed: list[str], aborted: list[str]) -> None:
     """States of `committed` in a committed transaction, then states of `aborted` in a
     transaction that is aborted after its records reached the log."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-t",
-                                enable_idempotence=True)
-    await producer.start()
-    try:
-        for customers, commit in ((committed, True), (aborted, False)):
-            await producer.begin_transaction()
-            sends = [await producer.send(
-                topic, CustomerState(customer_id=cid, touches=3).to_bytes(), key=cid.encode(),
-                partition=partition_of(cid.encode(), partitions)) for cid in customers]
-            await asyncio.gather(*sends)  # on the log before the abort
-            if commit:
-                await producer.commit_transaction()
-            else:
-                await producer.abort_transaction()
-    finally:
-        await producer.stop()
+    def states(customers: list[str]) -> list[TxnRecord]:
+        return [(topic, cid.encode(), CustomerState(customer_id=cid, touches=3).to_bytes(),
+                 partition_of(cid.encode(), partitions)) for cid in customers]
+
+    asyncio.run(write_transactions(bootstrap, f"{topic}-t",
+                                   [(states(committed), True), (states(aborted), False)]))
 
 
 def test_a_cold_worker_restores_committed_states_in_bulk_and_never_aborted_ones(
@@ -52,8 +41,8 @@ def test_a_cold_worker_restores_committed_states_in_bulk_and_never_aborted_ones(
     ensure_topics(settings, topics)
     committed = [f"kept-{i}" for i in range(400)]
     aborted = [f"aborted-{i}" for i in range(50)]
-    asyncio.run(_write_changelog(kafka_bootstrap, topics.state_changelog.name,
-                                 topics.state_changelog.partitions, committed, aborted))
+    _write_changelog(kafka_bootstrap, topics.state_changelog.name,
+                     topics.state_changelog.partitions, committed, aborted)
 
     # When a worker with an empty RocksDB store starts, bulk restore on for any tail
     worker = WorkerProcess(bootstrap=kafka_bootstrap, prefix=topic_prefix,

@@ -9,7 +9,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.structs import TopicPartition as AioTP
@@ -20,7 +19,7 @@ from journey.contract.topics import Topics
 from journey.pipeline.settings import Settings
 from journey.stream.kafka_client import ensure_topics
 from journey.stream.reader import OffsetReader
-from tests.support.kafka import settings_for
+from tests.support.kafka import settings_for, write_transactions
 
 pytestmark = pytest.mark.integration
 
@@ -113,20 +112,9 @@ def test_the_last_record_before_the_end_is_found_behind_transaction_markers(
     name = topics.state_changelog.name
 
     async def run() -> tuple[int, list[int], int]:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap,
-                                    transactional_id=f"{topic_prefix}-t")
-        await producer.start()
-        try:
-            for values, commit in (([b"a", b"b"], True), ([b"c"], True), ([b"x"], False)):
-                await producer.begin_transaction()
-                for value in values:
-                    await producer.send_and_wait(name, value, key=b"k", partition=2)
-                if commit:
-                    await producer.commit_transaction()
-                else:
-                    await producer.abort_transaction()
-        finally:
-            await producer.stop()
+        await write_transactions(kafka_bootstrap, f"{topic_prefix}-t", [
+            ([(name, b"k", value, 2) for value in values], commit)
+            for values, commit in (([b"a", b"b"], True), ([b"c"], True), ([b"x"], False))])
         consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
         end = consumer.end_offsets([TopicPartition(name, 2)])[TopicPartition(name, 2)]
         consumer.close()

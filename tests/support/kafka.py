@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,3 +272,30 @@ def cuttable_worker(bootstrap: str, prefix: str, work: Path, **env: str
                            command=("-m", "tests.support.cut_worker"),
                            extra_env={**env, "JOURNEY_TEST_CUT_FILE": str(cut)})
     return worker, cut
+
+
+#: A record for `write_transactions`: (topic, key, value, partition).
+TxnRecord = tuple[str, bytes, bytes, int]
+
+
+async def write_transactions(bootstrap: str, transactional_id: str,
+                             writes: Sequence[tuple[Sequence[TxnRecord], bool]]) -> None:
+    """Each (records, commit) of `writes` in a transaction of its own, in order: every record
+    is on the log (delivered) before its transaction commits, or aborts when commit is False
+    (aborted records stay in the log, which read_committed readers skip)."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id,
+                                enable_idempotence=True)
+    await producer.start()
+    try:
+        for records, commit in writes:
+            await producer.begin_transaction()
+            for topic, key, value, partition in records:
+                await producer.send_and_wait(topic, value, key=key, partition=partition)
+            if commit:
+                await producer.commit_transaction()
+            else:
+                await producer.abort_transaction()
+    finally:
+        await producer.stop()
