@@ -79,7 +79,10 @@ FLOWS: dict[str, Flow] = {
         DeadLetter, "deadLetter",
         "Touchpoints that were rejected, with the reason code and the original bytes.",
         ("ingest",), ("operators and the platform teams that sent them",),
-        "the rejected record's original key",
+        "<source topic>:<partition>:<offset>, UTF-8: each dead letter its own key (the "
+        "original key is in original_key_b64). The topic is compacted as well as "
+        "time-limited: an erasure writes a tombstone (null value) under the key of each dead "
+        "letter naming the customer, and compaction removes its bytes; skip null values",
     ),
     "erasures": Flow(
         CustomerErased, "customerErased",
@@ -104,8 +107,9 @@ Delivery contract:
   repeat carries the same id, never a new one. This relies on Kafka keeping what it
   acknowledged (acks=all; replication for durability) and on consumers reading the topics
   in order per partition.
-- Every record journey writes is keyed by customer_id, so all records of one customer are
-  in one partition, in the order journey produced them. There is no order across customers.
+- Every record journey writes is keyed by customer_id (dead letters excepted: each is keyed
+  by where it came from), so all records of one customer are in one partition, in the order
+  journey produced them. There is no order across customers.
 - Consumers deduplicate: triggers on trigger_id, stage changes on change_id. Both ids are
   deterministic, so a redelivered or recomputed record carries the same id.
 - Platforms should key touchpoints by customer_id too. event_id is the idempotency key:

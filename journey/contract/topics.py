@@ -37,14 +37,21 @@ class Topics:
 
     @classmethod
     def named(cls, *, prefix: str = "", partitions: int = 4, app_id: str = "journey",
-              dead_letter_retention_ms: int | None = None) -> Topics:
+              dead_letter_retention_ms: int | None = None,
+              dead_letter_erasure_lag_ms: int | None = None) -> Topics:
         """The topics of one deployment: names carry its prefix (and, for Faust's changelog,
         its app id); every topic has the same partition count, so they are co-partitioned.
         Dead letters keep a record's original bytes, personal data included: their topic
-        gets a retention of its own when one is given."""
+        gets a retention of its own when one is given, and, when an erasure lag is given,
+        is compacted too, so that the tombstones an erasure writes remove them
+        (journey/contract/deadletters.py)."""
         p, n = prefix, partitions
-        dead_letter_configs = () if dead_letter_retention_ms is None else (
-            ("retention.ms", str(dead_letter_retention_ms)),)
+        dead_letter_configs: tuple[tuple[str, str], ...] = ()
+        if dead_letter_erasure_lag_ms is not None:
+            dead_letter_configs += (("cleanup.policy", "compact,delete"),
+                                    ("max.compaction.lag.ms", str(dead_letter_erasure_lag_ms)))
+        if dead_letter_retention_ms is not None:
+            dead_letter_configs += (("retention.ms", str(dead_letter_retention_ms)),)
         return cls(
             touchpoints=TopicSpec(f"{p}touchpoints", "any (ignored)", "Touchpoint JSON", n),
             events=TopicSpec(
@@ -54,7 +61,8 @@ class Topics:
             stage_changes=TopicSpec(f"{p}stage-changes", "customer_id", "StageChanged", n),
             triggers=TopicSpec(f"{p}triggers", "customer_id", "TriggerEmitted", n),
             trigger_audit=TopicSpec(f"{p}trigger-audit", "customer_id", "TriggerAudited", n),
-            dead_letters=TopicSpec(f"{p}dead-letters", "source key", "DeadLetter", n,
+            dead_letters=TopicSpec(f"{p}dead-letters", "source topic:partition:offset",
+                                   "DeadLetter", n,
                                    configs=dead_letter_configs),
             # Faust's changelog of the customer-state table, created up front (compacted and
             # with the events topic's partition count) rather than raced for at start-up.

@@ -540,6 +540,12 @@ class Metrics:
             "Customers erased (GDPR art. 17): state tombstoned, pending triggers dropped.",
             registry=r,
         )
+        self.dead_letters_erased = Counter(
+            "journey_dead_letters_erased_total",
+            "Dead letters written before an erasure that named the erased customer, "
+            "tombstoned by the erasure sweeper (compaction then removes their bytes).",
+            registry=r,
+        )
         self.erasure_requests = Counter(
             "journey_erasure_requests_total",
             "Erasure requests over HTTP (DELETE /customers/{id}) by outcome: accepted, "

@@ -1,9 +1,11 @@
 """Where every record the pipeline writes goes, and in which bytes: the one place.
 
 Outputs of the engine go to their contract topic keyed by customer; rejected records go to
-the dead-letter topic with their reason and original bytes; touchpoints not keyed by their
-customer go to the internal events topic; ticks are forwarded to every events partition;
-customer states go to the table's changelog, in the partition of their customer.
+the dead-letter topic with their reason and original bytes, each keyed by where it came from
+(journey/contract/deadletters.py: an erasure tombstones them one by one); touchpoints not
+keyed by their customer go to the internal events topic; ticks are forwarded to every
+events partition; customer states go to the table's changelog, in the partition of their
+customer.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from journey.contract import codec
+from journey.contract.deadletters import dead_letter_key
 from journey.contract.decode import Rejection
 from journey.contract.records import CustomerErased
 from journey.contract.topics import Topics
@@ -53,7 +56,8 @@ class Router:
     ) -> Outgoing:
         record = codec.dead_letter_bytes(rejection, topic=topic, partition=partition,
                                          offset=offset, key=key, value=value, at=at)
-        return Outgoing(self.topics.dead_letters.name, key, record)
+        return Outgoing(self.topics.dead_letters.name,
+                        dead_letter_key(topic, partition, offset), record)
 
     def rekey(self, customer_id: str, canonical: bytes) -> Outgoing:
         return Outgoing(self.topics.events.name, customer_id.encode(), canonical)

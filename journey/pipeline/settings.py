@@ -81,6 +81,20 @@ class Settings(BaseSettings):
         "original bytes, personal data included. Set on the topic when it is created and "
         "on an existing one by `journey topics --create` and the worker's start.",
     )
+    events_purge_interval_s: float = Field(
+        30.0, ge=0, le=86_400,
+        description="How often a worker deletes the records of the internal events topic "
+        "(touchpoints re-keyed by customer, their bytes included) that its group has "
+        "committed, as Kafka Streams does with its repartition topics; 0: never (then the "
+        "topic's retention removes them).",
+    )
+    dead_letter_erasure_lag_ms: int = Field(
+        86_400_000, ge=1000, le=3650 * 86_400_000,
+        description="How long a dead letter an erasure tombstoned may stay on the broker: "
+        "the dead-letter topic's max.compaction.lag.ms (it is compacted as well as "
+        "time-limited). The broker rolls and compacts on the next write after this; without "
+        "one, the retention above removes it.",
+    )
     store: str = Field(
         "rocksdb://", description="Faust table store: rocksdb:// (production: a restart reads "
         "only the changelog tail) or memory:// (tests, small runs: a restart replays it all).",
@@ -365,6 +379,7 @@ class Settings(BaseSettings):
         return Topics.named(
             prefix=self.topic_prefix, partitions=self.partitions, app_id=self.app_id,
             dead_letter_retention_ms=round(self.dead_letter_retention_days * 86_400_000),
+            dead_letter_erasure_lag_ms=self.dead_letter_erasure_lag_ms,
         )
 
     def compression_type(self) -> str | None:

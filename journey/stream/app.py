@@ -34,6 +34,7 @@ from journey.stream.faust_internals import (
     LastOffsetBefore,
     aiokafka_options,
 )
+from journey.stream.housekeeping import install_purge, install_sweeper
 from journey.stream.kafka_client import retrying
 from journey.stream.ownership import Ownership
 from journey.stream.quiet import RepeatFilter
@@ -197,6 +198,9 @@ def create_app(
                            unindexed=ownership.unindexed,
                            watermark=lambda p: _watermark(processor, p)))
     _install_probe(app, liveness)
+    install_sweeper(app, settings, topics, metrics)
+    install_purge(app, settings.events_purge_interval_s, topics.events.name, reader,
+                   lambda: ownership.owned)
     repeat_filter = RepeatFilter(
         count=lambda logger: metrics.connection_errors.labels(logger).inc())
     return JourneyApp(app, settings, topics, channels, metrics, pipeline, liveness,

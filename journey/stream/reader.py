@@ -1,6 +1,7 @@
 """Reads by offset, straight from the broker, on the worker's event loop: the records of an
 input hole (journey/stream/continuity.py), the last record of a changelog before its end
-(journey/stream/faust_internals.py, recovery) and the group's committed offsets.
+(journey/stream/faust_internals.py, recovery) and the group's committed offsets; and deletes
+the internal events topic's committed records (journey/stream/app.py, the purge).
 
 One aiokafka consumer without a group and one admin client, opened on first use and closed
 with the worker. A lock makes each read whole: assigning, seeking and fetching one
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.structs import TopicPartition
 
 log = logging.getLogger(__name__)
@@ -49,16 +50,19 @@ class OffsetReader:
             self._consumer = consumer
         return self._consumer
 
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(**self._options())
+            await admin.start()
+            self._admin = admin
+        return self._admin
+
     async def committed(self, topic: str, partition: int) -> int | None:
         """The group's committed offset of one partition, or None."""
         async with self._lock:
-            if self._admin is None:
-                admin = AIOKafkaAdminClient(**self._options())
-                await admin.start()
-                self._admin = admin
+            admin = await self._admin_client()
             tp = TopicPartition(topic, partition)
-            found = await self._admin.list_consumer_group_offsets(self._group_id,
-                                                                  partitions=[tp])
+            found = await admin.list_consumer_group_offsets(self._group_id, partitions=[tp])
         meta = found.get(tp)
         return None if meta is None or meta.offset < 0 else int(meta.offset)
 
@@ -94,6 +98,13 @@ class OffsetReader:
                     return int(found[-1].offset)
                 end, window = start, window * 8
             return earliest - 1
+
+    async def delete_before(self, topic: str, offsets: dict[int, int]) -> None:
+        """Delete the records of each `topic[partition]` below its offset (DeleteRecords)."""
+        async with self._lock:
+            admin = await self._admin_client()
+            await admin.delete_records({TopicPartition(topic, p): RecordsToDelete(offset)
+                                        for p, offset in offsets.items()})
 
     async def close(self) -> None:
         for client in (self._consumer, self._admin):

@@ -17,6 +17,7 @@ import pytest
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from journey.contract.deadletters import dead_letter_key
 from journey.contract.decode import REASONS
 from journey.contract.records import Touchpoint
 from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE
@@ -157,7 +158,9 @@ def test_every_record_comes_out_exactly_once_accepted_or_dead_lettered(
 ) -> None:
     # Given a worker with a small payload limit, ticking fast so that tick records
     # interleave with the events it forwards
-    worker = worker_factory(JOURNEY_MAX_PAYLOAD_BYTES=str(PAYLOAD_LIMIT),
+    # (the events topic is read below: not purged meanwhile)
+    worker = worker_factory(JOURNEY_EVENTS_PURGE_INTERVAL_S="0",
+                            JOURNEY_MAX_PAYLOAD_BYTES=str(PAYLOAD_LIMIT),
                             JOURNEY_TICK_INTERVAL_MS="200")
     topics = settings_for(topic_prefix).topics()
     planned = _plan(seed=20260301)
@@ -193,7 +196,7 @@ def test_every_record_comes_out_exactly_once_accepted_or_dead_lettered(
                                                             or b"")
 
     # And every bad record is in dead-letters exactly once, pointing at where it was sent,
-    # with its original key and bytes, its reason and the field at fault
+    # with its original key and bytes, its reason and the field at fault, keyed by its origin
     origins = Counter((d["source_partition"], d["source_offset"])
                       for d in (json.loads(r.value) for r in letters))
     assert {o for o, n in origins.items() if n > 1} == set()
@@ -206,7 +209,8 @@ def test_every_record_comes_out_exactly_once_accepted_or_dead_lettered(
         assert base64.b64decode(letter["original_value_b64"]) == (source.value or b"")
         original_key = letter["original_key_b64"]
         assert (None if original_key is None else base64.b64decode(original_key)) == source.key
-        assert record.key == source.key
+        assert record.key == dead_letter_key(topics.touchpoints.name, source.partition,
+                                             source.offset)
         assert letter["field"] == source.field, letter
         if source.field is not None:
             assert source.field in letter["message"], letter

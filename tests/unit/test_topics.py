@@ -24,9 +24,14 @@ def test_only_the_events_topic_and_the_two_changelogs_are_internal() -> None:
     assert dict(topics.erasure_changelog.configs) == {"cleanup.policy": "compact"}
 
 
-def test_the_dead_letter_topic_alone_gets_the_dead_letter_retention() -> None:
-    topics = Settings(dead_letter_retention_days=2).topics()
-    assert topics.dead_letters.configs == (("retention.ms", str(2 * 86_400_000)),)
-    assert Settings().topics().dead_letters.configs == (("retention.ms", str(14 * 86_400_000)),)
-    assert all(not any(k == "retention.ms" for k, _ in spec.configs)
+def test_the_dead_letter_topic_alone_gets_the_dead_letter_retention_and_is_compacted_too(
+) -> None:
+    topics = Settings(dead_letter_retention_days=2, dead_letter_erasure_lag_ms=5000).topics()
+    assert dict(topics.dead_letters.configs) == {
+        "cleanup.policy": "compact,delete", "max.compaction.lag.ms": "5000",
+        "retention.ms": str(2 * 86_400_000)}
+    assert dict(Settings().topics().dead_letters.configs) == {
+        "cleanup.policy": "compact,delete", "max.compaction.lag.ms": str(86_400_000),
+        "retention.ms": str(14 * 86_400_000)}
+    assert all(not any(k in ("retention.ms", "max.compaction.lag.ms") for k, _ in spec.configs)
                for spec in topics.all() if spec is not topics.dead_letters)

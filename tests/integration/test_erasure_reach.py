@@ -1,0 +1,135 @@
+"""Erasure reaches every topic journey writes, on the real broker: the sweeper tombstones
+each dead letter naming the erased customer and the broker's compaction then removes their
+bytes (other customers' dead letters stay whole); the internal events topic's records are
+deleted once committed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from journey.contract.deadletters import dead_letter_key
+from tests.support.faults import wait_until
+from tests.support.kafka import WorkerProcess, produce, produce_json, settings_for
+
+pytestmark = pytest.mark.integration
+
+EMAIL = b"ada.erased@example.org"
+KEPT = b"bob.kept@example.org"
+
+
+def _records(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of the topic, read_committed, from its start to its end."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + 30
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"{topic} was not read to its end"
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def _original(value: bytes) -> bytes:
+    return base64.b64decode(json.loads(value)["original_value_b64"])
+
+
+def _latest(records: list[Any]) -> dict[bytes, bytes | None]:
+    return {r.key: r.value for r in records}
+
+
+def test_an_erasure_tombstones_the_customers_earlier_dead_letters_and_compaction_removes_them(
+    kafka_bootstrap: str, topic_prefix: str, worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    # Given a worker whose dead letters may stay at most a second after an erasure
+    worker = worker_factory(JOURNEY_DEAD_LETTER_ERASURE_LAG_MS="1000")
+    topics = settings_for(topic_prefix).topics()
+    # And three bad records: two naming Ada (one keyed by her and cut short, one unkeyed
+    # with her id in it and an unknown type), one keyed by Bob
+    produce(kafka_bootstrap, topics.touchpoints.name,
+            [b'{"customer_id": "ada", "email": "' + EMAIL], key=b"ada")
+    produce(kafka_bootstrap, topics.touchpoints.name, [json.dumps(
+        {"event_id": "a-bad", "customer_id": "ada", "type": "no_such_type",
+         "occurred_at": "2026-03-01T10:00:00+00:00", "email": EMAIL.decode()}).encode()])
+    produce(kafka_bootstrap, topics.touchpoints.name,
+            [b'{"customer_id": "bob", "email": "' + KEPT], key=b"bob")
+    assert wait_until(lambda: len(_records(kafka_bootstrap, topics.dead_letters.name))
+                      == 3, timeout_s=60), "three dead letters"
+    letters = _records(kafka_bootstrap, topics.dead_letters.name)
+    # Each is keyed by where it came from, and holds its original bytes
+    for r in letters:
+        d = json.loads(r.value)
+        assert r.key == dead_letter_key(d["source_topic"], d["source_partition"],
+                                        d["source_offset"])
+    assert sum(EMAIL in _original(r.value) for r in letters) == 2
+
+    # When Ada asks to be erased
+    produce_json(kafka_bootstrap, topics.touchpoints.name, [
+        {"event_id": "a-erase", "customer_id": "ada", "type": "erasure_requested",
+         "occurred_at": "2026-03-02T10:00:00+00:00", "channel": "web"}])
+    # Then her two dead letters are tombstoned, and Bob's is not
+    assert wait_until(lambda: worker.metric_total("journey_dead_letters_erased_total") == 2,
+                      timeout_s=60), worker.log_tail()
+    latest = _latest(_records(kafka_bootstrap, topics.dead_letters.name))
+    assert sorted(v is None for v in latest.values()) == [False, True, True]
+    assert [KEPT in _original(v) for v in latest.values() if v is not None] == [True]
+
+    # When the lag has passed (the sweeper then writes to each swept partition once more, so
+    # the broker rolls its segment) and the log cleaner has run
+    def compacted() -> bool:
+        records = _records(kafka_bootstrap, topics.dead_letters.name)
+        return not any(EMAIL in _original(r.value) for r in records if r.value is not None)
+
+    # Then no record on the broker holds Ada's bytes any more, and Bob's is still there
+    assert wait_until(compacted, timeout_s=90, poll_s=2), "compaction removed Ada's bytes"
+    records = _records(kafka_bootstrap, topics.dead_letters.name)
+    assert sum(KEPT in _original(r.value) for r in records if r.value is not None) == 1
+    # And the sweep wrote no more tombstones of dead letters
+    assert worker.metric_total("journey_dead_letters_erased_total") == 2
+
+
+
+def test_the_internal_events_topic_keeps_no_record_once_its_group_committed_it(
+    kafka_bootstrap: str, topic_prefix: str, worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    # Given a worker that purges the internal events topic every second
+    worker = worker_factory(JOURNEY_EVENTS_PURGE_INTERVAL_S="1")
+    topics = settings_for(topic_prefix).topics()
+    # When touchpoints not keyed by their customer come in (re-keyed onto the events topic)
+    produce(kafka_bootstrap, topics.touchpoints.name, [json.dumps(
+        {"event_id": f"a-{n}", "customer_id": f"ada-{n}", "type": "site_visit",
+         "occurred_at": "2026-03-01T10:00:00+00:00", "channel": "web", "source": "google"}
+    ).encode() for n in range(20)])
+    assert wait_until(lambda: worker.metric_total("journey_customers_tracked") == 20,
+                      timeout_s=60), worker.log_tail()
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    try:
+        tps = [TopicPartition(topics.events.name, p) for p in range(topics.events.partitions)]
+        ends = consumer.end_offsets(tps)
+        # Then they were written there (20 records at least, with transaction markers)
+        assert sum(ends.values()) >= 20
+        # And once committed, every one of them is deleted: each partition's log starts
+        # at or past where it ended then (ticks keep coming after them)
+        def purged() -> bool:
+            starts = consumer.beginning_offsets(tps)
+            return all(starts[tp] >= ends[tp] for tp in tps)
+
+        assert wait_until(purged, timeout_s=60), (consumer.beginning_offsets(tps), ends)
+    finally:
+        consumer.close()
+    assert [r for r in _records(kafka_bootstrap, topics.events.name)
+            if b"ada-" in (r.value or b"")] == []
