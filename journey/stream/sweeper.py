@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from journey.contract.deadletters import named_customers
@@ -96,9 +97,12 @@ class ErasureSweeper:
                     self._on_tombstones(written)
                     log.info("erasure sweep: %d dead letters of %d erased customers "
                              "tombstoned", written, len(customers))
-                await retrying(partial(consumer.commit, {
-                    tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}),
-                    what="committing the erasure sweeper's offsets", stopping=self._stopping)
+                try:
+                    await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()
+                                           if rs})
+                except KafkaError as exc:  # a rebalance took them, or the broker is away
+                    log.info("erasure sweeper: offsets not committed (%s); those erasures "
+                             "are swept again, which changes nothing", type(exc).__name__)
         finally:
             await consumer.stop()
 

@@ -5,16 +5,22 @@ deleted once committed."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 
+from journey.contract import codec
 from journey.contract.deadletters import dead_letter_key
+from journey.contract.decode import Rejection
+from journey.stream.sweeper import ErasureSweeper
 from tests.support.faults import wait_until
 from tests.support.kafka import WorkerProcess, produce, produce_json, settings_for
 
@@ -133,3 +139,40 @@ def test_the_internal_events_topic_keeps_no_record_once_its_group_committed_it(
         consumer.close()
     assert [r for r in _records(kafka_bootstrap, topics.events.name)
             if b"ada-" in (r.value or b"")] == []
+
+
+def test_a_sweep_tombstones_only_latest_copies_naming_the_customer_and_a_second_finds_none(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    # Given a dead-letter topic of two partitions where one key's latest copy names Bob only
+    topic = f"{topic_prefix}sweep-dead-letters"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    finally:
+        admin.close()
+
+    def letter(key: bytes, value: bytes) -> bytes:
+        return codec.dead_letter_bytes(Rejection("invalid_json", "not JSON"), topic="t",
+                                       partition=0, offset=0, key=key, value=value,
+                                       at=datetime(2026, 3, 1, tzinfo=UTC))
+
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for partition, key, value in [(0, b"t:0:1", letter(b"ada", b"{")),
+                                  (1, b"t:0:2", letter(b"bob", b"{")),
+                                  (1, b"t:0:3", letter(b"x", b'{"customer_id": "ada"}')),
+                                  (0, b"t:0:4", letter(b"ada", b"{")),
+                                  (0, b"t:0:4", letter(b"bob", b"{"))]:
+        producer.send(topic, key=key, value=value, partition=partition)
+    producer.flush()
+    producer.close()
+    sweeper = ErasureSweeper(lambda: {"bootstrap_servers": kafka_bootstrap}, group_id="unused",
+                             erasures="unused", dead_letters=topic, partitions=2, lag_ms=1000,
+                             stopping=lambda: False, on_tombstones=lambda _: None)
+    # When Ada's dead letters are swept, twice
+    first = asyncio.run(sweeper.sweep({"ada"}))
+    second = asyncio.run(sweeper.sweep({"ada"}))
+    # Then her two are tombstoned (not t:0:4, whose latest copy is Bob's), and then none
+    assert (first, second) == (2, 0)
+    latest = _latest(_records(kafka_bootstrap, topic))
+    assert {k for k, v in latest.items() if v is None} == {b"t:0:1", b"t:0:3"}
