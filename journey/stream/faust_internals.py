@@ -12,7 +12,8 @@ The versions are pinned in pyproject.toml; docs/faust.md tells why each one is n
   journey/stream/transactions.py) before the changelogs of an assignment are read, and
   whose recovery (`ChangelogEndRecovery`) takes a changelog's end to be its last record
   rather than its last offset: with transactions the last offset is a marker no consumer
-  is handed, and Faust's recovery would wait for it forever.
+  is handed, and Faust's recovery would wait for it forever. It also starts without
+  Faust's one-second wait for tables declared late (the worker declares none late).
 - The transactional producer's fatal state and its cause (`transaction_failure`,
   journey/stream/transactions.py).
 - The producer's metadata and partitioner (record batches, journey/stream/produce.py), the
@@ -179,6 +180,16 @@ class FencingTableManager(TableManager):
     recovery is ChangelogEndRecovery."""
 
     before_recovery: BeforeRecovery | None = None
+
+    async def on_start(self) -> None:
+        """Faust's start, less its first second: TableManager.on_start sleeps 1 s so that
+        tables declared after the app started are still registered, then registers their
+        changelog channels (`_update_channels`) and starts recovery. The worker declares
+        every table before it starts (journey/stream/tables.py), so the second only
+        delayed every start; the subscription waits for the registration as before."""
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
     @property
     def recovery(self) -> Recovery:

@@ -83,6 +83,15 @@ def test_the_table_manager_creates_its_recovery_lazily_in_the_property_we_replac
     assert issubclass(FencingTableManager, TableManager)
 
 
+def test_the_table_manager_start_is_the_sleep_fencing_table_manager_leaves_out_and_two_calls(
+) -> None:
+    source = _source(TableManager.on_start)
+    body = [line.strip() for line in source.splitlines()[2:] if line.strip()]
+    assert body == ["await self.sleep(1.0)", "if not self.should_stop:",
+                    "await self._update_channels()", "await self.recovery.start()"]
+    assert _params(TableManager._update_channels) == ["self"]
+
+
 def test_the_aiokafka_producer_partitioner_and_metadata_wait_are_as_record_batches_use_them(
 ) -> None:
     assert _params(AIOKafkaProducer._partition) == [
