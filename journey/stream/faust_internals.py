@@ -17,10 +17,11 @@ The versions are pinned in pyproject.toml; docs/faust.md tells why each one is n
 - The transactional producer's fatal state and its cause (`transaction_failure`,
   journey/stream/transactions.py).
 - The producer's metadata and partitioner (record batches, journey/stream/produce.py), the
-  RocksDB store's per-partition databases (journey/stream/tables.py reads states by
-  partition), the worker's signal and crash handlers (`HookedWorker`), and the aiohttp
-  application under Faust's web server (`add_web_middleware`: JSON bodies for the router's
-  404 and 405).
+  RocksDB store's per-partition databases, driver and persisted-offset key
+  (journey/stream/tables.py reads states by partition; journey/stream/indexfamily.py
+  writes index entries beside them), the worker's signal and crash handlers
+  (`HookedWorker`), and the aiohttp application under Faust's web server
+  (`add_web_middleware`: JSON bodies for the router's 404 and 405).
 """
 
 from __future__ import annotations
@@ -260,6 +261,19 @@ def rocksdb_partition(store: Any, partition: int) -> Any | None:
 def rocksdb_items(store: Any, db: Any) -> Iterator[tuple[bytes, bytes]]:
     """Every key and value of one RocksDB partition database, without Faust's metadata."""
     yield from store._visible_items(db)
+
+
+def rocksdict_store(store: Any) -> bool:
+    """Whether a Faust table's store is RocksDB through rocksdict (Faust's default driver
+    when rocksdict is installed; the other is python-rocksdb)."""
+    return (getattr(store, "_db_for_partition", None) is not None
+            and getattr(store, "use_rocksdict", False) is True)
+
+
+def rocksdb_offset_key(store: Any) -> bytes:
+    """The key under which Faust's RocksDB store keeps each partition database's persisted
+    changelog offset (in the default column family, as `str(offset).encode()`)."""
+    return bytes(store.offset_key)
 
 
 class HookedWorker(faust.Worker):

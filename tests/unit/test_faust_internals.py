@@ -104,6 +104,16 @@ def test_the_rocksdb_store_reads_one_partition_database_as_store_view_does() -> 
     assert _params(RocksDBStore._visible_items) == ["self", "db"]
 
 
+def test_the_rocksdb_store_keeps_its_driver_and_offsets_as_the_index_family_writes_them(
+) -> None:
+    # journey/stream/indexfamily.py writes the persisted offset in its own batch, as this
+    # method would, and opens no database of its own (Faust's open keeps extra families).
+    assert RocksDBStore.offset_key == b"__faust\0offset__"
+    assert "str(offset).encode()" in _source(RocksDBStore.set_persisted_offset)
+    assert "self.use_rocksdict" in _source(RocksDBStore.apply_changelog_batch)
+    assert "column_families" not in _source(RocksDBStore.__init__)
+
+
 def test_the_worker_signal_and_crash_handlers_are_the_ones_hooked_worker_wraps() -> None:
     assert _params(faust.Worker._on_sigterm) == ["self"]
     assert _params(faust.Worker._on_sigint) == ["self"]
