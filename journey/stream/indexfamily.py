@@ -17,8 +17,10 @@ offset as of the last batch that kept it complete, written in that same batch to
 with the offset itself. A database that had states before the family existed (a store
 written by an older version), or that a version without this module wrote to meanwhile
 (the offsets then differ), has a family that is not complete: its rebuild reads the
-states, as before (`index_items` answers None). A family starts complete only when it is
-created on an empty database.
+states, as before (`index_items` answers None), and fills the family anew as it goes
+(`refilling`), so the next rebuild reads the entries. A family starts complete only when
+it is created on an empty database, or when a refill read every state while nothing was
+written to the partition.
 """
 
 from __future__ import annotations
@@ -123,3 +125,43 @@ def index_items(store: Any, partition: int) -> IndexItems | None:
                 yield key, prefix
 
     return items(), db.get
+
+
+#: Entries a refill writes per write batch.
+REFILL_BATCH = 5000
+
+
+def refilling(store: Any, partition: int, states: Iterator[tuple[bytes, bytes]]
+              ) -> Iterator[tuple[bytes, bytes]]:
+    """`states` (every stored state of a partition whose family is not complete), passed
+    on unchanged while the family is made anew from them: emptied first, then filled with
+    their entries a write batch at a time. Marked complete at the end only when nothing
+    was written to the partition meanwhile (its persisted offset is the same): a state
+    changed while this read an older one is then left unmarked, not trusted. A refill left
+    unfinished (the partition given away) leaves the family unmarked too."""
+    if not rocksdict_store(store):
+        yield from states
+        return
+    from rocksdict import Options, WriteBatch
+
+    db: Any = rocksdb_partition(store, partition)
+    offset_key = rocksdb_offset_key(store)
+    persisted = db.get(offset_key)
+    if _family(db) is not None:
+        db.drop_column_family(FAMILY)
+    db.create_column_family(FAMILY, Options(raw_mode=True))
+    family = _family(db)
+    batch = WriteBatch(raw_mode=True)
+    complete = persisted is not None
+    for count, (key, value) in enumerate(states, start=1):
+        if key == MARK:
+            complete = False
+        else:
+            batch.put(key, entry_prefix(value), family)
+        if count % REFILL_BATCH == 0:
+            db.write(batch)
+            batch = WriteBatch(raw_mode=True)
+        yield key, value
+    if complete and db.get(offset_key) == persisted:
+        batch.put(MARK, persisted, family)
+    db.write(batch)

@@ -187,9 +187,9 @@ class Ownership:
         rebuild = Rebuild(index, partition, clock.due, populations)
         # The entries kept apart from the states when the store has them complete, else
         # the states themselves (journey/stream/indexfamily.py).
-        apart = self.store.index_items(partition) if self.store is not None else None
-        items, full = apart or (
-            self.store.items(partition) if self.store is not None else iter(()), None)
+        apart, states = (self.store.rebuild_items(partition) if self.store is not None
+                         else (None, iter(())))
+        items, full = apart or (states, None)
         for _ in rebuild.run(items, self.rebuild_slice, full):
             await asyncio.sleep(0)
             if partition not in self.owned:  # taken away meanwhile (on_assigned)

@@ -22,7 +22,10 @@ from journey.contract.topics import Topics
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.timekeeping import partition_of
 from journey.stream.faust_internals import rocksdb_items, rocksdb_partition
-from journey.stream.indexfamily import IndexItems, apply_indexed, index_items
+from journey.stream.indexfamily import IndexItems, apply_indexed, index_items, refilling
+
+#: (key, value) pairs of a table's local store
+Stored = Iterator[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True)
@@ -121,10 +124,15 @@ class StoreView:
             if partition_of(key, partitions) == partition:
                 yield key, value
 
-    def index_items(self, partition: int) -> IndexItems | None:
-        """The index entries of one partition's states, kept apart by a RocksDB store
-        (journey/stream/indexfamily.py), or None: read the states (`items`)."""
-        return index_items(self._table.data, partition)
+    def rebuild_items(self, partition: int) -> tuple[IndexItems | None, Stored]:
+        """What the due index rebuild of one partition reads: the index entries kept apart
+        by a RocksDB store, when complete (journey/stream/indexfamily.py), else None and
+        every stored state (a RocksDB store then fills its entries anew on the way)."""
+        store = self._table.data
+        apart = index_items(store, partition)
+        if apart is not None:
+            return apart, iter(())
+        return None, refilling(store, partition, self.items(partition))
 
 
 @dataclass(frozen=True, slots=True)

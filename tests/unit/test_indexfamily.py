@@ -4,7 +4,7 @@ Faust never sees them; and a family a store cannot vouch for is not used."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from journey.pipeline.processor import SOURCES_KEY
 from journey.pipeline.settings import Settings
 from journey.pipeline.stateindex import Rebuild, StateIndex, encode, entry_prefix
 from journey.pipeline.timekeeping import DueIndex
-from journey.stream.indexfamily import FAMILY
+from journey.stream.indexfamily import FAMILY, index_items
 from journey.stream.tables import StoreView, changelog_event, declare
 from tests.bench.generate import touchpoint_lines
 
@@ -153,7 +153,7 @@ def test_the_rebuild_from_the_family_equals_the_rebuild_from_the_states(
     for batch in history(states, index):
         tables.apply(batch)
     # When a partition is rebuilt from the entries kept apart, and from the states
-    apart = tables.view.index_items(PARTITION)
+    apart = index_items(tables.states.data, PARTITION)
     assert apart is not None
     from_family = rebuilt(index, *apart)
     from_states = rebuilt(index, tables.view.items(PARTITION))
@@ -164,7 +164,7 @@ def test_the_rebuild_from_the_family_equals_the_rebuild_from_the_states(
     # And after a restart on the same directory, the family is still there and complete
     tables.close()
     again = Tables(tmp_path)
-    apart = again.view.index_items(PARTITION)
+    apart = index_items(again.states.data, PARTITION)
     assert apart is not None
     same(rebuilt(index, *apart), from_states)
 
@@ -193,7 +193,7 @@ def test_a_store_written_before_the_family_is_rebuilt_from_its_states(
     tables.apply(second)
     tables.apply(third)
     # Then its family lacks the first states: the rebuild reads the states
-    assert tables.view.index_items(PARTITION) is None
+    assert index_items(tables.states.data, PARTITION) is None
 
 
 def test_a_write_by_an_older_version_makes_the_family_untrusted(
@@ -202,9 +202,61 @@ def test_a_write_by_an_older_version_makes_the_family_untrusted(
     tables = Tables(tmp_path)
     first, second, third = history(states, index)
     tables.apply(first)
-    assert tables.view.index_items(PARTITION) is not None
+    assert index_items(tables.states.data, PARTITION) is not None
     tables.apply_as_before(third)
     # Then the family is not used again, even after this version writes once more
-    assert tables.view.index_items(PARTITION) is None
+    assert index_items(tables.states.data, PARTITION) is None
     tables.apply(second)
-    assert tables.view.index_items(PARTITION) is None
+    assert index_items(tables.states.data, PARTITION) is None
+
+
+def test_a_rebuild_from_the_states_fills_the_family_for_the_next_one(
+        tmp_path: Path, states: list[CustomerState], index: StateIndex) -> None:
+    # Given a store an older version wrote in full
+    tables = Tables(tmp_path)
+    for batch in history(states, index):
+        tables.apply_as_before(batch)
+    # When it is rebuilt (from its states: there is no family)
+    apart, stored = tables.view.rebuild_items(PARTITION)
+    assert apart is None
+    first = rebuilt(index, stored)
+    # Then the next rebuild reads the entries, and arms and counts the same
+    apart, _ = tables.view.rebuild_items(PARTITION)
+    assert apart is not None
+    same(rebuilt(index, *apart), first)
+    same(first, rebuilt(index, tables.view.items(PARTITION)))
+
+
+def test_a_write_while_the_family_is_filled_leaves_it_untrusted(
+        tmp_path: Path, states: list[CustomerState], index: StateIndex) -> None:
+    # Given a store an older version wrote, whose rebuild is filling the family
+    tables = Tables(tmp_path)
+    first, second, third = history(states, index)
+    tables.apply_as_before(first)
+    tables.apply_as_before(second)
+    _, stored = tables.view.rebuild_items(PARTITION)
+    head = [next(stored) for _ in range(10)]
+    # When states are written meanwhile (erasures and overwrites among them)
+    tables.apply(third)
+    rest = list(stored)
+    assert len(head) + len(rest) > 100
+    # Then the family is not trusted; the next rebuild fills it again, complete
+    assert index_items(tables.states.data, PARTITION) is None
+    apart, stored = tables.view.rebuild_items(PARTITION)
+    assert apart is None
+    from_states = rebuilt(index, stored)
+    apart, _ = tables.view.rebuild_items(PARTITION)
+    assert apart is not None
+    same(rebuilt(index, *apart), from_states)
+
+
+def test_a_fill_left_unfinished_leaves_the_family_untrusted(
+        tmp_path: Path, states: list[CustomerState], index: StateIndex) -> None:
+    tables = Tables(tmp_path)
+    tables.apply_as_before(history(states, index)[0])
+    _, stored = tables.view.rebuild_items(PARTITION)
+    for _ in range(20):
+        next(stored)
+    assert isinstance(stored, Generator)
+    stored.close()  # the partition was given away meanwhile
+    assert index_items(tables.states.data, PARTITION) is None
