@@ -22,7 +22,13 @@ from journey.contract.topics import Topics
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.timekeeping import partition_of
 from journey.stream.faust_internals import rocksdb_items, rocksdb_partition
-from journey.stream.indexfamily import IndexItems, apply_indexed, index_items, refilling
+from journey.stream.indexfamily import (
+    IndexItems,
+    Marks,
+    apply_indexed,
+    index_items,
+    refilling,
+)
 
 #: (key, value) pairs of a table's local store
 Stored = Iterator[tuple[bytes, bytes]]
@@ -59,8 +65,15 @@ class StateTable(faust.Table[bytes, bytes]):
         self._apply(batch)
 
     def _apply(self, events: Sequence[Any]) -> None:
-        if not (self.indexed and apply_indexed(self.data, events)):
+        if not (self.indexed and apply_indexed(self.data, events, self.index_marks())):
             super().apply_changelog_batch(events)
+
+    def index_marks(self) -> Marks:
+        """What this process knows of the completeness of the store's index families."""
+        marks: Marks | None = getattr(self, "_index_marks", None)
+        if marks is None:
+            marks = self._index_marks = Marks()
+        return marks
 
 
 #: Changelog records a standby replica gathers per partition before applying them.
@@ -128,11 +141,11 @@ class StoreView:
         """What the due index rebuild of one partition reads: the index entries kept apart
         by a RocksDB store, when complete (journey/stream/indexfamily.py), else None and
         every stored state (a RocksDB store then fills its entries anew on the way)."""
-        store = self._table.data
-        apart = index_items(store, partition)
+        store, marks = self._table.data, self._table.index_marks()
+        apart = index_items(store, partition, marks)
         if apart is not None:
             return apart, iter(())
-        return None, refilling(store, partition, self.items(partition))
+        return None, refilling(store, partition, self.items(partition), marks)
 
 
 @dataclass(frozen=True, slots=True)

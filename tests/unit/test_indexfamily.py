@@ -20,7 +20,7 @@ from journey.pipeline.processor import SOURCES_KEY
 from journey.pipeline.settings import Settings
 from journey.pipeline.stateindex import Rebuild, StateIndex, encode, entry_prefix
 from journey.pipeline.timekeeping import DueIndex
-from journey.stream.indexfamily import FAMILY, index_items
+from journey.stream.indexfamily import FAMILY, Marks, index_items
 from journey.stream.tables import StoreView, changelog_event, declare
 from tests.bench.generate import touchpoint_lines
 
@@ -153,7 +153,7 @@ def test_the_rebuild_from_the_family_equals_the_rebuild_from_the_states(
     for batch in history(states, index):
         tables.apply(batch)
     # When a partition is rebuilt from the entries kept apart, and from the states
-    apart = index_items(tables.states.data, PARTITION)
+    apart = index_items(tables.states.data, PARTITION, Marks())
     assert apart is not None
     from_family = rebuilt(index, *apart)
     from_states = rebuilt(index, tables.view.items(PARTITION))
@@ -164,7 +164,7 @@ def test_the_rebuild_from_the_family_equals_the_rebuild_from_the_states(
     # And after a restart on the same directory, the family is still there and complete
     tables.close()
     again = Tables(tmp_path)
-    apart = index_items(again.states.data, PARTITION)
+    apart = index_items(again.states.data, PARTITION, Marks())
     assert apart is not None
     same(rebuilt(index, *apart), from_states)
 
@@ -193,7 +193,7 @@ def test_a_store_written_before_the_family_is_rebuilt_from_its_states(
     tables.apply(second)
     tables.apply(third)
     # Then its family lacks the first states: the rebuild reads the states
-    assert index_items(tables.states.data, PARTITION) is None
+    assert index_items(tables.states.data, PARTITION, Marks()) is None
 
 
 def test_a_write_by_an_older_version_makes_the_family_untrusted(
@@ -202,12 +202,12 @@ def test_a_write_by_an_older_version_makes_the_family_untrusted(
     tables = Tables(tmp_path)
     first, second, third = history(states, index)
     tables.apply(first)
-    assert index_items(tables.states.data, PARTITION) is not None
+    assert index_items(tables.states.data, PARTITION, Marks()) is not None
     tables.apply_as_before(third)
     # Then the family is not used again, even after this version writes once more
-    assert index_items(tables.states.data, PARTITION) is None
+    assert index_items(tables.states.data, PARTITION, Marks()) is None
     tables.apply(second)
-    assert index_items(tables.states.data, PARTITION) is None
+    assert index_items(tables.states.data, PARTITION, Marks()) is None
 
 
 def test_a_rebuild_from_the_states_fills_the_family_for_the_next_one(
@@ -241,7 +241,7 @@ def test_a_write_while_the_family_is_filled_leaves_it_untrusted(
     rest = list(stored)
     assert len(head) + len(rest) > 100
     # Then the family is not trusted; the next rebuild fills it again, complete
-    assert index_items(tables.states.data, PARTITION) is None
+    assert index_items(tables.states.data, PARTITION, Marks()) is None
     apart, stored = tables.view.rebuild_items(PARTITION)
     assert apart is None
     from_states = rebuilt(index, stored)
@@ -259,4 +259,16 @@ def test_a_fill_left_unfinished_leaves_the_family_untrusted(
         next(stored)
     assert isinstance(stored, Generator)
     stored.close()  # the partition was given away meanwhile
-    assert index_items(tables.states.data, PARTITION) is None
+    assert index_items(tables.states.data, PARTITION, Marks()) is None
+
+
+def test_writes_do_not_flush_the_family_each_time(
+        tmp_path: Path, states: list[CustomerState], index: StateIndex) -> None:
+    # rocksdict reads a family through a view that flushes it when dropped: read on every
+    # write batch, that was a flush and a tiny table file per batch
+    tables = Tables(tmp_path)
+    for state in states[:60]:
+        tables.apply([(state.customer_id.encode(), value_of(state, index.entry(state)))])
+    assert index_items(tables.states.data, PARTITION, Marks()) is not None
+    [log] = tmp_path.rglob("customer-state-2.db/LOG")
+    assert log.read_text().count(f"[{FAMILY}] Manual flush start") <= 4
