@@ -131,6 +131,47 @@ def entry_prefix(value: bytes) -> bytes:
     return value[:end + 2]
 
 
+class PrefixReader:
+    """`StateIndex.read` for entry prefixes (`entry_prefix`), with the same answer for every
+    value, in about a third of the time: the rebuild of a million customers from their
+    entries spent most of its time in `read` itself.
+
+    A value that begins with this configuration's fingerprint followed by a plain deadline
+    (null, or digits as orjson writes an integer) is split there. What follows (status,
+    journeys and stages) is read once per distinct text, by `StateIndex.read` of the same
+    value with null for its deadline: the deadline, a JSON scalar without "]" or ",", plays
+    no part in how `read` finds and checks the rest. Any other value goes to `read`."""
+
+    def __init__(self, index: StateIndex) -> None:
+        self._read = index.read
+        self._head = _PREFIX + b'["' + index.fingerprint.encode() + b'",'
+        self._start = len(self._head)
+        self._positions: dict[bytes, Position | None] = {}
+
+    def read(self, value: bytes) -> tuple[int | None, Position] | None:
+        if not value.startswith(self._head):
+            return self._read(value)
+        start = self._start
+        comma = value.find(b",", start)
+        token = value[start:comma]
+        if token == b"null":
+            deadline = None
+        elif comma > start and token.isdigit() and comma - start <= 18 and (
+                token[0] != 48 or comma - start == 1):  # no leading zero, as orjson writes
+            deadline = int(token)
+        else:
+            return self._read(value)
+        rest = value[comma + 1:]
+        try:
+            position = self._positions[rest]
+        except KeyError:
+            found = self._read(self._head + b"null," + rest)
+            position = self._positions[rest] = None if found is None else found[1]
+        if position is None:
+            return None
+        return deadline, position
+
+
 def encode(doc: dict[str, object], entry: list[object] | None) -> bytes:
     """A state's record: its JSON object (`CustomerState.to_dict`, perhaps with more keys),
     with the index entry as its first key when given. Copied out of orjson's buffer, which
@@ -165,7 +206,7 @@ class Rebuild:
         Items are (key, stored state), or with `full`, (key, `entry_prefix` of the stored
         state): a state whose prefix does not read is then fetched whole with `full(key)`
         and decoded (a state that is not there counts as unreadable)."""
-        read = self.index.read
+        read = self.index.read if full is None else PrefixReader(self.index).read
         positions: dict[Position, int] = {}
         deadlines: list[tuple[int, str]] = []
         keep = deadlines.append
