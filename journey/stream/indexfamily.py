@@ -172,14 +172,18 @@ def refilling(store: Any, partition: int, states: Iterator[tuple[bytes, bytes]],
     db: Any = rocksdb_partition(store, partition)
     offset_key = rocksdb_offset_key(store)
     persisted = db.get(offset_key)
+    if persisted is None:
+        # Nothing applied yet (an empty store, say): no mark could be written, and the
+        # first write makes the family of an empty database, complete.
+        yield from states
+        return
     if _family(db) is not None:
         db.drop_column_family(FAMILY)
     db.create_column_family(FAMILY, Options(raw_mode=True))
     family = _family(db)
-    if persisted is not None:
-        marks.wrote(partition, persisted, False)
+    marks.wrote(partition, persisted, False)
     batch = WriteBatch(raw_mode=True)
-    complete = persisted is not None
+    complete = True
     for count, (key, value) in enumerate(states, start=1):
         if key == MARK:
             complete = False

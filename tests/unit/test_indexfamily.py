@@ -272,3 +272,18 @@ def test_writes_do_not_flush_the_family_each_time(
     assert index_items(tables.states.data, PARTITION, Marks()) is not None
     [log] = tmp_path.rglob("customer-state-2.db/LOG")
     assert log.read_text().count(f"[{FAMILY}] Manual flush start") <= 4
+
+
+def test_an_empty_store_rebuilt_first_gets_a_complete_family_with_its_first_write(
+        tmp_path: Path, states: list[CustomerState], index: StateIndex) -> None:
+    # Given a worker's first start on an empty store: the rebuild comes before any write
+    tables = Tables(tmp_path)
+    apart, stored = tables.view.rebuild_items(PARTITION)
+    assert apart is None and rebuilt(index, stored).count == 0
+    # When the barrier writes its first states
+    for batch in history(states, index):
+        tables.apply(batch)
+    # Then the next rebuild reads the entries
+    apart, _ = tables.view.rebuild_items(PARTITION)
+    assert apart is not None
+    same(rebuilt(index, *apart), rebuilt(index, tables.view.items(PARTITION)))
