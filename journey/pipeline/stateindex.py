@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +114,64 @@ class StateIndex:
         return deadline, (stages, status)
 
 
+def entry_prefix(value: bytes) -> bytes:
+    """The front of a stored state that `StateIndex.read` reads: for every value, and under
+    every configuration, `read(entry_prefix(value)) == read(value)` (the same steps find the
+    same end in both). Empty when the value has no entry at all. The RocksDB store keeps
+    these prefixes apart from the states (journey/stream/indexfamily.py), so that a rebuild
+    reads about 80 bytes per customer instead of the whole state."""
+    if not value.startswith(_PREFIX):
+        return b""
+    end = value.find(b"],", _START)
+    try:
+        orjson.loads(memoryview(value)[_START:end + 1])
+    except orjson.JSONDecodeError:
+        found = _ENTRY.match(value)
+        return b"" if found is None else value[:found.end()]
+    return value[:end + 2]
+
+
+class PrefixReader:
+    """`StateIndex.read` for entry prefixes (`entry_prefix`), with the same answer for every
+    value, in about a third of the time: the rebuild of a million customers from their
+    entries spent most of its time in `read` itself.
+
+    A value that begins with this configuration's fingerprint followed by a plain deadline
+    (null, or digits as orjson writes an integer) is split there. What follows (status,
+    journeys and stages) is read once per distinct text, by `StateIndex.read` of the same
+    value with null for its deadline: the deadline, a JSON scalar without "]" or ",", plays
+    no part in how `read` finds and checks the rest. Any other value goes to `read`."""
+
+    def __init__(self, index: StateIndex) -> None:
+        self._read = index.read
+        self._head = _PREFIX + b'["' + index.fingerprint.encode() + b'",'
+        self._start = len(self._head)
+        self._positions: dict[bytes, Position | None] = {}
+
+    def read(self, value: bytes) -> tuple[int | None, Position] | None:
+        if not value.startswith(self._head):
+            return self._read(value)
+        start = self._start
+        comma = value.find(b",", start)
+        token = value[start:comma]
+        if token == b"null":
+            deadline = None
+        elif comma > start and token.isdigit() and comma - start <= 18 and (
+                token[0] != 48 or comma - start == 1):  # no leading zero, as orjson writes
+            deadline = int(token)
+        else:
+            return self._read(value)
+        rest = value[comma + 1:]
+        try:
+            position = self._positions[rest]
+        except KeyError:
+            found = self._read(self._head + b"null," + rest)
+            position = self._positions[rest] = None if found is None else found[1]
+        if position is None:
+            return None
+        return deadline, position
+
+
 def encode(doc: dict[str, object], entry: list[object] | None) -> bytes:
     """A state's record: its JSON object (`CustomerState.to_dict`, perhaps with more keys),
     with the index entry as its first key when given. Copied out of orjson's buffer, which
@@ -137,13 +195,18 @@ class Rebuild:
     #: states read in full: no entry, or one of another configuration
     decoded: int = 0
 
-    def run(self, items: Iterable[tuple[bytes, bytes]], slice_size: int) -> Iterator[None]:
+    def run(self, items: Iterable[tuple[bytes, bytes]], slice_size: int,
+            full: Callable[[bytes], bytes | None] | None = None) -> Iterator[None]:
         """Read every item, pausing after each `slice_size` (the caller lets its event loop
         run, and may stop iterating when the partition was taken away meanwhile). The due
         index and the populations are filled once every item is read: positions are
         counted and deadlines gathered on the way (nothing reads this partition's index
-        or counts until its rebuild has ended)."""
-        read = self.index.read
+        or counts until its rebuild has ended).
+
+        Items are (key, stored state), or with `full`, (key, `entry_prefix` of the stored
+        state): a state whose prefix does not read is then fetched whole with `full(key)`
+        and decoded (a state that is not there counts as unreadable)."""
+        read = self.index.read if full is None else PrefixReader(self.index).read
         positions: dict[Position, int] = {}
         deadlines: list[tuple[int, str]] = []
         keep = deadlines.append
@@ -156,7 +219,10 @@ class Rebuild:
             found = read(value)
             if found is None:
                 try:
-                    state = CustomerState.from_bytes(value)
+                    whole = value if full is None else full(key)
+                    if whole is None:
+                        raise KeyError(key)
+                    state = CustomerState.from_bytes(whole)
                 except Exception:
                     self.unreadable += 1  # dead-lettered as state_unreadable when next touched
                     continue

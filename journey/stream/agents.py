@@ -1,13 +1,15 @@
 """The worker's agents and timers, installed on the Faust app: two agents (the touchpoints
 topic and the internal events topic) that read batches below Faust's stream API and hand
-them to the shell (journey/stream/shell.py), the flush and assignment timers, the revoke
-flush, and the ticks appended to the touchpoints partitions this worker owns."""
+them to the shell (journey/stream/shell.py), the flush and assignment timers (the
+assignment is also taken in the moment recovery ends), the revoke flush, and the ticks
+appended to the touchpoints partitions this worker owns."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -15,6 +17,22 @@ import faust
 from journey.pipeline.core import Incoming, Slices
 from journey.pipeline.timekeeping import TICK_HEADER, TICK_VALUE, encode_tick
 from journey.stream.shell import Shell
+
+
+class RecoveryEnded(faust.Sensor):
+    """A sensor whose only hook is the end of a rebalance, recovery included (Faust calls
+    `on_rebalance_end` just before it logs "Worker ready"): it starts `then` as a task.
+    The app is no longer rebalancing by the time the task runs."""
+
+    def __init__(self, then: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._then = then
+        self._running: set[asyncio.Future[None]] = set()  # kept until done
+
+    def on_rebalance_end(self, app: Any, state: dict[Any, Any]) -> None:
+        task = asyncio.ensure_future(self._then())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
 
 async def drain(stream: Any, limit: int) -> AsyncIterator[list[Any]]:
@@ -96,12 +114,19 @@ def install_agents(
 
     app.on_partitions_assigned.connect(assigned)
 
-    @app.timer(interval=1.0, name="assignment")  # type: ignore[untyped-decorator]
-    async def assignment() -> None:
+    async def take_assignment() -> None:
         # Rebuild the due index of newly assigned partitions as soon as recovery is done,
         # not when their first record arrives (an idle partition has none until a tick).
         if not app.rebalancing and not shell.failed:
             await shell.ownership.on_assignment()
+
+    @app.timer(interval=1.0, name="assignment")  # type: ignore[untyped-decorator]
+    async def assignment() -> None:
+        await take_assignment()
+
+    # ...and at the moment recovery ends, rather than at the timer's next run, up to a
+    # second later (a warm restart waited that long before its rebuild began).
+    app.sensors.add(RecoveryEnded(take_assignment))
 
     worker_name = f"{socket.gethostname()}:{app.conf.web_port}"
     touchpoints_topic = ch.touchpoints.get_topic_name()

@@ -12,14 +12,16 @@ The versions are pinned in pyproject.toml; docs/faust.md tells why each one is n
   journey/stream/transactions.py) before the changelogs of an assignment are read, and
   whose recovery (`ChangelogEndRecovery`) takes a changelog's end to be its last record
   rather than its last offset: with transactions the last offset is a marker no consumer
-  is handed, and Faust's recovery would wait for it forever.
+  is handed, and Faust's recovery would wait for it forever. It also starts without
+  Faust's one-second wait for tables declared late (the worker declares none late).
 - The transactional producer's fatal state and its cause (`transaction_failure`,
   journey/stream/transactions.py).
 - The producer's metadata and partitioner (record batches, journey/stream/produce.py), the
-  RocksDB store's per-partition databases (journey/stream/tables.py reads states by
-  partition), the worker's signal and crash handlers (`HookedWorker`), and the aiohttp
-  application under Faust's web server (`add_web_middleware`: JSON bodies for the router's
-  404 and 405).
+  RocksDB store's per-partition databases, driver and persisted-offset key
+  (journey/stream/tables.py reads states by partition; journey/stream/indexfamily.py
+  writes index entries beside them), the worker's signal and crash handlers
+  (`HookedWorker`), and the aiohttp application under Faust's web server
+  (`add_web_middleware`: JSON bodies for the router's 404 and 405).
 """
 
 from __future__ import annotations
@@ -180,6 +182,16 @@ class FencingTableManager(TableManager):
 
     before_recovery: BeforeRecovery | None = None
 
+    async def on_start(self) -> None:
+        """Faust's start, less its first second: TableManager.on_start sleeps 1 s so that
+        tables declared after the app started are still registered, then registers their
+        changelog channels (`_update_channels`) and starts recovery. The worker declares
+        every table before it starts (journey/stream/tables.py), so the second only
+        delayed every start; the subscription waits for the registration as before."""
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
     @property
     def recovery(self) -> Recovery:
         if self._recovery is None:
@@ -249,6 +261,19 @@ def rocksdb_partition(store: Any, partition: int) -> Any | None:
 def rocksdb_items(store: Any, db: Any) -> Iterator[tuple[bytes, bytes]]:
     """Every key and value of one RocksDB partition database, without Faust's metadata."""
     yield from store._visible_items(db)
+
+
+def rocksdict_store(store: Any) -> bool:
+    """Whether a Faust table's store is RocksDB through rocksdict (Faust's default driver
+    when rocksdict is installed; the other is python-rocksdb)."""
+    return (getattr(store, "_db_for_partition", None) is not None
+            and getattr(store, "use_rocksdict", False) is True)
+
+
+def rocksdb_offset_key(store: Any) -> bytes:
+    """The key under which Faust's RocksDB store keeps each partition database's persisted
+    changelog offset (in the default column family, as `str(offset).encode()`)."""
+    return bytes(store.offset_key)
 
 
 class HookedWorker(faust.Worker):

@@ -177,15 +177,20 @@ class Ownership:
         """Re-arm one partition's due index and recount it, a slice at a time. Its live
         states were dropped when it was last given away, so the store is the truth. Each
         state's deadline and position come from the entry stored at its front, decoding
-        only the states without a valid one (journey/pipeline/stateindex.py)."""
+        only the states without a valid one (journey/pipeline/stateindex.py); a RocksDB
+        store keeps those entries apart too, and then only they are read."""
         started = time.perf_counter()
         clock = self.pipeline.processor.reset_partition(partition)
         populations = self.metrics.populations
         populations.reset_partition(partition, ())
         index = self.pipeline.states.index or StateIndex(self.pipeline.processor.engine)
         rebuild = Rebuild(index, partition, clock.due, populations)
-        items = self.store.items(partition) if self.store is not None else iter(())
-        for _ in rebuild.run(items, self.rebuild_slice):
+        # The entries kept apart from the states when the store has them complete, else
+        # the states themselves (journey/stream/indexfamily.py).
+        apart, states = (self.store.rebuild_items(partition) if self.store is not None
+                         else (None, iter(())))
+        items, full = apart or (states, None)
+        for _ in rebuild.run(items, self.rebuild_slice, full):
             await asyncio.sleep(0)
             if partition not in self.owned:  # taken away meanwhile (on_assigned)
                 break
@@ -198,8 +203,9 @@ class Ownership:
         self.indexed = self.indexed | {partition}
         seconds = time.perf_counter() - started
         self.metrics.index_rebuild_seconds.observe(seconds)
-        log.info("partition %d: due index rebuilt from %d stored states in %.2fs (%d armed, "
-                 "%d decoded in full%s)", partition, rebuild.count, seconds, len(clock.due),
+        log.info("partition %d: due index rebuilt from %d stored %s in %.2fs (%d armed, "
+                 "%d decoded in full%s)", partition, rebuild.count,
+                 "states" if apart is None else "index entries", seconds, len(clock.due),
                  rebuild.decoded,
                  f", {rebuild.unreadable} unreadable" if rebuild.unreadable else "")
 

@@ -1,6 +1,8 @@
 """The worker's Faust topics and tables, and its two ways into a table's local store: read by
 partition (`StoreView`), and the states the barrier has committed applied as Faust's own
-recovery applies changelog records (`store_applier`).
+recovery applies changelog records (`store_applier`). Every write of the states' table
+goes through `StateTable._apply`, which on RocksDB keeps the states' index entries beside
+them (journey/stream/indexfamily.py).
 
 The local store is read by partition, never through Faust's `table[key]`: with RocksDB
 that looks the key up in the partition of the *current event*, and a batch spans
@@ -20,6 +22,16 @@ from journey.contract.topics import Topics
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.timekeeping import partition_of
 from journey.stream.faust_internals import rocksdb_items, rocksdb_partition
+from journey.stream.indexfamily import (
+    IndexItems,
+    Marks,
+    apply_indexed,
+    index_items,
+    refilling,
+)
+
+#: (key, value) pairs of a table's local store
+Stored = Iterator[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True)
@@ -40,14 +52,28 @@ class StateTable(faust.Table[bytes, bytes]):
     restores only the changelog's tail."""
 
     on_restored: Callable[[int], None] = staticmethod(lambda n: None)
+    #: the customer states' table: a RocksDB store keeps each state's index entry beside
+    #: it, written in the same batch (journey/stream/indexfamily.py)
+    indexed: bool = False
 
     def apply_changelog_batch(self, batch: Any) -> None:
         events = batch if isinstance(batch, list) else list(batch)
-        super().apply_changelog_batch(events)
+        self._apply(events)
         self.on_restored(len(events))
 
     def apply_confirmed(self, batch: Sequence[Any]) -> None:
-        super().apply_changelog_batch(batch)
+        self._apply(batch)
+
+    def _apply(self, events: Sequence[Any]) -> None:
+        if not (self.indexed and apply_indexed(self.data, events, self.index_marks())):
+            super().apply_changelog_batch(events)
+
+    def index_marks(self) -> Marks:
+        """What this process knows of the completeness of the store's index families."""
+        marks: Marks | None = getattr(self, "_index_marks", None)
+        if marks is None:
+            marks = self._index_marks = Marks()
+        return marks
 
 
 #: Changelog records a standby replica gathers per partition before applying them.
@@ -74,11 +100,13 @@ def declare(app: faust.App, topics: Topics) -> Channels:
 
     # acks=False: Faust neither tracks nor commits the input topics' offsets; the barrier
     # commits them in its transactions (docs/faust.md explains why Faust's own cannot).
+    states = table("customer-state",
+                   "Journey state per customer id (JSON bytes of CustomerState).")
+    states.indexed = True
     return Channels(
         touchpoints=topic(topics.touchpoints, acks=False),
         events=topic(topics.events, internal=True, acks=False),
-        states=table("customer-state",
-                     "Journey state per customer id (JSON bytes of CustomerState)."),
+        states=states,
         erasures=table("customer-erasures", "Erased customers: id -> erased_at epoch ms "
                        "(journey/pipeline/processor.py)."),
     )
@@ -108,6 +136,16 @@ class StoreView:
         for key, value in list(store.data.items()):
             if partition_of(key, partitions) == partition:
                 yield key, value
+
+    def rebuild_items(self, partition: int) -> tuple[IndexItems | None, Stored]:
+        """What the due index rebuild of one partition reads: the index entries kept apart
+        by a RocksDB store, when complete (journey/stream/indexfamily.py), else None and
+        every stored state (a RocksDB store then fills its entries anew on the way)."""
+        store, marks = self._table.data, self._table.index_marks()
+        apart = index_items(store, partition, marks)
+        if apart is not None:
+            return apart, iter(())
+        return None, refilling(store, partition, self.items(partition), marks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,7 @@ def test_a_worker_restarted_on_its_rocksdb_store_restores_only_the_changelog_tai
     bulk_lines = [line for line in b.log_path.read_text(errors="replace").splitlines()
                   if "bulk restore: " in line]
     assert bool(bulk_lines) == (restore == "bulk"), bulk_lines
+    _rebuilt_from_index_entries(b)
     b.stop()
     after_b = _settled_changelog(kafka_bootstrap, changelog)
     assert after_b > after_a
@@ -130,7 +131,17 @@ def test_a_worker_restarted_on_its_rocksdb_store_restores_only_the_changelog_tai
     assert a.metric("journey_state_restored_records_total") == after_b - after_a
     customers = {d["customer_id"] for d in first_docs + more_docs}
     assert a.metric("journey_customers_tracked") == len(customers)
+    # from the index entries kept apart from the states, complete through the barrier's
+    # writes and the restore of the tail (journey/stream/indexfamily.py)
+    _rebuilt_from_index_entries(a)
     a.stop()
+
+
+def _rebuilt_from_index_entries(worker: WorkerProcess) -> None:
+    assert worker.log_path is not None
+    lines = [line for line in worker.log_path.read_text(errors="replace").splitlines()
+             if "due index rebuilt from" in line]
+    assert lines and all("stored index entries" in line for line in lines), lines
 
 
 def _unconsumed(bootstrap: str, group: str, topic: str) -> int:

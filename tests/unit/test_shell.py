@@ -19,7 +19,7 @@ from journey.pipeline.barrier import DeliveryBarrier, FencedError
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.settings import Settings
 from journey.pipeline.timekeeping import partition_of
-from journey.stream.agents import drain
+from journey.stream.agents import RecoveryEnded, drain
 from journey.stream.app import create_app
 from journey.stream.continuity import Continuity, Refetched
 
@@ -289,3 +289,31 @@ def test_the_shell_says_since_when_its_batch_has_been_processed_and_none_between
     # Then while it waits the shell says since when (liveness reads it), and not between
     assert before is None and after is None
     assert len(seen) == 1 and seen[0] is not None and started <= seen[0] <= time.monotonic()
+
+
+def test_the_end_of_recovery_takes_the_assignment_in_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A warm restart waited up to the assignment timer's second after "Worker ready" before
+    # its due index rebuild began: the app's rebalance-end hook now starts it.
+    built = create_app(Settings(store="memory://", flush_interval_ms=60_000))
+    app, shell = built.faust, built.shell
+    assert shell is not None
+    sensors = [s for s in app.sensors if isinstance(s, RecoveryEnded)]
+    assert len(sensors) == 1
+    taken: list[bool] = []
+
+    async def on_assignment() -> None:
+        taken.append(app.rebalancing)
+
+    monkeypatch.setattr(shell.ownership, "on_assignment", on_assignment)
+
+    async def run() -> None:
+        app.rebalancing = True
+        state = app.sensors.on_rebalance_start(app)
+        app.rebalancing = False  # what Faust's on_rebalance_end does before the sensors
+        app.sensors.on_rebalance_end(app, state)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(run())
+    assert taken == [False]

@@ -20,10 +20,12 @@ from journey.pipeline.processor import SOURCES_KEY, StateCache
 from journey.pipeline.settings import Settings
 from journey.pipeline.stateindex import (
     INDEX_KEY,
+    PrefixReader,
     Rebuild,
     StateIndex,
     encode,
     engine_source_hash,
+    entry_prefix,
     fingerprint,
 )
 from journey.pipeline.timekeeping import DueIndex
@@ -163,3 +165,26 @@ def test_the_configuration_fingerprint_is_the_same_in_every_process() -> None:
                             text=True).stdout.strip() for seed in (1, 2, 3)}
     # Then they agree, so a restart trusts the entries its predecessor wrote
     assert len(found) == 1 and len(found.pop()) == 12
+
+
+def test_the_prefix_reader_answers_as_read_does(states: list[CustomerState]) -> None:
+    # Given entries with every kind of deadline and rest, as prefixes and as whole values
+    index = StateIndex(build_engine(SETTINGS))
+    fp = index.fingerprint
+    head = b'{"_index":["' + fp.encode() + b'",'
+    rests = [b'"lead","j","s"],', b'null],', b'"lead","j"],', b'"a\\"],","x],y"],',
+             b'"lead","j","s"]', b'"lead",["j"],"s"],', b'"lead","j","s"],"v":1}', b"],",
+             b'"lead","j","s"],,', b'"lead" ,"j","s"],', b"", b'"\\u00e9","j","s"],']
+    tokens = [b"null", b"0", b"7", b"1764547200000", b"-5", b"007", b"1e3", b"1.5",
+              b"123456789012345678", b"1234567890123456789012", b" 5", b"nul", b"true",
+              b'"5"', b""]
+    values = [head + token + b"," + rest for token in tokens for rest in rests]
+    values += [head + b"5", head, b'{"_index":["other",5,"lead"],', b"x"]
+    values += [v for s in states[:100] for v in stored([s], index)[0][1:]]
+    values += [entry_prefix(v) for v in values]
+    # When each is read both ways (one reader for all: it keeps what it has read)
+    reader = PrefixReader(index)
+    # Then every answer is the same
+    for value in values:
+        assert reader.read(value) == index.read(value), value[:90]
+    assert sum(index.read(v) is not None for v in values) > 150
