@@ -47,6 +47,9 @@ from journey.stream.web import Liveness, WebParts, install_pages
 
 log = logging.getLogger(__name__)
 
+#: The share of Faust's bound on reading an assignment's persisted offsets
+#: (broker_request_timeout, 90 s by default) the bulk restore may take before it.
+BULK_RESTORE_SHARE = 0.75
 #: How often the liveness timer runs and asks the broker for metadata.
 PROBE_INTERVAL_S = 2.0
 PROBE_TIMEOUT_S = 5.0
@@ -213,23 +216,33 @@ def _fence_before_recovery(app: faust.App, channels: Channels,
                            restore: BulkRestore) -> None:
     """On every assignment, before any changelog is read: with no flush running, forget
     what is kept of every partition and start a fresh transactional producer per active
-    partition (fencing its previous holder); then read the changelogs of partitions far
-    behind into the store in bulk (journey/stream/restore.py). The changelogs' ends are
-    taken at their last records (journey/stream/faust_internals.py)."""
+    partition (fencing its previous holder). That runs in the rebalance callback, where the
+    consumer sends no heartbeat, so it is kept short. Then, when Faust's recovery starts,
+    the changelogs of partitions far behind are read into the store in bulk
+    (journey/stream/restore.py), within a share of Faust's own bound on that step; Faust
+    reads whatever is left. The changelogs' ends are taken at their last records
+    (journey/stream/faust_internals.py)."""
     inputs = {channels.touchpoints.get_topic_name(), channels.events.get_topic_name()}
 
     async def fence(actives: frozenset[TP]) -> None:
-        generation = app.consumer_generation_id
         partitions = sorted({tp.partition for tp in actives if tp.topic in inputs})
         async with barrier.quiet():
             ownership.forget_all()
             await transactions.take_over(partitions)
-        await restore.run(partitions, current=lambda: (
-            app.consumer_generation_id == generation and not app.should_stop))
+
+    async def bulk(changelogs: frozenset[TP]) -> None:
+        generation = app.consumer_generation_id
+        deadline = time.monotonic() + BULK_RESTORE_SHARE * float(
+            app.conf.broker_request_timeout)
+        await restore.run({tp.partition for tp in changelogs}, current=lambda: (
+            app.consumer_generation_id == generation and not app.should_stop
+            and time.monotonic() < deadline))
 
     tables = cast(FencingTableManager, app.tables)
     tables.before_recovery = fence
-    cast(ChangelogEndRecovery, tables.recovery).last_offset_before = last_offset_before
+    recovery = cast(ChangelogEndRecovery, tables.recovery)
+    recovery.last_offset_before = last_offset_before
+    recovery.before_offsets = bulk
 
 
 def _watermark(processor: BatchProcessor, partition: int) -> int | None:

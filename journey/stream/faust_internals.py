@@ -148,6 +148,25 @@ class ChangelogEndRecovery(Recovery):
     offset of the last committed record, read from the broker (journey/stream/reader.py)."""
 
     last_offset_before: LastOffsetBefore | None = None
+    #: Run when the recovery of an assignment starts, after the rebalance callback has
+    #: returned (the consumer heartbeats meanwhile), before the persisted offsets of the
+    #: active changelog partitions are read: the bulk restore (journey/stream/restore.py).
+    before_offsets: BeforeRecovery | None = None
+
+    async def _build_offsets(self, consumer: Any, tps: Any, destination: Any,
+                             title: str) -> None:
+        hook = self.before_offsets
+        if hook is not None and title == "active" and tps:
+            await hook(frozenset(tps))
+            # The offsets to read from were taken from the stores at the assignment
+            # (Recovery.add_active): take what the hook wrote into them since.
+            for tp in tps:
+                table = self.tp_to_table.get(tp)
+                persisted = None if table is None else table.persisted_offset(tp)
+                if persisted is not None and (destination[tp] is None
+                                              or persisted > destination[tp]):
+                    destination[tp] = persisted
+        await super()._build_offsets(consumer, tps, destination, title)
 
     async def _build_highwaters(self, consumer: Any, tps: Any, destination: Any,
                                 title: str) -> None:

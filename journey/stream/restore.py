@@ -11,12 +11,16 @@ the chunk's last offset as the store's persisted offset. That is exactly the sta
 own recovery leaves behind, so its protocol is kept: it starts from the persisted offset,
 finds (almost) nothing left, and goes on to standbys and the highwater checks as always.
 
-It runs on every assignment after the fence (journey/stream/app.py): the partition's new
-transactional producer has aborted whatever its previous holder left open, so everything
-up to the last stable offset is settled. Reads are `read_committed`: records of aborted
-transactions never reach the store. Anything that goes wrong (a broker error, a newer
-assignment, the worker stopping, no progress for a while) ends the bulk read where it is;
-Faust's recovery then reads the rest from the persisted offset, as it always did.
+It runs on every assignment when Faust's recovery starts, before it reads the persisted
+offsets (journey/stream/app.py): after the rebalance callback has returned, so the consumer
+heartbeats while it reads (run inside the callback, a million-customer restore outlasted a
+30 s session timeout and the group dropped the worker), and after the fence, so the
+partition's new transactional producer has aborted whatever its previous holder left open
+and everything up to the last stable offset is settled. Reads are `read_committed`:
+records of aborted transactions never reach the store. Anything that goes wrong (a broker
+error, a newer assignment, the worker stopping, its time budget spent, no progress for a
+while) ends the bulk read where it is; Faust's recovery then reads the rest from the
+persisted offset, as it always did.
 
 Only RocksDB stores take part: the memory store keeps no persisted offset, so Faust would
 read the whole changelog again anyway.

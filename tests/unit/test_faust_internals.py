@@ -76,6 +76,23 @@ def test_recovery_builds_highwaters_in_the_method_changelog_end_recovery_extends
     assert _params(Recovery.__init__)[:3] == ["self", "app", "tables"]
 
 
+def test_recovery_reads_the_active_persisted_offsets_in_the_method_the_bulk_restore_precedes(
+) -> None:
+    # The bulk restore runs first in _build_offsets(..., "active"): after the rebalance
+    # callback (Faust's recovery is its own service) and before the offsets are read.
+    assert _params(Recovery._build_offsets) == ["self", "consumer", "tps", "destination",
+                                                "title"]
+    import faust.tables.recovery as module
+
+    source = inspect.getsource(module)
+    first = source.index("T(self._build_offsets)(")
+    assert '"active"' in source[first:first + 200]
+    # The offsets it starts from were read from the stores at the assignment, per table:
+    # the override takes what the bulk restore wrote since.
+    add = _source(Recovery._add)
+    assert "self.tp_to_table[tp] = table" in add and "table.persisted_offset(tp)" in add
+
+
 def test_the_table_manager_creates_its_recovery_lazily_in_the_property_we_replace() -> None:
     assert "_recovery" in _source(TableManager.recovery.fget)  # type: ignore[attr-defined]
     assert _params(TableManager.on_rebalance) == ["self", "assigned", "revoked",
