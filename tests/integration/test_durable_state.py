@@ -8,7 +8,7 @@ import json
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,9 +62,23 @@ def _touchpoints(n: int, customers: int, *, seed: int, first: int = 0,
     return docs
 
 
+#: Every worker a test of this module made, stopped after it whatever its outcome (a failed
+#: assertion left them running, loading the machine for the tests after it).
+_MADE: list[WorkerProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_workers_after_each_test() -> Iterator[None]:
+    yield
+    while _MADE:
+        _MADE.pop().stop()
+
+
 def _worker(bootstrap: str, prefix: str, data_dir: Path, **env: str) -> WorkerProcess:
-    return WorkerProcess(bootstrap=bootstrap, prefix=prefix, data_dir=data_dir,
-                         extra_env={**ENV, **env})
+    worker = WorkerProcess(bootstrap=bootstrap, prefix=prefix, data_dir=data_dir,
+                           extra_env={**ENV, **env})
+    _MADE.append(worker)
+    return worker
 
 
 def _wait_for(metric: Callable[[], float | None], value: float, timeout_s: float = 90) -> None:
