@@ -180,6 +180,13 @@ class Settings(BaseSettings):
         "leave in the same transaction, so this bounds how long a read_committed reader "
         "waits for them (Kafka Streams' exactly-once default is also 100 ms).",
     )
+    flush_when_caught_up: bool = Field(
+        True,
+        description="Flush as soon as the worker has caught up with its input (a batch left "
+        "nothing waiting) instead of waiting for the flush interval: outputs leave within "
+        "a transaction's time when the worker keeps up, at the cost of more, smaller "
+        "transactions. Under a backlog flushes still come at the interval.",
+    )
     flush_max_held: int = Field(
         20_000, ge=1, le=1_000_000,
         description="Flush sooner when this many input records wait for acknowledgement.",

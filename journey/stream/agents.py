@@ -35,11 +35,13 @@ class RecoveryEnded(faust.Sensor):
         task.add_done_callback(self._running.discard)
 
 
-async def drain(stream: Any, limit: int) -> AsyncIterator[list[Any]]:
+async def drain(stream: Any, limit: int) -> AsyncIterator[tuple[list[Any], bool]]:
     """An agent's events in batches, read from its channel's queue below Faust's stream API:
     the first event awaited, then every event already queued, up to `limit`. Under a backlog
     a batch is as large as Faust's fetcher has buffered (up to its stream_buffer_maxsize);
-    when records trickle in, a batch is the one record there is, with no wait added.
+    when records trickle in, a batch is the one record there is, with no wait added. Each
+    batch comes with whether it emptied the queue (caught up: nothing else is waiting), which
+    lets the shell flush at once instead of at the next flush interval.
 
     The queue's own get/get_nowait are used, so Faust's buffer-pressure bookkeeping (pause a
     partition whose buffer is full, resume it when it drains) works as under the stream.
@@ -54,13 +56,14 @@ async def drain(stream: Any, limit: int) -> AsyncIterator[list[Any]]:
                 batch = [await queue.get()]
                 while len(batch) < limit and not queue.empty():
                     batch.append(queue.get_nowait())
+                caught_up = queue.empty()
             except StopAsyncIteration:
                 # Faust ends a channel by throwing this into its queue when the app stops.
                 # Raised inside this generator it would become a RuntimeError (PEP 479): the
                 # agent would crash, its supervisor restart it, and the stop would hang
                 # until the shutdown bound.
                 return
-            yield batch
+            yield batch, caught_up
     finally:
         stop = getattr(channel, "on_stop_iteration", None)
         if stop is not None:
@@ -90,13 +93,13 @@ def install_agents(
 
     @app.agent(ch.touchpoints, name="touchpoints")
     async def touchpoints(stream: Any) -> None:
-        async for batch in drain(stream, batch_max):
-            await shell.handle_or_stop(batch, touchpoints_in_slices)
+        async for batch, caught_up in drain(stream, batch_max):
+            await shell.handle_or_stop(batch, touchpoints_in_slices, caught_up=caught_up)
 
     @app.agent(ch.events, name="events")
     async def events(stream: Any) -> None:
-        async for batch in drain(stream, batch_max):
-            await shell.handle_or_stop(batch, events_in_slices)
+        async for batch, caught_up in drain(stream, batch_max):
+            await shell.handle_or_stop(batch, events_in_slices, caught_up=caught_up)
 
     @app.timer(interval=shell.flush_interval_s, name="flush")  # type: ignore[untyped-decorator]
     async def flush() -> None:

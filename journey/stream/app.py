@@ -186,6 +186,7 @@ def create_app(
     shell = Shell(app, ownership, pipeline, barrier, metrics, continuity,
                   flush_interval_s=settings.flush_interval_ms / 1000,
                   flush_max_held=settings.flush_max_held,
+                  flush_when_caught_up=settings.flush_when_caught_up,
                   due_slice=settings.due_slice_customers,
                   batch_max=settings.batch_max_events)
     install_agents(

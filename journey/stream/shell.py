@@ -43,6 +43,8 @@ class Shell:
     continuity: Continuity
     flush_interval_s: float
     flush_max_held: int
+    #: flush as soon as a batch leaves nothing waiting (see `handle`)
+    flush_when_caught_up: bool = True
     #: due detections applied between yields to the event loop in a burst
     due_slice: int = 2000
     #: most input records handled as one batch (`drain`)
@@ -52,6 +54,8 @@ class Shell:
     failed: bool = False
     #: the flush started by `handle`, running beside the next batches
     _flush_task: asyncio.Future[None] | None = None
+    #: a flush was asked for while one ran: the running one starts it when it ends
+    _flush_again: bool = False
     #: when the batch being handled began (monotonic), None between batches: liveness
     #: reads it to tell a stuck worker from an idle one
     _busy_since: float | None = None
@@ -59,7 +63,14 @@ class Shell:
     def busy_since(self) -> float | None:
         return self._busy_since
 
-    async def handle(self, batch: Sequence[Any], step: Step) -> None:
+    async def handle(self, batch: Sequence[Any], step: Step, *, caught_up: bool = False
+                     ) -> None:
+        """Process a batch and start a flush behind it when one is due: `flush_max_held`
+        input records held, `flush_interval_s` since the last flush, or (with
+        `flush_when_caught_up`) a batch that left nothing waiting. Under a backlog, batches
+        are large and flushes come at the interval, a transaction per partition each; when
+        the worker keeps up, its outputs leave at once rather than up to an interval later
+        (group commit: what arrives while a flush runs goes in the next one)."""
         if self.failed:
             return  # stopping: left for the next start
         await self.ownership.on_assignment()
@@ -95,6 +106,7 @@ class Shell:
         self._observe_lag(mine)
         self.ownership.set_gauges()
         if (self.barrier.held >= self.flush_max_held
+                or (caught_up and self.flush_when_caught_up)
                 or time.monotonic() - self.barrier.last_flush >= self.flush_interval_s):
             await self._flush_behind()
 
@@ -126,10 +138,19 @@ class Shell:
         running = self._flush_task
         if running is not None and not running.done():
             if self.barrier.held < self.flush_max_held:
-                return  # the next batch after it starts the next flush
+                self._flush_again = True  # started by the running one when it ends
+                return
             await asyncio.shield(running)
         if not self.failed:
-            self._flush_task = asyncio.ensure_future(self.flush_or_stop())
+            self._flush_task = asyncio.ensure_future(self._flushes())
+
+    async def _flushes(self) -> None:
+        """Flush, and again while a flush was asked for meanwhile and something is held."""
+        while True:
+            self._flush_again = False
+            await self.flush_or_stop()
+            if not self._flush_again or self.failed or not self.barrier.held:
+                return
 
     async def flush_or_stop(self) -> None:
         """Flush the barrier; if that fails (a bug, or the worker stopping mid-flush), stop
@@ -148,13 +169,14 @@ class Shell:
                 return
             await self._stop(exc, "a flush")
 
-    async def handle_or_stop(self, batch: Sequence[Any], step: Step) -> None:
+    async def handle_or_stop(self, batch: Sequence[Any], step: Step, *,
+                             caught_up: bool = False) -> None:
         """`handle`, and if it raises (a bug: bad records are dead-lettered, failed sends
         re-sent), stop the worker. Faust would restart the agent on the next record, and
         the commit after it would skip this one; stopped, the next start replays it."""
         self._busy_since = time.monotonic()
         try:
-            await self.handle(batch, step)
+            await self.handle(batch, step, caught_up=caught_up)
         except Exception as exc:
             message = batch[0].message if batch else None
             await self._stop(exc, "processing ?" if message is None else

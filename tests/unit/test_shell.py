@@ -35,21 +35,22 @@ def _iterating_channel() -> Any:
 
 
 def test_drain_hands_over_every_queued_event_up_to_the_limit_without_waiting_for_more() -> None:
-    async def run() -> list[list[int]]:
+    async def run() -> list[tuple[list[int], bool]]:
         channel = _iterating_channel()
         for i in range(5):
             channel.queue.put_nowait(i)
         batches = drain(Channel(channel), 3)
         return [await anext(batches), await anext(batches)]
 
-    assert asyncio.run(run()) == [[0, 1, 2], [3, 4]]
+    # each batch says whether it left anything waiting (the second caught up)
+    assert asyncio.run(run()) == [([0, 1, 2], False), ([3, 4], True)]
 
 
 def test_drain_ends_cleanly_when_faust_stops_the_channel() -> None:
     # Faust stops an agent by throwing StopAsyncIteration into its channel's queue. Raised
     # through the generator it became a RuntimeError: the agent crashed, its supervisor
     # restarted it, and every stop hung until the shutdown bound.
-    async def run() -> list[list[int]]:
+    async def run() -> list[tuple[list[int], bool]]:
         channel = _iterating_channel()
         batches = drain(Channel(channel), 3)
         waiting = asyncio.ensure_future(anext(batches))
@@ -61,7 +62,7 @@ def test_drain_ends_cleanly_when_faust_stops_the_channel() -> None:
     assert asyncio.run(run()) == []
 
 
-async def _rest(first: Awaitable[list[int]], rest: Any) -> Any:
+async def _rest(first: Awaitable[tuple[list[int], bool]], rest: Any) -> Any:
     try:
         yield await first
     except StopAsyncIteration:
@@ -257,6 +258,58 @@ def test_a_fenced_partition_is_forgotten_and_not_taken_back_until_the_next_assig
     assert [p for p, _, _ in recorder.units] == [0]
     assert shell.ownership.owned == {0} and shell.ownership.fenced == {1}
     assert set(shell.pipeline.states.live) == {first}
+    assert shell.barrier.held == 0
+
+
+def test_a_batch_that_leaves_nothing_waiting_is_written_at_once_not_at_the_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a shell whose flush interval is a minute
+    shell, recorder, topic, (first, _) = _owning_two(monkeypatch, {0})
+
+    async def run(caught_up: bool) -> None:
+        offset = shell.barrier.held + len(recorder.units)
+        await shell.handle([_touchpoint(topic, 0, offset, first)], _step(shell),
+                           caught_up=caught_up)
+        if shell._flush_task is not None:
+            await shell._flush_task
+
+    # When a batch leaves more records waiting, it is only held
+    asyncio.run(run(caught_up=False))
+    assert recorder.units == [] and shell.barrier.held == 1
+    # When a batch leaves nothing waiting, what is held is written at once
+    asyncio.run(run(caught_up=True))
+    assert [(p, offsets) for p, _, offsets in recorder.units] == [(0, {(topic, 0): 2})]
+    assert shell.barrier.held == 0
+
+
+def test_a_flush_asked_for_while_one_runs_is_started_when_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a worker that has caught up, whose first transaction waits on the broker
+    shell, recorder, topic, (first, _) = _owning_two(monkeypatch, {0})
+    broker = asyncio.Event()
+
+    async def slow_first(partition: int, records: Any, offsets: Any) -> Any:
+        if not recorder.units:
+            await broker.wait()
+        return await recorder.commit(partition, records, offsets)
+
+    monkeypatch.setattr(shell.barrier, "_commit", slow_first)
+
+    async def run() -> None:
+        await shell.handle([_touchpoint(topic, 0, 0, first)], _step(shell), caught_up=True)
+        await asyncio.sleep(0)  # the first flush has taken offset 0 and waits
+        # When the next batch arrives, and caught up too, while that flush runs
+        await shell.handle([_touchpoint(topic, 0, 1, first)], _step(shell), caught_up=True)
+        assert shell.barrier.held == 1
+        broker.set()
+        while shell._flush_task is not None and not shell._flush_task.done():
+            await shell._flush_task
+
+    asyncio.run(run())
+    # Then the second batch is written by a flush right after the first, not an interval later
+    assert [offsets for _, _, offsets in recorder.units] == [{(topic, 0): 1}, {(topic, 0): 2}]
     assert shell.barrier.held == 0
 
 
