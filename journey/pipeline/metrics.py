@@ -479,6 +479,12 @@ class Metrics:
             "journey_batch_seconds", "Time to apply one batch to state and queue its outputs.",
             buckets=_BATCH_SECONDS_BUCKETS, registry=r,
         )
+        self.flush_seconds = Histogram(
+            "journey_flush_seconds",
+            "Time of one flush that wrote something: from taking what was held until every "
+            "partition's transaction (outputs, states, input offsets) is committed.",
+            buckets=_BATCH_SECONDS_BUCKETS, registry=r,
+        )
         self.ticks_sent = Counter(
             "journey_ticks_sent_total",
             "Timer rounds in which this worker appended ticks to its partitions.", registry=r,

@@ -156,8 +156,10 @@ class Shell:
         """Flush the barrier; if that fails (a bug, or the worker stopping mid-flush), stop
         as `handle_or_stop` does: what the flush took is not acknowledged, so nothing
         later may be either."""
+        started = time.perf_counter()
         try:
-            await self.barrier.flush()
+            if await self.barrier.flush():
+                self.metrics.flush_seconds.observe(time.perf_counter() - started)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
