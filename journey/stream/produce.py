@@ -105,9 +105,6 @@ async def send_many_on(producer: Any, records: Sequence[Outgoing]) -> list[Await
 
 async def _submit(producer: Any, batch: Any, topic: str, partition: int,
                   members: list[tuple[int, int]], deliveries: list[Awaitable[Any]]) -> None:
-    # Closed, the batch is sent at once: it is complete, and an open one would wait out the
-    # producer's linger_ms first (aiokafka lingers on a batch until it is closed or full).
-    batch.close()
     future = await producer.send_batch(batch, topic, partition=partition)
     for index, relative in members:
         deliveries[index] = InBatch(future, relative)
