@@ -85,7 +85,10 @@ DEFINITIONS = """\
   0.1 s) at which the output topics have reached their final size, where final means: the
   group has committed every backlog record on the input topic and the output topics have not
   grown for QUIET seconds since. events/s = N / (t1 - t0). Outputs are stage-changes,
-  triggers and trigger-audit for the worker and the one output topic of the Quix app. Worker
+  triggers and trigger-audit for the worker and the one output topic of the Quix app,
+  counted as the sum of their end offsets: for the worker that includes one commit marker
+  per transaction per output partition it wrote (a few hundred), which is why its count
+  moves from run to run while the records do not. Worker
   ticks are off (JOURNEY_TICK_INTERVAL_MS = 1 h) so that, as in-process and in Quix, the
   wall clock fires no detections. `commit` is when the group's commits first covered the
   backlog, in seconds after t0.

@@ -97,7 +97,7 @@ def build(args: argparse.Namespace) -> faust.App:
 
         @app.agent(topic, name="noop")
         async def noop_drain(stream: Any) -> None:
-            async for batch in drain(stream, args.take):
+            async for batch, _caught_up in drain(stream, args.take):
                 counter.add(len(batch))
     else:
         @app.agent(topic, name="noop")

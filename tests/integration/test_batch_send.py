@@ -8,32 +8,19 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from kafka import KafkaConsumer, TopicPartition
 
 from journey.pipeline.routing import Outgoing
 from journey.pipeline.timekeeping import partition_of
 from journey.stream.kafka_client import ensure_topics
 from journey.stream.produce import delivered, send_many_on
-from tests.support.kafka import settings_for
+from tests.support.kafka import read_to_end, settings_for
 
 pytestmark = pytest.mark.integration
 
 
-def _read_all(bootstrap: str, topic: str, partitions: int) -> dict[tuple[int, int], Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        found: dict[tuple[int, int], Any] = {}
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            for records in consumer.poll(timeout_ms=500).values():
-                for r in records:
-                    found[(r.partition, r.offset)] = r
-        return found
-    finally:
-        consumer.close()
+def _read_all(bootstrap: str, topic: str) -> dict[tuple[int, int], Any]:
+    return {(r.partition, r.offset): r
+            for r in read_to_end(bootstrap, topic, isolation="read_uncommitted")}
 
 
 def test_a_batch_of_records_lands_where_each_delivery_says_in_order(
@@ -69,7 +56,7 @@ def test_a_batch_of_records_lands_where_each_delivery_says_in_order(
     # Then each is at the partition and offset its delivery gave, with its key, value and
     # headers; keyed records where the default partitioner puts their key; and a
     # customer's records in the order sent
-    on_broker = _read_all(kafka_bootstrap, name, topics.stage_changes.partitions)
+    on_broker = _read_all(kafka_bootstrap, name)
     assert len(on_broker) == len(records)
     for record, meta in zip(records, metas, strict=True):
         found = on_broker[(meta.partition, meta.offset)]

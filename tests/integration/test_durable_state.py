@@ -26,6 +26,7 @@ from tests.support.kafka import (
     end_offsets,
     iter_json,
     produce_json,
+    read_to_end,
     settings_for,
 )
 
@@ -176,20 +177,7 @@ def _unconsumed(bootstrap: str, group: str, topic: str) -> int:
 def _final_states(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
     """The last value per key of the changelog, read to its end as a restore reads it
     (committed records only): what the deployment remembers."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             isolation_level="read_committed")
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        last: dict[str, bytes] = {}
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            for records in consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    last[record.key.decode()] = record.value
-    finally:
-        consumer.close()
+    last = {record.key.decode(): record.value for record in read_to_end(bootstrap, topic)}
     return {cid: CustomerState.from_bytes(value).to_dict() for cid, value in last.items()}
 
 

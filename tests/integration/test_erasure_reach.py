@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -22,32 +21,12 @@ from journey.contract.deadletters import dead_letter_key
 from journey.contract.decode import Rejection
 from journey.stream.sweeper import ErasureSweeper
 from tests.support.faults import wait_until
-from tests.support.kafka import WorkerProcess, produce, produce_json, settings_for
+from tests.support.kafka import WorkerProcess, produce, produce_json, read_to_end, settings_for
 
 pytestmark = pytest.mark.integration
 
 EMAIL = b"ada.erased@example.org"
 KEPT = b"bob.kept@example.org"
-
-
-def _records(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of the topic, read_committed, from its start to its end."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        records: list[Any] = []
-        deadline = time.monotonic() + 30
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"{topic} was not read to its end"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def _original(value: bytes) -> bytes:
@@ -73,9 +52,9 @@ def test_an_erasure_tombstones_the_customers_earlier_dead_letters_and_compaction
          "occurred_at": "2026-03-01T10:00:00+00:00", "email": EMAIL.decode()}).encode()])
     produce(kafka_bootstrap, topics.touchpoints.name,
             [b'{"customer_id": "bob", "email": "' + KEPT], key=b"bob")
-    assert wait_until(lambda: len(_records(kafka_bootstrap, topics.dead_letters.name))
+    assert wait_until(lambda: len(read_to_end(kafka_bootstrap, topics.dead_letters.name))
                       == 3, timeout_s=60), "three dead letters"
-    letters = _records(kafka_bootstrap, topics.dead_letters.name)
+    letters = read_to_end(kafka_bootstrap, topics.dead_letters.name)
     # Each is keyed by where it came from, and holds its original bytes
     for r in letters:
         d = json.loads(r.value)
@@ -90,19 +69,19 @@ def test_an_erasure_tombstones_the_customers_earlier_dead_letters_and_compaction
     # Then her two dead letters are tombstoned, and Bob's is not
     assert wait_until(lambda: worker.metric_total("journey_dead_letters_erased_total") == 2,
                       timeout_s=60), worker.log_tail()
-    latest = _latest(_records(kafka_bootstrap, topics.dead_letters.name))
+    latest = _latest(read_to_end(kafka_bootstrap, topics.dead_letters.name))
     assert sorted(v is None for v in latest.values()) == [False, True, True]
     assert [KEPT in _original(v) for v in latest.values() if v is not None] == [True]
 
     # When the lag has passed (the sweeper then writes to each swept partition once more, so
     # the broker rolls its segment) and the log cleaner has run
     def compacted() -> bool:
-        records = _records(kafka_bootstrap, topics.dead_letters.name)
+        records = read_to_end(kafka_bootstrap, topics.dead_letters.name)
         return not any(EMAIL in _original(r.value) for r in records if r.value is not None)
 
     # Then no record on the broker holds Ada's bytes any more, and Bob's is still there
     assert wait_until(compacted, timeout_s=90, poll_s=2), "compaction removed Ada's bytes"
-    records = _records(kafka_bootstrap, topics.dead_letters.name)
+    records = read_to_end(kafka_bootstrap, topics.dead_letters.name)
     assert sum(KEPT in _original(r.value) for r in records if r.value is not None) == 1
     # And the sweep wrote no more tombstones of dead letters
     assert worker.metric_total("journey_dead_letters_erased_total") == 2
@@ -137,7 +116,7 @@ def test_the_internal_events_topic_keeps_no_record_once_its_group_committed_it(
         assert wait_until(purged, timeout_s=60), (consumer.beginning_offsets(tps), ends)
     finally:
         consumer.close()
-    assert [r for r in _records(kafka_bootstrap, topics.events.name)
+    assert [r for r in read_to_end(kafka_bootstrap, topics.events.name)
             if b"ada-" in (r.value or b"")] == []
 
 
@@ -174,5 +153,5 @@ def test_a_sweep_tombstones_only_latest_copies_naming_the_customer_and_a_second_
     second = asyncio.run(sweeper.sweep({"ada"}))
     # Then her two are tombstoned (not t:0:4, whose latest copy is Bob's), and then none
     assert (first, second) == (2, 0)
-    latest = _latest(_records(kafka_bootstrap, topic))
+    latest = _latest(read_to_end(kafka_bootstrap, topic))
     assert {k for k, v in latest.items() if v is None} == {b"t:0:1", b"t:0:3"}

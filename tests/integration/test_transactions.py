@@ -8,13 +8,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from journey.pipeline.barrier import FencedError
 from journey.pipeline.routing import Outgoing
 from journey.stream.kafka_client import ensure_topics
 from journey.stream.transactions import PartitionTransactions, transactional_producer
-from tests.support.kafka import settings_for
+from tests.support.kafka import read_to_end, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,20 +24,7 @@ def _holder(bootstrap: str, app_id: str) -> PartitionTransactions:
 
 
 def _committed_values(bootstrap: str, topic: str, partition: int) -> list[bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             enable_auto_commit=False)
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        found: list[bytes] = []
-        while consumer.position(tp) < end:
-            for records in consumer.poll(timeout_ms=500).values():
-                found.extend(r.value for r in records)
-        return found
-    finally:
-        consumer.close()
+    return [r.value for r in read_to_end(bootstrap, topic, [partition])]
 
 
 def test_a_partition_taken_over_fences_every_later_write_of_its_previous_holder(

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,23 +238,36 @@ def end_offsets(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def committed_records(bootstrap: str, topic: str) -> int:
-    """How many records of `topic` a `read_committed` consumer is handed: the worker writes
-    in transactions, whose markers take offsets but are no records."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | None = None, *,
+                isolation: str = "read_committed", timeout_s: float = 60.0) -> list[Any]:
+    """Every record of `topic` (or of its `partitions`) from the start to the end it had when
+    asked, in partition order. `read_committed` by default, as a restore and the
+    downstream consumers read: the worker writes in transactions."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation,
                              enable_auto_commit=False)
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
+        if partitions is None:
+            partitions = consumer.partitions_for_topic(topic) or set()
+        parts = partitions
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)
-        count = 0
+        found: dict[int, list[Any]] = {tp.partition: [] for tp in tps}
+        deadline = time.monotonic() + timeout_s
         while any(consumer.position(tp) < ends[tp] for tp in tps):
-            count += sum(len(batch) for batch in consumer.poll(timeout_ms=500).values())
-        return count
+            assert time.monotonic() < deadline, f"{topic} was not read to its end"
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                found[tp.partition].extend(batch)
+        return [record for tp in tps for record in found[tp.partition]]
     finally:
         consumer.close()
+
+
+def committed_records(bootstrap: str, topic: str) -> int:
+    """How many records of `topic` a `read_committed` consumer is handed: the worker writes
+    in transactions, whose markers take offsets but are no records."""
+    return len(read_to_end(bootstrap, topic))
 
 
 def iter_json(records: list[Any]) -> Iterator[dict[str, Any]]:
