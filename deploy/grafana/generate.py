@@ -199,6 +199,15 @@ def pipeline_row(d: dashboard.Dashboard) -> dashboard.Dashboard:
               "(rate(journey_batch_seconds_bucket[$__rate_interval])))", "p99", ref="B"),
         unit="s"))
     d = d.with_panel(series(
+        "Flush time",
+        "From taking what was held to every partition's transaction committed, 50th and 99th "
+        "percentile: what a caught-up worker adds to an output's latency.",
+        query("histogram_quantile(0.5, sum by (le) "
+              "(rate(journey_flush_seconds_bucket[$__rate_interval])))", "p50"),
+        query("histogram_quantile(0.99, sum by (le) "
+              "(rate(journey_flush_seconds_bucket[$__rate_interval])))", "p99", ref="B"),
+        unit="s"))
+    d = d.with_panel(series(
         "Event delay", "From occurred_at to acceptance, 95th percentile.",
         query("histogram_quantile(0.95, sum by (le) "
               "(rate(journey_event_delay_seconds_bucket[$__rate_interval])))", "p95"),
