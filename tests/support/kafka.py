@@ -248,8 +248,7 @@ def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | None = N
     try:
         if partitions is None:
             partitions = consumer.partitions_for_topic(topic) or set()
-        parts = partitions
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)
